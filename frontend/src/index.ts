@@ -1,0 +1,430 @@
+// Entry point: TensorBoard imports this ES module inside the plugin iframe and calls render().
+import type {CompareResponse, GraphResponse, LayerDetail, LayersResponse, Problem, ReportRef, ReportsResponse, ReportSummary, Verdict} from './api';
+import {ApiError, fmt, getJson, num, routeUrl} from './api';
+import {ChartsView} from './chart';
+import {clear, debounce, GENERAL_REASON, h, judgeChip, judgeMark} from './dom';
+import {GraphView} from './graph/view';
+import {renderLayerPanel, verdictCard} from './panel';
+import {type AppState, parseHash, thresholdQuery, toHash} from './state';
+import {onThemeChange, watchTheme} from './theme';
+
+const POLL_MS = 30_000;
+
+class App {
+  state: AppState = parseHash(location.hash);
+  root = h('div', {id: 'xquant-root', class: 'xq', dataset: {state: 'loading'}});
+  private reports: ReportRef[] = [];
+  private reportsJson = '';
+  private summary: ReportSummary | null = null;
+  private layers: LayersResponse | null = null;
+  private compare: CompareResponse | null = null;
+  private reportSel = h('select', {id: 'report-select', 'aria-label': 'XQuant report'});
+  private cmpSel = h('select', {id: 'compare-select', 'aria-label': 'Compare with report'});
+  private tabs = {graph: h('button', {class: 'tab', text: 'Graph', dataset: {view: 'graph'}}), chart: h('button', {class: 'tab', text: 'Error charts', dataset: {view: 'chart'}})};
+  private banner = h('div', {class: 'banner', id: 'problems'});
+  private header = h('div', {class: 'summary', id: 'summary'});
+  private thrBar = h('div', {class: 'thresholds', id: 'thresholds'});
+  private side = h('aside', {class: 'side', id: 'layer-panel', dataset: {state: 'empty'}});
+  private graphHost = h('div', {class: 'view-host'});
+  private chartHost = h('div', {class: 'view-host'});
+  private updated = h('span', {class: 'muted small'});
+  private graph: GraphView;
+  private charts: ChartsView;
+  private gen = 0;
+  private abort: AbortController | null = null;
+  private layerAbort: AbortController | null = null;
+
+  constructor() {
+    this.graph = new GraphView({onSelect: (nodeId, layer) => this.selectLayer(layer, nodeId, false)});
+    this.charts = new ChartsView((layer) => this.selectLayer(layer, null, true));
+    this.graphHost.appendChild(this.graph.el);
+    this.chartHost.appendChild(this.charts.el);
+    const reload = h('button', {class: 'btn', id: 'reload', title: 'Reload reports from the log directory', text: '⟳ Reload', onclick: () => this.loadAll(true)});
+    const thrToggle = h('button', {class: 'btn', id: 'thr-toggle', text: 'Thresholds', 'aria-expanded': 'false', onclick: () => {
+      const open = this.thrBar.classList.toggle('open');
+      thrToggle.setAttribute('aria-expanded', String(open));
+    }});
+    for (const t of Object.values(this.tabs)) t.addEventListener('click', () => this.setView(t.dataset.view as 'graph' | 'chart'));
+    this.reportSel.addEventListener('change', () => { this.state.report = this.reportSel.value; this.state.layer = null; if (this.state.cmp === this.state.report) this.state.cmp = null; this.loadReport(); });
+    this.cmpSel.addEventListener('change', () => { this.state.cmp = this.cmpSel.value || null; this.loadReport(false); });
+    const top = h('div', {class: 'topbar'},
+      h('span', {class: 'brand', text: 'XQuant'}),
+      h('label', {class: 'field'}, h('span', {class: 'muted', text: 'Report '}), this.reportSel),
+      h('label', {class: 'field'}, h('span', {class: 'muted', text: 'Compare with '}), this.cmpSel),
+      h('div', {class: 'tabs', role: 'tablist'}, this.tabs.graph, this.tabs.chart),
+      h('span', {class: 'spacer'}),
+      this.updated, thrToggle, reload);
+    const main = h('div', {class: 'main'}, h('div', {class: 'center'}, this.graphHost, this.chartHost), this.side);
+    this.root.append(top, this.thrBar, this.banner, this.header, main);
+    this.renderSideEmpty();
+    window.addEventListener('hashchange', () => this.onHashChange());
+    onThemeChange(() => { this.graph.requestDraw(); this.charts.draw(); if (this.state.layer) this.loadLayer(); });
+    setInterval(() => this.poll(), POLL_MS);
+    document.addEventListener('visibilitychange', () => { if (!document.hidden) this.poll(); });
+  }
+
+  // --------------------------------------------------------------- state
+  private writeHash() {
+    const hs = toHash(this.state);
+    if (hs !== location.hash && !(hs === '' && location.hash === '')) history.replaceState(null, '', hs || location.pathname + location.search);
+  }
+  private onHashChange() {
+    const s = parseHash(location.hash);
+    const reportChanged = s.report !== this.state.report || s.cmp !== this.state.cmp || JSON.stringify(s.t) !== JSON.stringify(this.state.t);
+    const layerChanged = s.layer !== this.state.layer;
+    this.state = s;
+    this.setView(s.view, false);
+    if (reportChanged) this.loadReport(false);
+    else if (layerChanged) this.selectLayer(s.layer, null, true);
+  }
+  private setView(v: 'graph' | 'chart', write = true) {
+    this.state.view = v;
+    this.graphHost.hidden = v !== 'graph';
+    this.chartHost.hidden = v !== 'chart';
+    for (const [k, t] of Object.entries(this.tabs)) { t.classList.toggle('active', k === v); t.setAttribute('aria-selected', String(k === v)); }
+    if (v === 'chart') requestAnimationFrame(() => this.charts.draw());
+    else this.graph.requestDraw();
+    if (write) this.writeHash();
+  }
+  private params(): Record<string, string> { return thresholdQuery(this.state.t); }
+
+  // --------------------------------------------------------------- loading
+  async loadAll(userAction = false) {
+    this.root.dataset.state = 'loading';
+    try {
+      const r = await getJson<ReportsResponse>('reports');
+      this.reportsJson = JSON.stringify(r);
+      this.reports = r.reports ?? [];
+      this.fillReportSelects();
+      if (!this.reports.length) { this.showNoReports(r); return; }
+      if (!this.state.report || !this.reports.some((x) => x.id === this.state.report)) {
+        this.state.report = (this.reports.find((x) => x.has_quant_report) ?? this.reports[0]).id;
+      }
+      this.reportSel.value = this.state.report;
+      await this.loadReport(false);
+      if (userAction) this.updated.textContent = 'reloaded ' + new Date().toLocaleTimeString();
+    } catch (e) {
+      this.showError(e);
+    }
+  }
+
+  private async poll() {
+    if (document.hidden) return;
+    try {
+      const r = await getJson<ReportsResponse>('reports');
+      const j = JSON.stringify(r);
+      if (j !== this.reportsJson) await this.loadAll();
+    } catch { /* transient */ }
+  }
+
+  private fillReportSelects() {
+    clear(this.reportSel); clear(this.cmpSel);
+    this.cmpSel.appendChild(h('option', {value: '', text: '— none —'}));
+    for (const r of this.reports) {
+      this.reportSel.appendChild(h('option', {value: r.id, text: r.name + (r.has_quant_report ? '' : ' (incomplete)')}));
+      this.cmpSel.appendChild(h('option', {value: r.id, text: r.name}));
+    }
+    if (this.state.report) this.reportSel.value = this.state.report;
+    this.cmpSel.value = this.state.cmp ?? '';
+  }
+
+  async loadReport(resetLayer = true) {
+    if (!this.state.report) return this.loadAll();
+    if (resetLayer) this.state.layer = null;
+    this.reportSel.value = this.state.report;
+    this.cmpSel.value = this.state.cmp ?? '';
+    this.writeHash();
+    this.abort?.abort();
+    const ac = this.abort = new AbortController();
+    const gen = ++this.gen;
+    this.root.dataset.state = 'loading';
+    const q = {report: this.state.report, ...this.params()};
+    try {
+      const [summary, layers, graph, cmp] = await Promise.all([
+        getJson<ReportSummary>('report', q, ac.signal),
+        getJson<LayersResponse>('layers', q, ac.signal).catch((e) => errOrNull(e)),
+        getJson<GraphResponse>('graph', q, ac.signal).catch((e) => errOrNull(e)),
+        this.state.cmp && this.state.cmp !== this.state.report
+          ? getJson<CompareResponse>('compare', {a: this.state.cmp, b: this.state.report, ...this.params()}, ac.signal).catch((e) => errOrNull(e))
+          : Promise.resolve(null),
+      ]);
+      if (gen !== this.gen) return;
+      this.summary = summary;
+      this.layers = layers instanceof Error ? null : layers;
+      this.compare = cmp instanceof Error ? null : cmp;
+      const problems: Problem[] = [...(summary.problems ?? [])];
+      if (layers instanceof Error) problems.push(errProblem('layers', layers));
+      if (graph instanceof Error) problems.push(errProblem('graph', graph));
+      if (cmp instanceof Error) problems.push(errProblem('compare', cmp));
+      if (graph && !(graph instanceof Error)) problems.push(...(graph.problems ?? []));
+      this.renderProblems(problems);
+      this.renderSummary();
+      this.renderThresholds();
+      this.root.dataset.degradedCount = String(summary.degraded_layers?.length ?? 0);
+      // graph
+      if (graph && !(graph instanceof Error) && graph.nodes?.length) {
+        await this.graph.setGraph(graph.nodes);
+      } else {
+        this.graph.clearGraph(graph instanceof Error ? graph.message : 'This report has no model graph.');
+      }
+      if (gen !== this.gen) return;
+      this.graph.setCompare(this.compare ? new Map(this.compare.layers.map((l) => [l.name, l.status])) : null);
+      this.charts.set(this.layers, summary, this.compare, this.artifactLinks());
+      this.setView(this.state.view, false);
+      if (this.state.layer) await this.selectLayer(this.state.layer, null, true);
+      else this.renderSideEmpty();
+      if (gen !== this.gen) return;
+      this.root.dataset.state = 'ready';
+    } catch (e) {
+      if ((e as Error).name === 'AbortError' || gen !== this.gen) return;
+      this.showError(e);
+    }
+  }
+
+  private refreshThresholds = debounce(() => this.loadReport(false), 350);
+
+  // --------------------------------------------------------------- selection
+  async selectLayer(layer: string | null, nodeId: string | null, centerGraph: boolean) {
+    this.state.layer = layer;
+    this.writeHash();
+    const nid = nodeId ?? (layer ? this.graph.nodeIdForLayer(layer) : null);
+    this.charts.select(layer);
+    for (const r of this.header.querySelectorAll<HTMLElement>('.degraded-row')) r.classList.toggle('selected', r.dataset.layer === layer);
+    await this.graph.selectNode(nid, centerGraph);
+    if (!layer) {
+      if (nodeId) this.renderNodeOnly(nodeId); else this.renderSideEmpty();
+      return;
+    }
+    await this.loadLayer();
+  }
+
+  private async loadLayer() {
+    const layer = this.state.layer;
+    if (!layer || !this.state.report) return;
+    this.layerAbort?.abort();
+    const ac = this.layerAbort = new AbortController();
+    this.side.dataset.state = 'loading';
+    try {
+      const d = await getJson<LayerDetail>('layer', {report: this.state.report, layer, ...this.params()}, ac.signal);
+      if (layer !== this.state.layer) return;
+      const z = num(this.summary?.thresholds.zscore_outlier_removal ?? 5);
+      renderLayerPanel(this.side, d, this.summary, z, (l) => this.selectLayer(l, null, true));
+      this.side.dataset.state = 'ready';
+    } catch (e) {
+      if ((e as Error).name === 'AbortError') return;
+      clear(this.side);
+      this.side.appendChild(errorBox(e));
+      this.side.dataset.state = 'error';
+    }
+  }
+
+  private renderNodeOnly(nodeId: string) {
+    clear(this.side);
+    this.side.dataset.state = 'ready';
+    this.side.dataset.layer = '';
+    this.side.append(h('div', {class: 'panel-title'}, h('span', {class: 'layer-name', text: nodeId})),
+      h('div', {class: 'muted', text: 'This node has no XQuant metrics (it is not a quantized layer in quant_report.json).'}));
+  }
+
+  private renderSideEmpty() {
+    clear(this.side);
+    this.side.dataset.state = 'empty';
+    this.side.append(h('div', {class: 'empty'},
+      h('div', {class: 'empty-title', text: 'Select a layer'}),
+      h('div', {text: 'Click a node in the graph (degraded layers are red), a point in the error charts, or a degraded layer in the summary above.'}),
+      h('div', {class: 'muted small', text: 'Keys: / search · f fit · arrows move along edges · Enter selects.'})));
+  }
+
+  // --------------------------------------------------------------- rendering
+  private renderProblems(problems: Problem[]) {
+    clear(this.banner);
+    for (const p of problems) {
+      this.banner.appendChild(h('div', {class: 'problem'}, h('b', {text: p.what}), p.hint ? h('div', {class: 'hint'}, 'To fix: ', h('code', {text: p.hint})) : null));
+    }
+  }
+
+  private renderSummary() {
+    const s = this.summary!;
+    clear(this.header);
+    const ratio = num(s.degraded_ratio), limit = num(s.thresholds.degrade_layer_ratio);
+    const nDeg = s.degraded_layers?.length ?? 0;
+    const stats = h('div', {class: 'stats'},
+      h('div', {class: 'stat' + (nDeg ? ' bad' : ' good'), id: 'degraded-stat', dataset: {count: String(nDeg)}},
+        h('div', {class: 'stat-num', text: `${nDeg} / ${s.layer_count}`}),
+        h('div', {class: 'stat-label', text: `layers degraded (${fmt(ratio * 100, 3)}%; limit ${fmt(limit * 100, 3)}%)`})),
+      this.outputMetricsTable(s));
+    this.header.appendChild(stats);
+    // degraded layers list
+    if (nDeg) {
+      const worstBy = new Map((this.layers?.layers ?? []).map((l) => [l.name, l]));
+      const list = h('div', {class: 'degraded-list', id: 'degraded-list'});
+      for (const name of s.degraded_layers.slice(0, 200)) {
+        const l = worstBy.get(name);
+        const row = h('button', {class: 'degraded-row' + (name === this.state.layer ? ' selected' : ''), dataset: {layer: name}, title: 'Show this layer',
+          onclick: () => this.selectLayer(name, null, true)},
+          h('span', {class: 'name', text: name}),
+          l?.worst ? h('span', {class: 'worst', text: `${l.worst.metric}/${l.worst.dataset} ${fmt(l.worst.value, 3)}`}) : null,
+          ...(l?.judges ?? []).map((j) => judgeChip(j)));
+        list.appendChild(row);
+      }
+      if (nDeg > 200) list.appendChild(h('span', {class: 'muted', text: `+${nDeg - 200} more`}));
+      this.header.appendChild(h('div', {class: 'sub-h', text: 'Degraded layers'}));
+      this.header.appendChild(list);
+    }
+    // verdicts
+    const vs = s.verdicts ?? [];
+    if (vs.length || s.judges_skipped) {
+      const box = h('div', {class: 'verdict-summary', id: 'verdict-summary'});
+      if (s.judges_skipped) box.appendChild(h('div', {class: 'muted small', text: 'Automatic judges were skipped (too many degraded layers); see the general troubleshoots.'}));
+      for (const v of vs) box.appendChild(verdictLine(v, (l) => this.selectLayer(l, null, true)));
+      this.header.appendChild(h('div', {class: 'sub-h', text: 'Causes found'}));
+      this.header.appendChild(box);
+    }
+    const gen = s.general ?? [];
+    if (gen.length) {
+      const box = h('details', {class: 'general', id: 'general', open: !vs.length},
+        h('summary', {text: `General troubleshoots (${gen.length})`}),
+        ...gen.map((v) => verdictCard(v, (l) => this.selectLayer(l, null, true), false)));
+      this.header.appendChild(box);
+    }
+    if (this.compare) this.header.appendChild(this.compareSummary(this.compare));
+  }
+
+  private outputMetricsTable(s: ReportSummary): HTMLElement {
+    const ds = Object.keys(s.output_metrics ?? {});
+    if (!ds.length) return h('div', {class: 'muted small', text: 'No output metrics.'});
+    const ms = [...new Set(ds.flatMap((d) => Object.keys(s.output_metrics[d] ?? {})))];
+    return h('table', {class: 'metrics output', id: 'output-metrics'},
+      h('tr', null, h('th', {text: 'model output'}), ...ms.map((m) => h('th', {text: m}))),
+      ...ds.map((d) => h('tr', null, h('td', {text: d}), ...ms.map((m) => h('td', {text: fmt(s.output_metrics[d]?.[m])})))));
+  }
+
+  private compareSummary(c: CompareResponse): HTMLElement {
+    const name = (id: string) => this.reports.find((r) => r.id === id)?.name ?? id;
+    const sm = c.summary ?? {};
+    const box = h('div', {class: 'compare-summary', id: 'compare-summary', dataset: {improved: String(sm.improved ?? 0), worse: String(sm.worse ?? 0)}},
+      h('div', {class: 'sub-h', text: `Comparison: A = ${name(c.a)} → B = ${name(c.b)}`}),
+      h('div', {class: 'stats'},
+        h('div', {class: 'stat good'}, h('div', {class: 'stat-num', text: String(sm.improved ?? 0)}), h('div', {class: 'stat-label', text: 'layers improved'})),
+        h('div', {class: 'stat bad'}, h('div', {class: 'stat-num', text: String(sm.worse ?? 0)}), h('div', {class: 'stat-label', text: 'layers worse'})),
+        h('div', {class: 'stat'}, h('div', {class: 'stat-num', text: String(sm.unchanged ?? 0)}), h('div', {class: 'stat-label', text: 'unchanged'})),
+        h('div', {class: 'stat'}, h('div', {class: 'stat-num', text: `${sm.degraded_a ?? '?'} → ${sm.degraded_b ?? '?'}`}), h('div', {class: 'stat-label', text: 'degraded layers A → B'}))));
+    const rows = c.layers.filter((l) => l.status === 'improved' || l.status === 'worse');
+    if (rows.length) {
+      const keys = Object.keys(c.layers.find((l) => Object.keys(l.delta ?? {}).length)?.delta ?? {});
+      const t = h('table', {class: 'metrics delta-table', id: 'delta-table'},
+        h('tr', null, h('th', {text: 'layer'}), h('th', {text: 'status'}), ...keys.map((k) => h('th', {text: 'Δ ' + k}))));
+      for (const l of rows.slice(0, 100)) {
+        t.appendChild(h('tr', {class: 'delta-row ' + l.status, dataset: {layer: l.name}, onclick: () => this.selectLayer(l.name, null, true)},
+          h('td', {text: l.name}), h('td', {text: l.status}), ...keys.map((k) => h('td', {text: fmt(l.delta?.[k], 3)}))));
+      }
+      box.appendChild(h('details', {class: 'delta-details'}, h('summary', {text: `Per-layer deltas (${rows.length} changed)`}), t));
+    }
+    for (const v of c.general ?? []) box.appendChild(verdictCard(v, (l) => this.selectLayer(l, null, true), true));
+    return box;
+  }
+
+  private artifactLinks(): HTMLElement | null {
+    const arts = this.summary?.artifacts ?? [];
+    if (!arts.length) return null;
+    return h('div', {class: 'artifacts'}, h('span', {class: 'muted', text: 'MCT images: '}),
+      ...arts.map((a) => h('a', {href: routeUrl('artifact', {report: this.state.report, id: a.id}), target: '_blank', rel: 'noopener', text: a.name, class: 'artifact-link'})));
+  }
+
+  private renderThresholds() {
+    const s = this.summary!;
+    clear(this.thrBar);
+    const t = this.state.t;
+    const onChange = () => { this.writeHash(); this.refreshThresholds(); };
+    const numInput = (label: string, value: unknown, set: (v: string) => void, title: string, id: string) => {
+      const inp = h('input', {type: 'number', step: 'any', value: fmt(value, 6) === '∞' ? 'Infinity' : String(num(value)), id, title, 'aria-label': label});
+      inp.addEventListener('input', () => { if (inp.value !== '' && Number.isFinite(Number(inp.value))) { set(inp.value); onChange(); } });
+      return h('label', {class: 'thr-field', title}, h('span', {class: 'muted', text: label}), inp);
+    };
+    const metrics = s.metrics ?? Object.keys(s.thresholds.quantize_error ?? {});
+    for (const m of metrics) {
+      const dir = h('select', {id: `under-${m}`, 'aria-label': `${m} direction`, title: 'Which side of the threshold counts as degraded'},
+        h('option', {value: '0', text: 'above'}), h('option', {value: '1', text: 'below'}));
+      dir.value = s.thresholds.detect_under[m] ? '1' : '0';
+      dir.addEventListener('change', () => { t.under[m] = dir.value; onChange(); });
+      const f = numInput(m, s.thresholds.quantize_error[m], (v) => { t.thr[m] = v; }, `threshold_quantize_error['${m}']`, `thr-${m}`);
+      f.append(h('span', {class: 'muted', text: 'flag if'}), dir);
+      this.thrBar.appendChild(f);
+    }
+    this.thrBar.appendChild(numInput('degraded ratio', s.thresholds.degrade_layer_ratio, (v) => { t.ratio = v; }, 'threshold_degrade_layer_ratio', 'thr-ratio'));
+    this.thrBar.appendChild(numInput('z-score', s.thresholds.zscore_outlier_removal, (v) => { t.z = v; }, 'threshold_zscore_outlier_removal', 'thr-z'));
+    this.thrBar.appendChild(numInput('concat ratio', s.thresholds.ratio_unbalanced_concatenation, (v) => { t.concat = v; }, 'threshold_ratio_unbalanced_concatenation', 'thr-concat'));
+    this.thrBar.appendChild(numInput('bits', s.thresholds.bitwidth_mixed_precision_with_model_output_loss_objective, (v) => { t.bits = v; }, 'threshold_bitwidth_mixed_precision_with_model_output_loss_objective', 'thr-bits'));
+    this.thrBar.appendChild(h('button', {class: 'btn small', id: 'thr-reset', text: 'Reset', title: 'Back to the report\'s own thresholds', onclick: () => {
+      this.state.t = {thr: {}, under: {}}; this.writeHash(); this.loadReport(false);
+    }}));
+    const custom = Object.keys(thresholdQuery(t)).length;
+    const btn = this.root.querySelector('#thr-toggle');
+    if (btn) btn.textContent = custom ? `Thresholds (${custom} changed)` : 'Thresholds';
+  }
+
+  // --------------------------------------------------------------- empty / error states
+  private showNoReports(r: ReportsResponse) {
+    this.root.dataset.state = 'empty';
+    clear(this.header);
+    this.graph.clearGraph('No report');
+    this.header.appendChild(h('div', {class: 'empty big'},
+      h('div', {class: 'empty-title', text: 'No XQuant report found'}),
+      h('div', null, 'Looked in ', h('code', {text: r.logdir ?? '(logdir)'}), '. Run MCT\'s XQuant and write the report inside the TensorBoard logdir, e.g.:'),
+      h('pre', {class: 'snippet', text: 'from model_compression_toolkit.xquant import xquant_report_troubleshoot_pytorch_experimental, XQuantConfig\n' +
+        'xquant_config = XQuantConfig(report_dir="<logdir>/my_model/xquant_report")\n' +
+        'result = xquant_report_troubleshoot_pytorch_experimental(float_model, quantized_model, repr_dataset, validation_dataset, xquant_config)'}),
+      h('div', {class: 'muted', text: 'Then press Reload.'})));
+    this.renderProblems(r.problems ?? []);
+  }
+
+  private showError(e: unknown) {
+    this.root.dataset.state = 'error';
+    clear(this.banner);
+    this.banner.appendChild(errorBox(e));
+  }
+}
+
+function errOrNull(e: unknown): Error | null {
+  if ((e as Error).name === 'AbortError') throw e;
+  if (e instanceof ApiError && e.status === 404 && /no (graph|layers)/i.test(e.message)) return e;
+  return e as Error;
+}
+function errProblem(route: string, e: Error): Problem {
+  return {what: `${route}: ${e.message}`, hint: e instanceof ApiError ? e.hint : ''};
+}
+function errorBox(e: unknown): HTMLElement {
+  const err = e as ApiError;
+  return h('div', {class: 'problem error'}, h('b', {text: err.message ?? String(e)}),
+    err.hint ? h('div', {class: 'hint'}, 'To fix: ', h('code', {text: err.hint})) : null);
+}
+function verdictLine(v: Verdict, onLayer: (l: string) => void): HTMLElement {
+  const m = judgeMark(v.judge);
+  return h('div', {class: 'verdict-line', dataset: {judge: v.judge}}, judgeChip(v.judge), h('b', {text: ' ' + m.title.split(' (')[0] + ': '}),
+    h('span', {text: v.message || GENERAL_REASON[String(v.numbers?.reason)] || ''}), ' ',
+    ...(v.layers ?? []).slice(0, 6).map((l) => h('a', {href: '#', class: 'layer-link', text: l, onclick: (e: Event) => { e.preventDefault(); onLayer(l); }})));
+}
+
+let app: App | null = null;
+
+export function render() {
+  watchTheme();
+  const css = h('link', {rel: 'stylesheet', href: new URL('./style.css', import.meta.url).href});
+  document.head.appendChild(css);
+  document.body.classList.add('xq-body');
+  app = new App();
+  document.body.appendChild(app.root);
+  const a = app;
+  // Test / automation hooks (read-only helpers plus selection).
+  (window as unknown as {__xquant: unknown}).__xquant = {
+    selectLayer: (name: string) => a.selectLayer(name, null, true),
+    nodePoint: (name: string) => {
+      const g = (a as unknown as {graph: GraphView}).graph;
+      const id = g.nodeIdForLayer(name) ?? name;
+      return g.nodePoint(id);
+    },
+    state: () => JSON.parse(JSON.stringify(a.state)),
+    reload: () => a.loadAll(true),
+  };
+  a.loadAll();
+}

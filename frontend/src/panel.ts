@@ -1,0 +1,181 @@
+// Side panel for the selected layer: metrics vs thresholds, quantization config, activation histogram, verdicts
+// with their countermeasure (manual html, from our own `manual` route only) and a copyable snippet.
+import type {Histogram, LayerDetail, ManualEntry, ReportSummary, Verdict} from './api';
+import {fmt, getJson, num} from './api';
+import {clear, copyText, GENERAL_REASON, h, judgeChip, judgeMark} from './dom';
+import {palette} from './theme';
+
+const manualCache = new Map<string, Promise<ManualEntry>>();
+export function getManual(id: string): Promise<ManualEntry> {
+  let p = manualCache.get(id);
+  if (!p) { p = getJson<ManualEntry>('manual', {id}); manualCache.set(id, p); p.catch(() => manualCache.delete(id)); }
+  return p;
+}
+
+export function snippetBlock(code: string): HTMLElement {
+  const pre = h('pre', {class: 'snippet'}, h('code', {text: code}));
+  const btn = h('button', {class: 'btn small copy', text: 'Copy', title: 'Copy this code to the clipboard'});
+  btn.addEventListener('click', async () => {
+    const ok = await copyText(code);
+    btn.textContent = ok ? 'Copied' : 'Copy failed';
+    btn.dataset.copied = ok ? '1' : '0';
+    setTimeout(() => { btn.textContent = 'Copy'; }, 1500);
+  });
+  return h('div', {class: 'snippet-wrap'}, btn, pre);
+}
+
+/** A verdict card: judge mark, message, numbers, countermeasure from the manual, snippet. */
+export function verdictCard(v: Verdict, onLayer?: (l: string) => void, openManual = true): HTMLElement {
+  const m = judgeMark(v.judge);
+  const nums = Object.entries(v.numbers ?? {}).filter(([, x]) => x === null || ['number', 'string', 'boolean'].includes(typeof x));
+  const card = h('div', {class: 'verdict', dataset: {judge: v.judge, source: v.source}},
+    h('div', {class: 'verdict-head'}, judgeChip(v.judge), h('b', {text: ' ' + m.title}),
+      h('span', {class: 'muted', text: v.source === 'mct' ? '  (reported by MCT)' : '  (computed)'})),
+    h('div', {class: 'verdict-msg', text: v.message || (v.judge === 'general' ? GENERAL_REASON[String(v.numbers?.reason)] ?? '' : '')}));
+  if (v.judge === 'general' && v.numbers?.reason && GENERAL_REASON[String(v.numbers.reason)] && v.message) {
+    card.appendChild(h('div', {class: 'muted small', text: GENERAL_REASON[String(v.numbers.reason)]}));
+  }
+  if (v.layers?.length) {
+    card.appendChild(h('div', {class: 'verdict-layers'}, 'Layers: ',
+      ...v.layers.map((l) => onLayer ? h('a', {href: '#', class: 'layer-link', text: l, onclick: (e: Event) => { e.preventDefault(); onLayer(l); }}) : h('code', {text: l}))));
+  }
+  if (nums.length) {
+    card.appendChild(h('table', {class: 'kv small'}, ...nums.map(([k, x]) => h('tr', null, h('td', {class: 'muted', text: k}), h('td', {text: typeof x === 'number' || x === 'Infinity' || x === 'NaN' || x === '-Infinity' ? fmt(x) : String(x)})))));
+  }
+  if (v.snippet) card.append(h('div', {class: 'sub-h', text: 'Paste this setting'}), snippetBlock(v.snippet));
+  if (v.manual) {
+    const body = h('div', {class: 'manual-body muted', text: 'Loading countermeasure…'});
+    const det = h('details', {class: 'manual', open: openManual}, h('summary', {text: 'Countermeasure (from the XQuant manual)'}), body);
+    card.appendChild(det);
+    getManual(v.manual).then((e) => {
+      clear(body); body.classList.remove('muted');
+      if (e.title) body.appendChild(h('div', {class: 'manual-title', text: e.title}));
+      const html = h('div', {class: 'manual-html'});
+      // Trusted content: html produced by our own backend's manual route (never model-derived strings).
+      if (typeof e.html === 'string') html.innerHTML = e.html;
+      else html.textContent = e.markdown ?? '';
+      body.appendChild(html);
+      card.dataset.manualLoaded = '1';
+    }).catch((err) => { body.textContent = 'Manual entry unavailable: ' + (err as Error).message; card.dataset.manualLoaded = 'error'; });
+  }
+  return card;
+}
+
+export function renderLayerPanel(el: HTMLElement, d: LayerDetail, summary: ReportSummary | null, z: number, onLayer: (l: string) => void) {
+  clear(el);
+  el.dataset.layer = d.name;
+  el.appendChild(h('div', {class: 'panel-title'}, h('span', {class: 'layer-name', text: d.name}),
+    d.degraded ? h('span', {class: 'badge degraded', text: 'degraded'}) : h('span', {class: 'badge ok', text: 'ok'})));
+  const info = h('table', {class: 'kv'});
+  const row = (k: string, v: string) => info.appendChild(h('tr', null, h('td', {class: 'muted', text: k}), h('td', {text: v})));
+  row('op', d.op ?? '—');
+  if (d.node) row('node', d.node);
+  row('output shape', d.output_shape === undefined || d.output_shape === null ? '—' : JSON.stringify(d.output_shape));
+  el.appendChild(info);
+
+  // metrics vs thresholds
+  const metrics = summary?.metrics ?? Object.keys(d.repr ?? d.val ?? {});
+  const datasets = ['repr', 'val'].filter((ds) => d[ds]);
+  if (metrics.length && datasets.length) {
+    el.appendChild(h('div', {class: 'sub-h', text: 'Quantization error'}));
+    const t = h('table', {class: 'metrics'});
+    t.appendChild(h('tr', null, h('th', {text: 'metric'}), ...datasets.map((ds) => h('th', {text: ds})), h('th', {text: 'threshold'})));
+    for (const m of metrics) {
+      const thr = summary?.thresholds.quantize_error[m];
+      const under = summary?.thresholds.detect_under[m];
+      t.appendChild(h('tr', null, h('td', {text: m}), ...datasets.map((ds) => {
+        const flagged = !!d.flags?.[`${m}.${ds}`];
+        return h('td', {class: flagged ? 'flagged' : '', title: flagged ? 'exceeds the threshold' : '', text: fmt((d[ds] as Record<string, unknown>)[m]) + (flagged ? ' ⚠' : '')});
+      }), h('td', {class: 'muted', text: thr === undefined ? '—' : `${under ? '<' : '>'} ${fmt(thr)} is degraded`})));
+    }
+    el.appendChild(t);
+  }
+  // quantization
+  if (d.quant) {
+    el.appendChild(h('div', {class: 'sub-h', text: 'Quantization config'}));
+    const q = h('table', {class: 'kv'});
+    for (const [k, v] of Object.entries(d.quant)) {
+      q.appendChild(h('tr', null, h('td', {class: 'muted', text: k}), h('td', {text: typeof v === 'number' || v === 'Infinity' || v === 'NaN' ? fmt(v) : typeof v === 'object' ? JSON.stringify(v) : String(v)})));
+    }
+    el.appendChild(q);
+  }
+  // histogram
+  if (d.histogram && d.histogram.bins?.length) {
+    el.appendChild(h('div', {class: 'sub-h', text: 'Float activation histogram'}));
+    const c = h('canvas', {class: 'hist', 'aria-label': 'activation histogram with z-score axis'});
+    el.appendChild(c);
+    const zCfg = num(d.quant?.z_threshold);
+    const legend = h('div', {class: 'small muted'});
+    const hist = d.histogram;
+    legend.appendChild(h('span', {class: 'line-key detect', text: `— detection |z| = ${fmt(z)}`}));
+    if (Number.isFinite(num(hist.suggested_z_threshold))) legend.appendChild(h('span', {class: 'line-key suggested', text: `  — suggested z_threshold = ${fmt(hist.suggested_z_threshold)}`}));
+    if (Number.isFinite(zCfg)) legend.appendChild(h('span', {class: 'line-key configured', text: `  — configured z_threshold = ${fmt(zCfg)}`}));
+    legend.appendChild(h('span', {text: `  μ = ${fmt(hist.mu)}, σ = ${fmt(hist.sigma)}, max |z| = ${fmt(hist.max_zscore)}`}));
+    el.appendChild(legend);
+    requestAnimationFrame(() => drawHistogram(c, hist, z, zCfg));
+  } else {
+    el.appendChild(h('div', {class: 'muted small', text: 'No activation histogram for this layer (histograms are written by MCT when the report is run with a TensorBoard logger enabled: mct.set_log_folder(...)).'}));
+  }
+  // verdicts
+  el.appendChild(h('div', {class: 'sub-h', text: d.verdicts?.length ? 'Why it degraded and what to do' : 'Verdicts'}));
+  if (!d.verdicts?.length) el.appendChild(h('div', {class: 'muted small', text: d.degraded ? 'No judge explains this layer. See the general troubleshoots in the summary.' : 'No verdict for this layer.'}));
+  for (const v of d.verdicts ?? []) el.appendChild(verdictCard(v, onLayer));
+}
+
+function drawHistogram(c: HTMLCanvasElement, hist: Histogram, z: number, zCfg: number) {
+  const P = palette, dpr = window.devicePixelRatio || 1;
+  const w = c.clientWidth || 320, hh = c.clientHeight || 170;
+  c.width = w * dpr; c.height = hh * dpr;
+  const ctx = c.getContext('2d')!;
+  ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+  ctx.fillStyle = P.bg; ctx.fillRect(0, 0, w, hh);
+  const bins = hist.bins.map(num), counts = hist.counts.map(num);
+  const mu = num(hist.mu), sigma = num(hist.sigma);
+  const edges = bins.length === counts.length + 1 ? bins : null;
+  const n = counts.length;
+  const left = (i: number) => edges ? edges[i] : bins[i];
+  const right = (i: number) => edges ? edges[i + 1] : (i + 1 < bins.length ? bins[i + 1] : bins[i] + (bins[i] - (bins[i - 1] ?? bins[i] - 1)));
+  const lines: {x: number; color: string; dash: number[]}[] = [];
+  const addZ = (zz: number, color: string, dash: number[]) => {
+    if (!Number.isFinite(zz) || !Number.isFinite(mu) || !Number.isFinite(sigma)) return;
+    lines.push({x: mu + zz * sigma, color, dash}, {x: mu - zz * sigma, color, dash});
+  };
+  addZ(z, P.degraded, [4, 3]);
+  addZ(num(hist.suggested_z_threshold), P.accent, [6, 3]);
+  addZ(zCfg, P.muted, []);
+  let x0 = Math.min(left(0), ...lines.map((l) => l.x)), x1 = Math.max(right(n - 1), ...lines.map((l) => l.x));
+  if (!Number.isFinite(x0) || !Number.isFinite(x1) || x0 === x1) { x0 = 0; x1 = 1; }
+  const pad = (x1 - x0) * 0.03; x0 -= pad; x1 += pad;
+  const g = {l: 8, r: 8, t: 8, b: 34};
+  const X = (v: number) => g.l + ((v - x0) / (x1 - x0)) * (w - g.l - g.r);
+  const maxC = Math.max(1, ...counts.filter(Number.isFinite));
+  const logc = maxC > 1000;
+  const Y = (cnt: number) => g.t + (1 - (logc ? Math.log10(1 + cnt) / Math.log10(1 + maxC) : cnt / maxC)) * (hh - g.t - g.b);
+  ctx.fillStyle = P.series;
+  for (let i = 0; i < n; i++) {
+    const xa = X(left(i)), xb = X(right(i));
+    ctx.fillRect(xa, Y(counts[i]), Math.max(1, xb - xa - 0.5), hh - g.b - Y(counts[i]));
+  }
+  for (const l of lines) {
+    ctx.strokeStyle = l.color; ctx.setLineDash(l.dash); ctx.lineWidth = 1.5;
+    ctx.beginPath(); ctx.moveTo(X(l.x), g.t); ctx.lineTo(X(l.x), hh - g.b); ctx.stroke();
+  }
+  ctx.setLineDash([]);
+  // axes: value and z-score
+  const font = '-apple-system, Roboto, "Segoe UI", Helvetica, Arial, sans-serif';
+  ctx.strokeStyle = P.grid; ctx.beginPath(); ctx.moveTo(g.l, hh - g.b); ctx.lineTo(w - g.r, hh - g.b); ctx.stroke();
+  ctx.fillStyle = P.muted; ctx.font = `10px ${font}`; ctx.textAlign = 'center'; ctx.textBaseline = 'top';
+  for (let i = 0; i <= 4; i++) {
+    const v = x0 + (i / 4) * (x1 - x0);
+    ctx.fillText(fmt(v, 3), X(v), hh - g.b + 2);
+  }
+  if (Number.isFinite(mu) && Number.isFinite(sigma) && sigma > 0) {
+    const zlo = Math.ceil((x0 - mu) / sigma), zhi = Math.floor((x1 - mu) / sigma);
+    const step = Math.max(1, Math.ceil((zhi - zlo) / 8));
+    ctx.fillStyle = P.fg;
+    for (let zz = zlo; zz <= zhi; zz += step) ctx.fillText(`${zz}σ`, X(mu + zz * sigma), hh - g.b + 16);
+    ctx.textAlign = 'left'; ctx.fillStyle = P.muted; ctx.fillText('z', g.l, hh - g.b + 16);
+  }
+  ctx.textAlign = 'right'; ctx.textBaseline = 'top'; ctx.fillStyle = P.muted;
+  ctx.fillText(logc ? 'count (log)' : 'count', w - g.r, g.t);
+}
