@@ -339,6 +339,8 @@ class Handler(BaseHTTPRequestHandler):
     def do_GET(self):
         u = urllib.parse.urlparse(self.path)
         path = u.path
+        if path.endswith("/favicon.ico"):
+            return self.send(204, b"", "image/x-icon")
         if not path.startswith(self.prefix + "/"):
             return self.send(404, b"not found", "text/plain")
         path = path[len(self.prefix):]

@@ -124,7 +124,7 @@ export class GraphView {
       this.boxById.clear();
       for (const b of res.boxes) this.boxById.set(b.id, b);
       this.buildVisibleAdjacency();
-      if (!this.fittedOnce) { this.fit(); this.fittedOnce = true; }
+      if (!this.fittedOnce && this.width > 20 && this.height > 20) { this.fit(); this.fittedOnce = true; }
       const ms = performance.now() - t0;
       this.canvas.dataset.layoutMs = String(Math.round(ms));
       this.canvas.dataset.visibleCount = String(res.boxes.length);
@@ -235,7 +235,7 @@ export class GraphView {
     this.width = Math.max(1, r.width); this.height = Math.max(1, r.height);
     this.canvas.width = Math.round(this.width * this.dpr);
     this.canvas.height = Math.round(this.height * this.dpr);
-    if (!this.fittedOnce && this.layoutRes) { this.fit(); this.fittedOnce = true; }
+    if (!this.fittedOnce && this.layoutRes && this.width > 20 && this.height > 20) { this.fit(); this.fittedOnce = true; }
     this.drawNow();
   }
 
