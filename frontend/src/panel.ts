@@ -73,6 +73,10 @@ export function renderLayerPanel(el: HTMLElement, d: LayerDetail, summary: Repor
   row('output shape', d.output_shape === undefined || d.output_shape === null ? '—' : JSON.stringify(d.output_shape));
   el.appendChild(info);
 
+  // verdicts
+  el.appendChild(h('div', {class: 'sub-h', text: d.verdicts?.length ? 'Why it degraded and what to do' : 'Verdicts'}));
+  if (!d.verdicts?.length) el.appendChild(h('div', {class: 'muted small', text: d.degraded ? 'No judge explains this layer. See the general troubleshoots in the summary.' : 'No verdict for this layer.'}));
+  for (const v of d.verdicts ?? []) el.appendChild(verdictCard(v, onLayer));
   // metrics vs thresholds
   const metrics = summary?.metrics ?? Object.keys(d.repr ?? d.val ?? {});
   const datasets = ['repr', 'val'].filter((ds) => d[ds]);
@@ -89,15 +93,6 @@ export function renderLayerPanel(el: HTMLElement, d: LayerDetail, summary: Repor
       }), h('td', {class: 'muted', text: thr === undefined ? '—' : `${under ? '<' : '>'} ${fmt(thr)} is degraded`})));
     }
     el.appendChild(t);
-  }
-  // quantization
-  if (d.quant) {
-    el.appendChild(h('div', {class: 'sub-h', text: 'Quantization config'}));
-    const q = h('table', {class: 'kv'});
-    for (const [k, v] of Object.entries(d.quant)) {
-      q.appendChild(h('tr', null, h('td', {class: 'muted', text: k}), h('td', {text: typeof v === 'number' || v === 'Infinity' || v === 'NaN' ? fmt(v) : typeof v === 'object' ? JSON.stringify(v) : String(v)})));
-    }
-    el.appendChild(q);
   }
   // histogram
   if (d.histogram && d.histogram.bins?.length) {
@@ -116,10 +111,15 @@ export function renderLayerPanel(el: HTMLElement, d: LayerDetail, summary: Repor
   } else {
     el.appendChild(h('div', {class: 'muted small', text: 'No activation histogram for this layer (histograms are written by MCT when the report is run with a TensorBoard logger enabled: mct.set_log_folder(...)).'}));
   }
-  // verdicts
-  el.appendChild(h('div', {class: 'sub-h', text: d.verdicts?.length ? 'Why it degraded and what to do' : 'Verdicts'}));
-  if (!d.verdicts?.length) el.appendChild(h('div', {class: 'muted small', text: d.degraded ? 'No judge explains this layer. See the general troubleshoots in the summary.' : 'No verdict for this layer.'}));
-  for (const v of d.verdicts ?? []) el.appendChild(verdictCard(v, onLayer));
+  // quantization
+  if (d.quant) {
+    el.appendChild(h('div', {class: 'sub-h', text: 'Quantization config'}));
+    const q = h('table', {class: 'kv'});
+    for (const [k, v] of Object.entries(d.quant)) {
+      q.appendChild(h('tr', null, h('td', {class: 'muted', text: k}), h('td', {text: typeof v === 'number' || v === 'Infinity' || v === 'NaN' ? fmt(v) : typeof v === 'object' ? JSON.stringify(v) : String(v)})));
+    }
+    el.appendChild(q);
+  }
 }
 
 function drawHistogram(c: HTMLCanvasElement, hist: Histogram, z: number, zCfg: number) {
@@ -167,8 +167,10 @@ function drawHistogram(c: HTMLCanvasElement, hist: Histogram, z: number, zCfg: n
   ctx.fillStyle = P.muted; ctx.font = `10px ${font}`; ctx.textAlign = 'center'; ctx.textBaseline = 'top';
   for (let i = 0; i <= 4; i++) {
     const v = x0 + (i / 4) * (x1 - x0);
+    ctx.textAlign = i === 0 ? 'left' : i === 4 ? 'right' : 'center';
     ctx.fillText(fmt(v, 3), X(v), hh - g.b + 2);
   }
+  ctx.textAlign = 'center';
   if (Number.isFinite(mu) && Number.isFinite(sigma) && sigma > 0) {
     const zlo = Math.ceil((x0 - mu) / sigma), zhi = Math.floor((x1 - mu) / sigma);
     const step = Math.max(1, Math.ceil((zhi - zlo) / 8));
