@@ -1,0 +1,69 @@
+"""Run detection and every judge on a report for a set of thresholds."""
+from __future__ import annotations
+
+import dataclasses
+from typing import Dict, List, Optional
+
+from tb_xquant_plugin.judges import concat, mct_verdicts, mixed_precision, outlier, shift_negative
+from tb_xquant_plugin.judges import verdict as V
+from tb_xquant_plugin.judges.detection import Detection, detect
+from tb_xquant_plugin.model.report import Report
+from tb_xquant_plugin.model.thresholds import Thresholds
+
+
+@dataclasses.dataclass
+class Analysis:
+    report: Report
+    thresholds: Thresholds
+    detection: Detection
+    verdicts: List[V.Verdict]  # computed then MCT's
+    general: List[V.Verdict]
+
+    @property
+    def degraded(self) -> List[str]:
+        return self.detection.degraded
+
+    def judges_of(self) -> Dict[str, List[str]]:
+        """layer or node name -> judges that name it."""
+        out: Dict[str, List[str]] = {}
+        for v in self.verdicts:
+            for l in v.layers:
+                js = out.setdefault(l, [])
+                if v.judge not in js:
+                    js.append(v.judge)
+        return out
+
+
+def analyse(report: Report, th: Optional[Thresholds] = None) -> Analysis:
+    th = th or report.defaults
+    det = detect(report, th)
+    computed: List[V.Verdict] = []
+    general: List[V.Verdict] = []
+    if not report.layers:
+        pass
+    elif det.judges_skipped:
+        general.append(V.general(
+            V.DEGRADED_RATIO_OVER_LIMIT,
+            "%d of %d layers (%.0f%%) are degraded, at or over threshold_degrade_layer_ratio=%g: the problem is not "
+            "one layer, so the judges are skipped. Check the representative dataset and its preprocessing first."
+            % (len(det.degraded), len(report.layers), 100 * det.ratio, th.degrade_layer_ratio),
+            ratio=det.ratio, limit=th.degrade_layer_ratio, degraded=len(det.degraded), layers=len(report.layers)))
+    else:
+        computed += outlier.judge(report, det.degraded, th.zscore_outlier_removal)
+        computed += shift_negative.judge(report)
+        computed += concat.judge(report, th.ratio_unbalanced_concatenation)
+        computed += mixed_precision.judge(report, th.bitwidth_mixed_precision_with_model_output_loss_objective)
+        if not det.degraded:
+            general.append(V.general(
+                V.NO_DEGRADED_LAYERS,
+                "No layer crosses the quantization-error thresholds. If accuracy still dropped, look at the data "
+                "(representative set size, diversity, preprocessing) and the general countermeasures.",
+                layers=len(report.layers)))
+        elif not computed:
+            general.append(V.general(
+                V.NO_JUDGE_APPLIES,
+                "%d layers are degraded but none of the judges found a cause. Try the general countermeasures: "
+                "isolate a layer at 16 bits, bias correction, mixed precision or GPTQ." % len(det.degraded),
+                degraded=len(det.degraded)))
+    mct = mct_verdicts.load(report.mct_troubleshoot) if report.mct_troubleshoot else []
+    return Analysis(report, th, det, computed + mct, general)

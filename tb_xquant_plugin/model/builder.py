@@ -1,0 +1,258 @@
+"""Build a :class:`Report` from what is on disk: the XQuant run's events, the JSON files, the
+manifest and the MCT stage logs.  Missing or broken parts become ``problems``; nothing raises."""
+from __future__ import annotations
+
+import logging
+import math
+import os
+from typing import Dict, List, Optional, Tuple
+
+from tb_xquant_plugin.model.report import Layer, Report
+from tb_xquant_plugin.model.thresholds import Thresholds
+from tb_xquant_plugin.readers import artifacts as art
+from tb_xquant_plugin.readers.artifacts import Problem
+from tb_xquant_plugin.readers.events import EventSource, LocalEventSource
+from tb_xquant_plugin.readers.graphs import (
+    XQUANT_REPR,
+    XQUANT_VAL,
+    display_graph,
+    layer_name_of,
+    main_nodes,
+    parse_graph,
+    parse_metric_dict,
+    stage_quant_params,
+)
+
+logger = logging.getLogger(__name__)
+
+STAGE_LOGS_FOLDER = "tensorboard_logs"
+# Stage graphs from the latest to the earliest that carry final activation quantization parameters.
+STAGE_PREFERENCE = (
+    "after_activation_bias_correction",
+    "after_statistics_correction",
+    "statistics_computation",
+    "post_statistics_collection_substitutions",
+    "after_shift_negative_correction",
+    "thresholds_selection",
+)
+
+
+def find_stage_runs(runs: List[str], report_rel: str, manifest: Optional[dict],
+                    layer_names: List[str], source: EventSource) -> Tuple[Optional[str], Optional[str]]:
+    """The MCT stage-log folder of a report and the stage run to read quantization parameters from.
+
+    Rule: if the manifest names the stage logs (``stage_logs``, relative to the report dir), use
+    that folder.  Otherwise look for ``.../tensorboard_logs/<stage>`` runs inside the report's
+    parent folder; when several ``tensorboard_logs`` folders qualify, take the one whose stage
+    graph contains the most of the report's layer names (ties: the last in name order, which for
+    ``logs_<timestamp>`` folders of the same day is the newest).
+    Returns ``(stage_logs_rel, run)``.
+    """
+    by_folder: Dict[str, Dict[str, str]] = {}
+    for r in runs:
+        parts = r.split("/")
+        if len(parts) >= 2 and parts[-2] == STAGE_LOGS_FOLDER:
+            by_folder.setdefault("/".join(parts[:-1]), {})[parts[-1]] = r
+    if not by_folder:
+        return None, None
+    wanted: Optional[str] = None
+    if isinstance(manifest, dict) and isinstance(manifest.get("stage_logs"), str):
+        wanted = art.normpath_rel(report_rel, manifest["stage_logs"]).strip("/")
+    candidates: List[str]
+    if wanted is not None and wanted in by_folder:
+        candidates = [wanted]
+    else:
+        parent = report_rel.rsplit("/", 1)[0] if "/" in report_rel else ""
+        candidates = sorted(f for f in by_folder if not parent or f.startswith(parent + "/"))
+    if not candidates:
+        return None, None
+
+    def stage_of(folder: str) -> Optional[str]:
+        for st in STAGE_PREFERENCE:
+            if st in by_folder[folder]:
+                return by_folder[folder][st]
+        return None
+
+    if len(candidates) == 1:
+        return candidates[0], stage_of(candidates[0])
+    best, best_score = candidates[-1], -1
+    names = set(layer_names)
+    for folder in candidates:
+        run = stage_of(folder)
+        if run is None:
+            continue
+        try:
+            nodes = parse_graph(source.graph(run))
+        except ValueError:
+            continue
+        score = len(names & {n.name for n in nodes})
+        if score >= best_score:
+            best, best_score = folder, score
+    return best, stage_of(best)
+
+
+def build_report(source: EventSource, logdir: str, rel: str, report_dir: str,
+                 runs: Optional[List[str]] = None) -> Report:
+    problems: List[Problem] = []
+    runs = runs if runs is not None else source.runs()
+
+    manifest, p = art.read_json(art.manifest_path(report_dir), art.MANIFEST_FILENAME)
+    if p:
+        problems.append(p)
+    if manifest is not None and not isinstance(manifest, dict):
+        problems.append(Problem("the tb-xquant manifest is not a JSON object; ignoring it",
+                                "Re-run with tb_xquant_plugin.mct_run.xquant_report_with_manifest."))
+        manifest = None
+
+    raw_qr, p = art.read_json(art.join(report_dir, art.QUANT_REPORT), art.QUANT_REPORT)
+    if p:
+        problems.append(p)
+    qr, qr_problems = art.normalise_quant_report(raw_qr) if raw_qr is not None else (None, [])
+    problems.extend(qr_problems)
+
+    # The XQuant graph of the quantized model.
+    xrun = art.run_path(rel, art.XQUANT_RUN)
+    nodes_all = []
+    histograms = {}
+    if xrun in runs:
+        try:
+            nodes_all = parse_graph(source.graph(xrun))
+        except ValueError as e:
+            problems.append(Problem("the XQuant graph could not be read: %s" % e,
+                                    "The event file may be truncated; re-run the XQuant report."))
+        except Exception as e:  # noqa: BLE001
+            problems.append(Problem("the XQuant graph could not be read: %s" % e, "Reload once the run has finished."))
+        try:
+            histograms = source.histograms(xrun)
+        except Exception as e:  # noqa: BLE001
+            problems.append(Problem("float histograms could not be read: %s" % e, "Reload once the run has finished."))
+    if not nodes_all:
+        problems.append(Problem(
+            "no XQuant graph for this report (expected events with a graph in %s/xquant/)" % rel,
+            "Run xquant_report_troubleshoot_pytorch_experimental (or xquant_report_pytorch_experimental) "
+            "with XQuantConfig(report_dir=...) inside the logdir; it writes the graph there."))
+    if not histograms and nodes_all:
+        problems.append(Problem("no float activation histograms in %s/xquant/" % rel,
+                                "They are written by the XQuant report; the outlier-removal judge needs them."))
+    nodes, alias = display_graph(main_nodes(nodes_all)) if nodes_all else ([], {})
+
+    # Layers and metrics: quant_report.json first, graph attributes as a fallback.
+    graph_metrics: Dict[str, Dict[str, Dict[str, float]]] = {}
+    layer_node: Dict[str, Tuple[str, str]] = {}
+    for n in nodes:
+        lname = layer_name_of(n)
+        r = n.attrs.get(XQUANT_REPR)
+        v = n.attrs.get(XQUANT_VAL)
+        if isinstance(r, str) or isinstance(v, str):
+            graph_metrics[lname] = {"repr": parse_metric_dict(r or ""), "val": parse_metric_dict(v or "")}
+            layer_node[lname] = (n.id, n.op)
+    for n in nodes:
+        layer_node.setdefault(layer_name_of(n), (n.id, n.op))
+
+    layers: List[Layer] = []
+    output_metrics = {"repr": {}, "val": {}}
+    if qr is not None and (qr["layers"]["repr"] or qr["layers"]["val"]):
+        names = list(qr["layers"]["repr"].keys())
+        names += [k for k in qr["layers"]["val"].keys() if k not in qr["layers"]["repr"]]
+        for i, name in enumerate(names):
+            metrics = {ds: dict(qr["layers"][ds].get(name, {})) for ds in ("repr", "val")}
+            nid, op = layer_node.get(name, (None, None))
+            layers.append(Layer(name, i, metrics, nid, op))
+        output_metrics = qr["output"]
+    elif graph_metrics:
+        for i, (name, metrics) in enumerate(graph_metrics.items()):
+            nid, op = layer_node[name]
+            layers.append(Layer(name, i, metrics, nid, op))
+        problems.append(Problem("no quant_report.json; per-layer metrics were taken from the graph's node attributes "
+                                "and output metrics are unknown",
+                                "XQuant writes quant_report.json into report_dir; copy it next to the xquant/ folder."))
+    elif raw_qr is None:
+        problems.append(Problem("no per-layer metrics: quant_report.json is missing and the graph carries none",
+                                "Run the XQuant report; it writes quant_report.json into XQuantConfig.report_dir."))
+
+    metrics: List[str] = []
+    for src in (output_metrics.get("repr", {}),):
+        for m in src:
+            if m not in metrics:
+                metrics.append(m)
+    for l in layers:
+        for ds in ("repr", "val"):
+            for m in l.metrics.get(ds, {}):
+                if m not in metrics:
+                    metrics.append(m)
+    nan_layers = [l.name for l in layers for ds in ("repr", "val") for v in l.metrics.get(ds, {}).values()
+                  if isinstance(v, float) and math.isnan(v)]
+    if nan_layers:
+        problems.append(Problem("%d metric values are NaN or not numbers (e.g. layer %s); they never count as degraded"
+                                % (len(nan_layers), nan_layers[0]),
+                                "A NaN usually means the float output of that layer is all zeros (cs/sqnr undefined)."))
+
+    # Stage logs: quantization parameters.
+    stage_logs, stage_run = find_stage_runs(runs, rel, manifest, [l.name for l in layers], source)
+    quant = {}
+    if stage_run:
+        try:
+            quant = stage_quant_params(parse_graph(source.graph(stage_run)))
+        except ValueError as e:
+            problems.append(Problem("the MCT stage graph %s could not be read: %s" % (stage_run, e),
+                                    "Re-run quantization after mct.set_log_folder(...)."))
+    else:
+        problems.append(Problem("no MCT stage logs found for this report; bit widths and activation thresholds are unknown "
+                                "and the unbalanced-concatenation judge can only use histograms",
+                                "Call mct.set_log_folder('<logdir>/<run>/mct_logs') before quantizing, and keep the "
+                                "report dir in the same folder (or record the path with xquant_report_with_manifest)."))
+
+    ts, p = art.read_json(art.join(report_dir, art.TROUBLESHOOT_REPORT), art.TROUBLESHOOT_REPORT)
+    if p:
+        problems.append(p)
+    if ts is not None and not isinstance(ts, dict):
+        problems.append(Problem("troubleshoot_report.json is not a JSON object; MCT's verdicts are not shown",
+                                "Re-run xquant_report_troubleshoot_pytorch_experimental."))
+        ts = None
+
+    return Report(
+        id=art.report_id(rel),
+        rel=rel,
+        dir=report_dir,
+        manifest=manifest,
+        defaults=Thresholds.from_manifest(manifest),
+        metrics=metrics,
+        layers=layers,
+        output_metrics=output_metrics,
+        nodes=nodes,
+        node_alias=alias,
+        histograms=histograms,
+        quant=quant,
+        stage_run=stage_run,
+        mct_troubleshoot=ts,
+        artifacts=art.list_artifacts(report_dir),
+        problems=problems,
+        has_quant_report=raw_qr is not None,
+        has_graph=bool(nodes),
+    )
+
+
+def discover(source: EventSource, logdir: str) -> Dict[str, str]:
+    return art.discover_report_dirs(logdir, source.runs())
+
+
+def build_all(logdir: str, source: Optional[EventSource] = None) -> List[Report]:
+    """Every report under ``logdir`` (CLI / tests); reads event files directly."""
+    source = source or LocalEventSource(logdir)
+    runs = source.runs()
+    dirs = art.discover_report_dirs(logdir, runs)
+    return [build_report(source, logdir, rel, d, runs) for rel, d in sorted(dirs.items())]
+
+
+def analyse_report_dir(report_dir: str, logdir: Optional[str] = None, thresholds: Optional[Thresholds] = None):
+    """Analyse one report directory (the folder given to ``XQuantConfig(report_dir=...)``).
+
+    The logdir defaults to the report dir's parent, so the sibling MCT stage logs are found."""
+    from tb_xquant_plugin.judges.run import analyse
+
+    report_dir = os.path.abspath(report_dir)
+    logdir = os.path.abspath(logdir or os.path.dirname(report_dir))
+    source = LocalEventSource(logdir)
+    rel = os.path.relpath(report_dir, logdir).replace(os.sep, "/")
+    report = build_report(source, logdir, rel, report_dir)
+    return analyse(report, thresholds or report.defaults)

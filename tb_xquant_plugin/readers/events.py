@@ -1,0 +1,177 @@
+"""Where event data comes from: TensorBoard's data provider (inside TensorBoard) or event files
+read directly through ``gfile`` (the CLI, tests and benchmarks).
+
+Both sources answer the same three questions about a run: its name, its graph (serialized
+``GraphDef`` bytes) and its histograms (``tag -> float array [k, 3]`` of left edge, right edge,
+count, exactly as TensorBoard's histogram plugin stores them).
+"""
+from __future__ import annotations
+
+import logging
+import os
+import posixpath
+from typing import Dict, Iterable, List, Optional
+
+import numpy as np
+
+from tensorboard.compat.tensorflow_stub.io import gfile as _stub_gfile  # noqa: F401 (registers filesystems)
+from tensorboard.compat import tf
+
+logger = logging.getLogger(__name__)
+
+GRAPHS_PLUGIN = "graphs"
+RUN_GRAPH_TAG = "__run_graph__"
+HISTOGRAMS_PLUGIN = "histograms"
+
+
+class EventSource:
+    """Interface of the event readers."""
+
+    def runs(self) -> List[str]:
+        raise NotImplementedError
+
+    def graph(self, run: str) -> Optional[bytes]:
+        raise NotImplementedError
+
+    def histograms(self, run: str) -> Dict[str, np.ndarray]:
+        raise NotImplementedError
+
+    def version(self) -> object:
+        """Anything that changes when the underlying data changes (used to invalidate caches)."""
+        return None
+
+
+def join(*parts: str) -> str:
+    """Join path parts the way gfile paths need (keeps URL-style roots such as gs://)."""
+    if "://" in parts[0]:
+        return posixpath.join(*parts)
+    return os.path.join(*parts)
+
+
+def _is_event_file(name: str) -> bool:
+    return "tfevents" in name
+
+
+class LocalEventSource(EventSource):
+    """Reads event files under a logdir with TensorBoard's loader (``gfile``: local or remote).
+
+    Runs are named as TensorBoard names them: the directory holding event files, relative to the
+    logdir (``.`` for the logdir itself).
+    """
+
+    def __init__(self, logdir: str):
+        self.logdir = logdir
+        self._runs: Optional[Dict[str, List[str]]] = None
+
+    def _scan(self) -> Dict[str, List[str]]:
+        if self._runs is None:
+            runs: Dict[str, List[str]] = {}
+            gf = tf.io.gfile
+            if gf.isdir(self.logdir):
+                for dirpath, _dirs, files in gf.walk(self.logdir):
+                    evs = sorted(f for f in files if _is_event_file(f))
+                    if evs:
+                        rel = os.path.relpath(dirpath, self.logdir) if "://" not in dirpath else dirpath[len(self.logdir):].strip("/")
+                        runs[rel.replace(os.sep, "/") or "."] = [join(dirpath, f) for f in evs]
+            self._runs = runs
+        return self._runs
+
+    def runs(self) -> List[str]:
+        return sorted(self._scan())
+
+    def _events(self, run: str) -> Iterable:
+        from tensorboard.backend.event_processing import event_file_loader
+
+        for path in self._scan().get(run, []):
+            try:
+                loader = event_file_loader.EventFileLoader(path)
+                for ev in loader.Load():
+                    yield ev
+            except Exception as e:  # noqa: BLE001 - a broken file must not stop the others
+                logger.warning("tb-xquant: stopped reading %s: %s", path, e)
+
+    def graph(self, run: str) -> Optional[bytes]:
+        found = None
+        for ev in self._events(run):
+            if ev.HasField("graph_def"):
+                found = ev.graph_def
+        return found
+
+    def histograms(self, run: str) -> Dict[str, np.ndarray]:
+        from tensorboard.util import tensor_util
+
+        out: Dict[str, np.ndarray] = {}
+        for ev in self._events(run):
+            if not ev.HasField("summary"):
+                continue
+            for v in ev.summary.value:
+                if v.metadata.plugin_data.plugin_name != HISTOGRAMS_PLUGIN or not v.HasField("tensor"):
+                    continue
+                try:
+                    arr = np.asarray(tensor_util.make_ndarray(v.tensor), dtype=np.float64)
+                except Exception:  # noqa: BLE001
+                    continue
+                out[v.tag] = arr.reshape(-1, 3) if arr.size % 3 == 0 else np.zeros((0, 3))
+        return out
+
+    def version(self) -> object:
+        gf = tf.io.gfile
+        sig = []
+        for run, paths in sorted(self._scan().items()):
+            for p in paths:
+                try:
+                    sig.append((p, gf.stat(p).length))
+                except Exception:  # noqa: BLE001
+                    sig.append((p, -1))
+        return tuple(sig)
+
+    def refresh(self) -> None:
+        self._runs = None
+
+
+class DataProviderSource(EventSource):
+    """Reads through TensorBoard's data provider (works with the Rust data server and remote logdirs)."""
+
+    def __init__(self, provider, ctx, experiment_id: str = ""):
+        self.provider = provider
+        self.ctx = ctx
+        self.eid = experiment_id
+
+    def runs(self) -> List[str]:
+        return sorted(r.run_name for r in self.provider.list_runs(self.ctx, experiment_id=self.eid))
+
+    def graph(self, run: str) -> Optional[bytes]:
+        from tensorboard.data import provider as dp
+
+        seqs = self.provider.read_blob_sequences(
+            self.ctx,
+            experiment_id=self.eid,
+            plugin_name=GRAPHS_PLUGIN,
+            downsample=1,
+            run_tag_filter=dp.RunTagFilter(runs=[run], tags=[RUN_GRAPH_TAG]),
+        )
+        data = seqs.get(run, {}).get(RUN_GRAPH_TAG)
+        if not data:
+            return None
+        blobs = data[-1].values
+        if not blobs:
+            return None
+        return self.provider.read_blob(self.ctx, blob_key=blobs[0].blob_key)
+
+    def histograms(self, run: str) -> Dict[str, np.ndarray]:
+        from tensorboard.data import provider as dp
+
+        res = self.provider.read_tensors(
+            self.ctx,
+            experiment_id=self.eid,
+            plugin_name=HISTOGRAMS_PLUGIN,
+            downsample=1,
+            run_tag_filter=dp.RunTagFilter(runs=[run]),
+        )
+        out: Dict[str, np.ndarray] = {}
+        for tag, data in res.get(run, {}).items():
+            if not data:
+                continue
+            arr = np.asarray(data[-1].numpy, dtype=np.float64)
+            out[tag] = arr.reshape(-1, 3) if arr.size % 3 == 0 else np.zeros((0, 3))
+        return out

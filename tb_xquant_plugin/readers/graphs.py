@@ -1,0 +1,199 @@
+"""Parse the GraphDefs MCT writes: the XQuant graph of the quantized model and the stage graphs
+of ``mct.set_log_folder`` (which carry quantization parameters in ``.activation`` / ``.weights``
+helper nodes)."""
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+from typing import Any, Dict, List, Optional, Tuple
+
+from tensorboard.compat.proto.graph_pb2 import GraphDef
+
+XQUANT_REPR = "xquant_repr"
+XQUANT_VAL = "xquant_val"
+
+# MCT writes per-layer metrics as the repr() of a Python dict: {'mse': 0.1, 'cs': 0.9, ...}.
+_METRIC_RE = re.compile(
+    r"""['"]([^'"]+)['"]\s*:\s*(?:np\.float\d*\(|float\()?\s*([-+]?(?:nan|inf|infinity|\d+\.?\d*(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+)?))""",
+    re.IGNORECASE,
+)
+_THRESHOLD_RE = re.compile(r"""['"]threshold['"]\s*:\s*(?:np\.float\d*\()?\s*([-+]?[0-9.eE+-]+|inf|nan)""")
+_SIGNED_RE = re.compile(r"""['"]is_signed['"]\s*:\s*(?:np\.)?(True|False)_?""")
+
+
+@dataclasses.dataclass
+class GraphNode:
+    id: str
+    name: str
+    op: str
+    inputs: List[str]
+    output_shapes: List[List[int]]
+    attrs: Dict[str, Any]
+
+
+def parse_metric_dict(text: str) -> Dict[str, float]:
+    """Parse MCT's ``xquant_repr`` / ``xquant_val`` attribute without evaluating it."""
+    out: Dict[str, float] = {}
+    for key, num in _METRIC_RE.findall(text or ""):
+        try:
+            out[key] = float(num)
+        except ValueError:
+            out[key] = math.nan
+    return out
+
+
+def _attr_value(v) -> Any:
+    kind = v.WhichOneof("value")
+    if kind == "s":
+        return v.s.decode("utf-8", "replace")
+    if kind == "i":
+        return int(v.i)
+    if kind == "f":
+        return float(v.f)
+    if kind == "b":
+        return bool(v.b)
+    if kind == "list":
+        return None  # only _output_shapes uses lists; handled separately
+    return None
+
+
+def _shapes(v) -> List[List[int]]:
+    shapes = []
+    try:
+        for s in v.list.shape:
+            shapes.append([int(d.size) for d in s.dim])
+    except Exception:  # noqa: BLE001
+        pass
+    return shapes
+
+
+def parse_graph(data: Optional[bytes]) -> List[GraphNode]:
+    """All nodes of a serialized GraphDef.  Raises ``ValueError`` when the bytes are not a GraphDef."""
+    if not data:
+        return []
+    g = GraphDef()
+    try:
+        g.ParseFromString(data)
+    except Exception as e:  # noqa: BLE001 - protobuf raises DecodeError
+        raise ValueError("graph is not a valid GraphDef: %s" % e) from None
+    nodes = []
+    for n in g.node:
+        attrs = {}
+        shapes: List[List[int]] = []
+        for k, v in n.attr.items():
+            if k == "_output_shapes":
+                shapes = _shapes(v)
+            else:
+                attrs[k] = _attr_value(v)
+        inputs = [i.split(":")[0].lstrip("^") for i in n.input]
+        nodes.append(GraphNode(n.name, n.name.rsplit("/", 1)[-1], n.op, inputs, shapes, attrs))
+    return nodes
+
+
+def is_fake_quant(node: GraphNode) -> bool:
+    return node.op.startswith("fake_quantize") or node.op.startswith("fake_quant")
+
+
+def layer_name_of(node: GraphNode) -> str:
+    """The name MCT uses for the layer (PyTorch wrappers add ``_layer`` in the quantized graph)."""
+    return node.name[: -len("_layer")] if node.name.endswith("_layer") else node.name
+
+
+@dataclasses.dataclass
+class QuantParams:
+    """Quantization parameters of one node from an MCT stage graph."""
+
+    activation_nbits: Optional[int] = None
+    activation_threshold: Optional[float] = None
+    signed: Optional[bool] = None
+    quant_mode: Optional[str] = None
+    z_threshold: Optional[float] = None
+    shift_negative_activation_correction: Optional[bool] = None
+    shift_negative_ratio: Optional[float] = None
+    activation_error_method: Optional[str] = None
+    weights_bias_correction: Optional[bool] = None
+    op: Optional[str] = None
+
+    def to_json(self) -> Dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _num(text: str) -> Optional[float]:
+    try:
+        return float(text)
+    except (TypeError, ValueError):
+        return None
+
+
+def stage_quant_params(nodes: List[GraphNode]) -> Dict[str, QuantParams]:
+    """Map node name (last path component) -> quantization parameters from a stage graph."""
+    by_id = {n.id: n for n in nodes}
+    out: Dict[str, QuantParams] = {}
+    for n in nodes:
+        if n.id.endswith(".activation"):
+            base = by_id.get(n.id[: -len(".activation")])
+            name = (base.name if base else n.name[: -len(".activation")])
+            qp = out.setdefault(name, QuantParams())
+            qp.op = base.op if base else None
+            a = n.attrs
+            if isinstance(a.get("activation_n_bits"), int):
+                qp.activation_nbits = a["activation_n_bits"]
+            params = a.get("activation_quantization_params") or ""
+            m = _THRESHOLD_RE.search(params)
+            if m:
+                qp.activation_threshold = _num(m.group(1))
+            m = _SIGNED_RE.search(params)
+            if m:
+                qp.signed = m.group(1) == "True"
+            qp.quant_mode = (a.get("quant_mode") or "").replace("ActivationQuantizationMode.", "") or None
+            if isinstance(a.get("z_threshold"), float):
+                qp.z_threshold = a["z_threshold"]
+            if isinstance(a.get("shift_negative_activation_correction"), bool):
+                qp.shift_negative_activation_correction = a["shift_negative_activation_correction"]
+            if isinstance(a.get("shift_negative_ratio"), float):
+                qp.shift_negative_ratio = a["shift_negative_ratio"]
+            em = a.get("_activation_error_method") or a.get("activation_error_method")
+            if isinstance(em, str):
+                qp.activation_error_method = em.replace("QuantizationErrorMethod.", "")
+        elif n.id.endswith(".weights"):
+            name = n.name[: -len(".weights")]
+            qp = out.setdefault(name, QuantParams())
+            if isinstance(n.attrs.get("weights_bias_correction"), bool):
+                qp.weights_bias_correction = n.attrs["weights_bias_correction"]
+    return out
+
+
+def main_nodes(nodes: List[GraphNode]) -> List[GraphNode]:
+    """Nodes without MCT's ``.weights`` / ``.activation`` helper nodes."""
+    return [n for n in nodes if not (n.id.endswith(".weights") or n.id.endswith(".activation"))]
+
+
+def display_graph(nodes: List[GraphNode]) -> Tuple[List[GraphNode], Dict[str, str]]:
+    """The quantized model's graph as a user reads it: fake-quantize nodes (activation quantizers)
+    are removed and their consumers connected to their producers.  Returns the nodes and a map
+    from each removed node id to the producer it stood for."""
+    by_id = {n.id: n for n in nodes}
+    alias: Dict[str, str] = {}
+
+    def resolve(i: str, depth: int = 0) -> str:
+        n = by_id.get(i)
+        if n is None or not is_fake_quant(n) or not n.inputs or depth > 64:
+            return i
+        return resolve(n.inputs[0], depth + 1)
+
+    kept = []
+    for n in nodes:
+        if is_fake_quant(n) and n.inputs:
+            alias[n.id] = resolve(n.id)
+            continue
+        kept.append(n)
+    out = []
+    for n in kept:
+        seen = []
+        for i in n.inputs:
+            r = resolve(i)
+            if r not in seen and r != n.id:
+                seen.append(r)
+        out.append(dataclasses.replace(n, inputs=seen))
+    return out, alias
