@@ -16,6 +16,7 @@ class App {
   private reports: ReportRef[] = [];
   private reportsJson = '';
   private summary: ReportSummary | null = null;
+  private summaryJson = '';
   private layers: LayersResponse | null = null;
   private compare: CompareResponse | null = null;
   private reportSel = h('select', {id: 'report-select', 'aria-label': 'XQuant report'});
@@ -60,6 +61,7 @@ class App {
     window.addEventListener('hashchange', () => this.onHashChange());
     onThemeChange(() => { this.graph.requestDraw(); this.charts.draw(); if (this.state.layer) this.loadLayer(); });
     setInterval(() => this.poll(), POLL_MS);
+    this.watchParentReload();
     document.addEventListener('visibilitychange', () => { if (!document.hidden) this.poll(); });
   }
 
@@ -108,12 +110,30 @@ class App {
     }
   }
 
+  /** TensorBoard's reload (button or auto-reload) refetches `data/runs` in the parent page; the iframe is
+   *  same-origin, so watch the parent's resource timings for it. Falls back to polling alone. */
+  private watchParentReload() {
+    try {
+      const pw = window.parent as unknown as {PerformanceObserver?: typeof PerformanceObserver};
+      if (!pw || (pw as unknown) === window || !pw.PerformanceObserver) return;
+      const kick = debounce(() => this.poll(), 500);
+      const obs = new pw.PerformanceObserver((list) => {
+        if (list.getEntries().some((e) => /\/data\/(runs|environment)(\?|$)/.test(e.name))) kick();
+      });
+      obs.observe({type: 'resource', buffered: false});
+      this.root.dataset.reloadHook = 'parent';
+    } catch { /* cross-origin or unsupported: polling only */ }
+  }
+
   private async poll() {
     if (document.hidden) return;
     try {
       const r = await getJson<ReportsResponse>('reports');
       const j = JSON.stringify(r);
-      if (j !== this.reportsJson) await this.loadAll();
+      if (j !== this.reportsJson) { await this.loadAll(); return; }
+      if (!this.state.report || this.root.dataset.state !== 'ready') return;
+      const sj = JSON.stringify(await getJson<ReportSummary>('report', {report: this.state.report, ...this.params()}));
+      if (sj !== this.summaryJson) await this.loadReport(false);
     } catch { /* transient */ }
   }
 
@@ -150,6 +170,7 @@ class App {
       ]);
       if (gen !== this.gen) return;
       this.summary = summary;
+      this.summaryJson = JSON.stringify(summary);
       this.layers = layers instanceof Error ? null : layers;
       this.compare = cmp instanceof Error ? null : cmp;
       const problems: Problem[] = [...(summary.problems ?? [])];
