@@ -1,0 +1,176 @@
+"""HTTP routes of the XQuant plugin (werkzeug).  Every answer is JSON (or PNG / static bundle),
+errors are ``{"error", "hint"}`` with 4xx, and nothing a client sends is used as a file path."""
+from __future__ import annotations
+
+import json
+import logging
+import mimetypes
+import os
+import re
+from typing import Any, Callable, Dict
+
+from tensorboard.backend import http_util
+from tensorboard.compat import tf
+from werkzeug import wrappers
+
+from tb_xquant_plugin.server import views
+from tb_xquant_plugin.server.store import ReportStore, threshold_args
+
+logger = logging.getLogger(__name__)
+
+STATIC_DIR = os.path.join(os.path.dirname(os.path.dirname(__file__)), "static")
+_STATIC_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
+MAX_PNG_BYTES = 32 * 1024 * 1024
+
+
+def _json(request, obj: Any, code: int = 200):
+    body = json.dumps(views.safe(obj), allow_nan=False, ensure_ascii=False)
+    return http_util.Respond(request, body, "application/json", code=code)
+
+
+def _error(request, code: int, error: str, hint: str = ""):
+    return _json(request, {"error": error, "hint": hint}, code)
+
+
+NO_REPORT_HINT = ("Pick a report from GET reports. Reports are folders under the logdir holding quant_report.json "
+                  "or an xquant/ run written by xquant_report_troubleshoot_pytorch_experimental.")
+
+
+class Routes:
+    def __init__(self, store: ReportStore):
+        self.store = store
+
+    def apps(self) -> Dict[str, Callable]:
+        routes = {
+            "/reports": self.reports,
+            "/report": self.report,
+            "/graph": self.graph,
+            "/layers": self.layers,
+            "/verdicts": self.verdicts,
+            "/layer": self.layer,
+            "/artifact": self.artifact,
+            "/compare": self.compare,
+            "/manual": self.manual,
+            "/static/*": self.static,
+        }
+        return {k: self._guard(v) for k, v in routes.items()}
+
+    def _guard(self, fn):
+        @wrappers.Request.application
+        def handler(request):
+            try:
+                return fn(request)
+            except ValueError as e:
+                return _error(request, 400, str(e), "Check the query parameters (see docs/api.md).")
+            except Exception as e:  # noqa: BLE001 - never a 500 page without a message
+                logger.exception("tb-xquant: %s failed", request.path)
+                return _error(request, 503, "the report could not be analysed right now: %s" % type(e).__name__,
+                              "Reload; if it persists the logdir holds something the plugin cannot read.")
+
+        return handler
+
+    def _analysis(self, request, key: str = "report"):
+        rid = request.args.get(key)
+        if not rid:
+            return None, _error(request, 400, "missing parameter %r" % key, NO_REPORT_HINT)
+        a, _ = self.store.analysis(rid, threshold_args(request.args))
+        if a is None:
+            return None, _error(request, 404, "unknown report %r" % rid[:80], NO_REPORT_HINT)
+        return a, None
+
+    # -- routes ----------------------------------------------------------------------------
+    def reports(self, request):
+        refresh = request.args.get("refresh") in ("1", "true")
+        self.store.report_dirs(refresh=refresh)
+        entries = [views.report_entry(r) for r in self.store.all_reports()]
+        body = {"logdir": self.store.logdir, "reports": entries}
+        if not entries:
+            body["hint"] = ("No XQuant report under this logdir. Run mct.set_log_folder(...), quantize, then "
+                            "xquant_report_troubleshoot_pytorch_experimental(..., XQuantConfig(report_dir=<a folder "
+                            "inside the logdir>)); or `python -m demo.generate --out <logdir>` for the demo.")
+        return _json(request, body)
+
+    def report(self, request):
+        a, err = self._analysis(request)
+        return err or _json(request, views.summary(a))
+
+    def graph(self, request):
+        a, err = self._analysis(request)
+        return err or _json(request, views.graph(a))
+
+    def layers(self, request):
+        a, err = self._analysis(request)
+        return err or _json(request, views.layers(a))
+
+    def verdicts(self, request):
+        a, err = self._analysis(request)
+        return err or _json(request, views.verdicts(a))
+
+    def layer(self, request):
+        a, err = self._analysis(request)
+        if err:
+            return err
+        name = request.args.get("layer")
+        if not name:
+            return _error(request, 400, "missing parameter 'layer'", "Use a layer name from GET layers.")
+        d = views.layer_detail(a, name)
+        if d is None:
+            return _error(request, 404, "no layer named %r in this report" % name[:200], "Use a name from GET layers.")
+        return _json(request, d)
+
+    def compare(self, request):
+        a, err = self._analysis(request, "a")
+        if err:
+            return err
+        b, err = self._analysis(request, "b")
+        if err:
+            return err
+        return _json(request, views.compare(a, b))
+
+    def artifact(self, request):
+        rid, aid = request.args.get("report"), request.args.get("id")
+        if not rid or not aid:
+            return _error(request, 400, "missing parameter 'report' or 'id'", "Use artifact ids from GET report.")
+        report = self.store.report(rid)
+        if report is None:
+            return _error(request, 404, "unknown report %r" % rid[:80], NO_REPORT_HINT)
+        artifact = report.artifact_by_id.get(aid)
+        if artifact is None:
+            return _error(request, 404, "unknown artifact %r" % aid[:80], "Use artifact ids from GET report.")
+        gf = tf.io.gfile
+        try:
+            if gf.stat(artifact.path).length > MAX_PNG_BYTES:
+                return _error(request, 404, "artifact too large", "")
+            with gf.GFile(artifact.path, "rb") as f:
+                data = f.read()
+        except Exception:  # noqa: BLE001
+            return _error(request, 404, "artifact %s is no longer readable" % artifact.name, "Reload the report.")
+        if not data.startswith(b"\x89PNG"):
+            return _error(request, 404, "artifact %s is not a PNG" % artifact.name, "")
+        return http_util.Respond(request, data, "image/png")
+
+    def manual(self, request):
+        from tb_xquant_plugin import manual
+
+        mid = request.args.get("id")
+        if not mid:
+            return _json(request, {"entries": manual.list_entries()})
+        entry = manual.get_entry(mid)
+        if entry is None:
+            return _error(request, 404, "no manual entry %r" % mid[:80], "GET manual lists the entries.")
+        return _json(request, entry)
+
+    def static(self, request):
+        name = request.path.rsplit("/static/", 1)[-1]
+        # Only plain file names of the bundle folder: no separators, no dot-dot.
+        if not _STATIC_NAME.match(name) or name.startswith("."):
+            return _error(request, 404, "not found", "")
+        path = os.path.join(STATIC_DIR, name)
+        if not os.path.isfile(path):
+            return _error(request, 404, "not found", "Build the frontend: cd frontend && npm ci && npm run build")
+        with open(path, "rb") as f:
+            data = f.read()
+        ctype = mimetypes.guess_type(name)[0] or "application/octet-stream"
+        if name.endswith((".js", ".mjs")):
+            ctype = "text/javascript"
+        return http_util.Respond(request, data, ctype)

@@ -1,0 +1,169 @@
+"""Report discovery and caching, safe for concurrent requests.
+
+Discovery (which reports exist) is refreshed in a background thread so that neither
+``is_active()`` nor a request ever waits on a logdir walk after the first one.  Each report is
+rebuilt when its files change (signature of sizes and mtimes of its JSON files and event files);
+analyses are cached per (report, thresholds) with a small LRU."""
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+import time
+from typing import Callable, Dict, List, Optional, Tuple
+
+from tensorboard.compat import tf
+
+from tb_xquant_plugin.judges.run import Analysis, analyse
+from tb_xquant_plugin.model.builder import build_report
+from tb_xquant_plugin.model.report import Report
+from tb_xquant_plugin.model.thresholds import Thresholds
+from tb_xquant_plugin.readers import artifacts as art
+from tb_xquant_plugin.readers.events import EventSource, join
+
+logger = logging.getLogger(__name__)
+
+
+def _signature(report_dir: str) -> Tuple:
+    gf = tf.io.gfile
+    sig = []
+    for name in (art.QUANT_REPORT, art.TROUBLESHOOT_REPORT, art.MANIFEST_FILENAME):
+        p = join(report_dir, name)
+        try:
+            st = gf.stat(p)
+            sig.append((name, st.length, getattr(st, "mtime_nsec", 0)))
+        except Exception:  # noqa: BLE001 - missing file
+            sig.append((name, None))
+    xdir = join(report_dir, art.XQUANT_RUN)
+    try:
+        if gf.isdir(xdir):
+            for f in sorted(gf.listdir(xdir)):
+                try:
+                    st = gf.stat(join(xdir, f))
+                    sig.append((f, st.length))
+                except Exception:  # noqa: BLE001
+                    sig.append((f, None))
+    except Exception:  # noqa: BLE001
+        pass
+    return tuple(sig)
+
+
+class ReportStore:
+    def __init__(self, logdir: str, source_factory: Callable[[], EventSource], refresh_seconds: float = 15.0,
+                 background: bool = True):
+        self.logdir = logdir
+        self._source_factory = source_factory
+        self._refresh_seconds = refresh_seconds
+        self._lock = threading.RLock()
+        self._dirs: Optional[Dict[str, str]] = None  # rel -> dir
+        self._runs: List[str] = []
+        self._discovered_at = 0.0
+        self._reports: Dict[str, Tuple[Tuple, Report]] = {}
+        self._analyses: "collections.OrderedDict[Tuple, Analysis]" = collections.OrderedDict()
+        self._build_locks: Dict[str, threading.Lock] = collections.defaultdict(threading.Lock)
+        self._discover_lock = threading.Lock()
+        self._thread: Optional[threading.Thread] = None
+        if background:
+            self._thread = threading.Thread(target=self._loop, name="tb-xquant-discovery", daemon=True)
+            self._thread.start()
+
+    # -- discovery -------------------------------------------------------------------------
+    def _loop(self):
+        while True:
+            try:
+                self.discover()
+            except Exception:  # noqa: BLE001
+                logger.exception("tb-xquant: discovery failed")
+            time.sleep(self._refresh_seconds)
+
+    def discover(self) -> Dict[str, str]:
+        with self._discover_lock:
+            source = self._source_factory()
+            runs = source.runs()
+            dirs = art.discover_report_dirs(self.logdir, runs)
+            with self._lock:
+                self._runs, self._dirs, self._discovered_at = runs, dirs, time.time()
+            return dirs
+
+    def has_reports(self) -> bool:
+        """Cheap: never walks the logdir itself (the background thread does)."""
+        with self._lock:
+            return bool(self._dirs)
+
+    def report_dirs(self, refresh: bool = False) -> Dict[str, str]:
+        with self._lock:
+            stale = self._dirs is None or refresh
+        if stale:
+            return self.discover()
+        with self._lock:
+            return dict(self._dirs or {})
+
+    def ids(self, refresh: bool = False) -> Dict[str, Tuple[str, str]]:
+        return {art.report_id(rel): (rel, d) for rel, d in self.report_dirs(refresh).items()}
+
+    # -- reports ---------------------------------------------------------------------------
+    def report(self, rid: str) -> Optional[Report]:
+        ids = self.ids()
+        if rid not in ids:
+            ids = self.ids(refresh=True)
+            if rid not in ids:
+                return None
+        rel, d = ids[rid]
+        sig = _signature(d)
+        with self._lock:
+            cached = self._reports.get(rid)
+        if cached and cached[0] == sig:
+            return cached[1]
+        with self._build_locks[rid]:
+            with self._lock:
+                cached = self._reports.get(rid)
+            if cached and cached[0] == sig:
+                return cached[1]
+            with self._lock:
+                runs = list(self._runs)
+            source = self._source_factory()
+            try:
+                runs = source.runs()
+            except Exception:  # noqa: BLE001
+                pass
+            report = build_report(source, self.logdir, rel, d, runs)
+            with self._lock:
+                self._reports[rid] = (sig, report)
+                for k in [k for k in self._analyses if k[0] == rid]:
+                    del self._analyses[k]
+            return report
+
+    def analysis(self, rid: str, th_args: Dict[str, str]) -> Tuple[Optional[Analysis], Optional[Report]]:
+        """Raises ValueError for bad threshold arguments."""
+        report = self.report(rid)
+        if report is None:
+            return None, None
+        th = report.defaults.with_overrides(th_args)
+        key = (rid, id(report), th.key())
+        with self._lock:
+            a = self._analyses.get(key)
+            if a is not None:
+                self._analyses.move_to_end(key)
+                return a, report
+        a = analyse(report, th)
+        with self._lock:
+            self._analyses[key] = a
+            while len(self._analyses) > 128:
+                self._analyses.popitem(last=False)
+        return a, report
+
+    def all_reports(self) -> List[Report]:
+        out = []
+        for rid in sorted(self.ids(), key=lambda r: self.ids()[r][0]):
+            r = self.report(rid)
+            if r is not None:
+                out.append(r)
+        return out
+
+
+def threshold_args(args) -> Dict[str, str]:
+    keys = ("ratio", "z", "concat", "bits")
+    return {k: args.get(k) for k in args.keys() if k.startswith("thr.") or k.startswith("under.") or k in keys}
+
+
+__all__ = ["ReportStore", "threshold_args", "Thresholds"]

@@ -1,0 +1,223 @@
+"""JSON views of an analysis: what the HTTP API and the CLI return (schema in docs/api.md)."""
+from __future__ import annotations
+
+import math
+from typing import Any, Dict, List, Optional
+
+import numpy as np
+
+from tb_xquant_plugin.judges import verdict as V
+from tb_xquant_plugin.judges.outlier import zscore_histogram
+from tb_xquant_plugin.judges.run import Analysis, analyse
+from tb_xquant_plugin.model.report import DATASETS, Report
+
+
+def safe(obj: Any) -> Any:
+    """Make a structure JSON-safe: NaN / +-Infinity become strings, numpy scalars become numbers."""
+    if isinstance(obj, dict):
+        return {str(k): safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [safe(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return [safe(v) for v in obj.tolist()]
+    if isinstance(obj, (np.floating,)):
+        obj = float(obj)
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    if isinstance(obj, (np.bool_,)):
+        return bool(obj)
+    if isinstance(obj, float):
+        if math.isnan(obj):
+            return "NaN"
+        if math.isinf(obj):
+            return "Infinity" if obj > 0 else "-Infinity"
+    return obj
+
+
+def report_entry(report: Report) -> Dict[str, Any]:
+    return {
+        "id": report.id,
+        "name": report.rel,
+        "path": report.rel,
+        "model_name": report.model_name,
+        "has_quant_report": report.has_quant_report,
+        "has_troubleshoot_report": report.mct_troubleshoot is not None,
+        "has_graph": report.has_graph,
+        "has_histograms": bool(report.histograms),
+        "stage_logs": report.stage_run.rsplit("/", 1)[0] if report.stage_run else None,
+        "layer_count": len(report.layers),
+        "manifest": report.manifest,
+        "problems": [p.to_json() for p in report.problems],
+    }
+
+
+def _worst(a: Analysis, name: str) -> Optional[Dict[str, Any]]:
+    w = a.detection.worst.get(name)
+    if not w:
+        return None
+    return {"metric": w[0], "dataset": w[1], "value": w[2]}
+
+
+def summary(a: Analysis) -> Dict[str, Any]:
+    r = a.report
+    return {
+        "id": r.id,
+        "name": r.rel,
+        "model_name": r.model_name,
+        "thresholds": a.thresholds.to_json(),
+        "metrics": r.metrics,
+        "output_metrics": r.output_metrics,
+        "layer_count": len(r.layers),
+        "degraded_layers": list(a.degraded),
+        "degraded_ratio": a.detection.ratio,
+        "judges_skipped": a.detection.judges_skipped,
+        "metrics_without_threshold": a.detection.skipped_metrics,
+        "verdicts": [v.to_json() for v in a.verdicts],
+        "general": [v.to_json() for v in a.general],
+        "artifacts": [x.to_json() for x in r.artifacts],
+        "manifest": r.manifest,
+        "accuracy": (r.manifest or {}).get("accuracy") if isinstance(r.manifest, dict) else None,
+        "problems": [p.to_json() for p in r.problems],
+    }
+
+
+def layers(a: Analysis) -> Dict[str, Any]:
+    judges = a.judges_of()
+    deg = set(a.degraded)
+    out = []
+    for l in a.report.layers:
+        out.append({
+            "name": l.name, "node": l.node, "op": l.op, "index": l.index,
+            "repr": l.metrics.get("repr", {}), "val": l.metrics.get("val", {}),
+            "flags": a.detection.flags.get(l.name, {}),
+            "degraded": l.name in deg, "worst": _worst(a, l.name), "judges": judges.get(l.name, []),
+        })
+    return {"metrics": a.report.metrics, "datasets": list(DATASETS), "layers": out,
+            "thresholds": a.thresholds.to_json()}
+
+
+def graph(a: Analysis) -> Dict[str, Any]:
+    r = a.report
+    judges = a.judges_of()
+    deg = set(a.degraded)
+    nodes = []
+    for n in r.nodes:
+        layer = r.layer_of_node.get(n.id)
+        marks = list(judges.get(layer or n.name, []))
+        for j in judges.get(n.name, []):
+            if j not in marks:
+                marks.append(j)
+        nodes.append({
+            "id": n.id, "name": n.name, "op": n.op,
+            "group": n.id.rsplit("/", 1)[0] if "/" in n.id else "",
+            "inputs": [i for i in n.inputs if i in r.node_by_id],
+            "output_shape": n.output_shapes, "layer": layer,
+            "degraded": bool(layer and layer in deg),
+            "worst": _worst(a, layer) if layer else None,
+            "judges": marks,
+        })
+    problems = [p.to_json() for p in r.problems if "graph" in p.what]
+    return {"nodes": nodes, "problems": problems}
+
+
+def verdicts(a: Analysis) -> Dict[str, Any]:
+    return {"verdicts": [v.to_json() for v in a.verdicts], "general": [v.to_json() for v in a.general],
+            "judges_skipped": a.detection.judges_skipped}
+
+
+def layer_detail(a: Analysis, name: str) -> Optional[Dict[str, Any]]:
+    r = a.report
+    l = r.layer_by_name.get(name)
+    node = None
+    if l is not None and l.node:
+        node = r.node_by_id.get(l.node)
+    if node is None:
+        node = r.node_by_name.get(name) or r.node_by_id.get(name)
+    if l is None and node is None:
+        return None
+    lname = l.name if l else node.name
+    qp = r.quant.get(lname)
+    hist = None
+    zh = zscore_histogram(r.histogram(lname))
+    raw = r.histogram(lname)
+    if zh is not None and raw is not None:
+        hist = {"buckets": np.asarray(raw).tolist(), "bins": zh.bins, "counts": zh.counts, "mu": zh.mu,
+                "sigma": zh.sigma, "zscore": zh.zscore, "max_zscore": zh.max_zscore,
+                "suggested_z_threshold": zh.suggested_z_threshold,
+                "z_threshold": a.thresholds.zscore_outlier_removal}
+    bw = None
+    if isinstance(r.manifest, dict) and isinstance(r.manifest.get("bit_widths"), dict):
+        bw = (r.manifest["bit_widths"].get("layers") or {}).get(lname)
+    quant = qp.to_json() if qp else None
+    if bw:
+        quant = dict(quant or {})
+        quant["weights_nbits"] = (bw.get("weights") or {}).get("weight")
+        if bw.get("activation") is not None:
+            quant["activation_nbits_final"] = bw.get("activation")
+    names = {lname, node.name if node else lname}
+    return {
+        "name": lname, "node": node.id if node else None, "op": node.op if node else None,
+        "output_shape": node.output_shapes if node else None,
+        "is_layer": l is not None,
+        "repr": l.metrics.get("repr", {}) if l else {}, "val": l.metrics.get("val", {}) if l else {},
+        "flags": a.detection.flags.get(lname, {}), "degraded": lname in set(a.degraded),
+        "worst": _worst(a, lname), "thresholds": a.thresholds.to_json(),
+        "quant": quant, "histogram": hist,
+        "verdicts": [v.to_json() for v in a.verdicts if names & set(v.layers)],
+    }
+
+
+def compare(a: Analysis, b: Analysis) -> Dict[str, Any]:
+    """Per-layer deltas from report A (before) to report B (after).  A layer improved when every
+    metric moved towards "not degraded" or stayed, and at least one moved."""
+    th = a.thresholds
+    metrics = [m for m in a.report.metrics if m in b.report.metrics]
+    rows = []
+    counts = {"improved": 0, "worse": 0, "unchanged": 0, "only_a": 0, "only_b": 0}
+    deg_a, deg_b = set(a.degraded), set(b.degraded)
+    names = [l.name for l in a.report.layers] + [l.name for l in b.report.layers if l.name not in a.report.layer_by_name]
+    for name in names:
+        la, lb = a.report.layer_by_name.get(name), b.report.layer_by_name.get(name)
+        if la is None or lb is None:
+            status = "only_b" if la is None else "only_a"
+            counts[status] += 1
+            rows.append({"name": name, "status": status, "a": la.metrics if la else None, "b": lb.metrics if lb else None,
+                         "delta": {}, "degraded_a": name in deg_a, "degraded_b": name in deg_b})
+            continue
+        delta, better, worse = {}, 0, 0
+        for m in metrics:
+            under = bool(th.detect_under.get(m, False))
+            for ds in DATASETS:
+                va, vb = la.metrics.get(ds, {}).get(m), lb.metrics.get(ds, {}).get(m)
+                if va is None or vb is None or math.isnan(va) or math.isnan(vb):
+                    continue
+                d = vb - va
+                delta["%s.%s" % (m, ds)] = d
+                tol = 1e-9 + 1e-6 * max(abs(va), abs(vb))
+                if abs(d) <= tol:
+                    continue
+                good = d > 0 if under else d < 0
+                better += good
+                worse += not good
+        status = "unchanged" if not (better or worse) else ("improved" if better >= worse else "worse")
+        counts[status] += 1
+        rows.append({"name": name, "status": status, "a": la.metrics, "b": lb.metrics, "delta": delta,
+                     "degraded_a": name in deg_a, "degraded_b": name in deg_b})
+    counts["degraded_a"], counts["degraded_b"] = len(deg_a), len(deg_b)
+    general = []
+    out_a, out_b = a.report.output_metrics.get("val", {}), b.report.output_metrics.get("val", {})
+    out_delta = {m: out_b[m] - out_a[m] for m in metrics if m in out_a and m in out_b}
+    did_not_improve = len(deg_b) >= len(deg_a) and len(deg_a) > 0
+    if did_not_improve:
+        general.append(V.general(
+            V.COUNTERMEASURE_DID_NOT_IMPROVE,
+            "After the change, %d layers are still degraded (before: %d). The countermeasure did not help; move on "
+            "to the general troubleshoots." % (len(deg_b), len(deg_a)),
+            degraded_before=len(deg_a), degraded_after=len(deg_b)).to_json())
+    acc = {}
+    for key, r in (("a", a.report), ("b", b.report)):
+        m = r.manifest if isinstance(r.manifest, dict) else {}
+        acc[key] = m.get("accuracy")
+    return {"a": a.report.id, "b": b.report.id, "a_name": a.report.rel, "b_name": b.report.rel,
+            "metrics": metrics, "layers": rows, "summary": counts, "output_delta_val": out_delta,
+            "accuracy": acc, "general": general, "thresholds": th.to_json()}
