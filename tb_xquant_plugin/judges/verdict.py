@@ -11,23 +11,14 @@ MIXED_PRECISION = "mixed_precision_with_model_output_loss_objective"
 GENERAL = "general"
 JUDGES = (OUTLIER_REMOVAL, SHIFT_NEGATIVE_ACTIVATION, UNBALANCED_CONCATENATION, MIXED_PRECISION)
 
-# Manual entry ids (tb_xquant_plugin/manual/entries/*.md); a test checks that each exists.
-MANUAL_FOR_JUDGE = {
-    OUTLIER_REMOVAL: "outlier-removal",
-    SHIFT_NEGATIVE_ACTIVATION: "shift-negative-activation",
-    UNBALANCED_CONCATENATION: "unbalanced-concatenation",
-    MIXED_PRECISION: "mixed-precision-model-output-loss",
-}
 NO_DEGRADED_LAYERS = "no_degraded_layers"
 DEGRADED_RATIO_OVER_LIMIT = "degraded_ratio_over_limit"
 NO_JUDGE_APPLIES = "no_judge_applies"
 COUNTERMEASURE_DID_NOT_IMPROVE = "countermeasure_did_not_improve"
-MANUAL_FOR_REASON = {
-    NO_DEGRADED_LAYERS: "general-troubleshooting",
-    DEGRADED_RATIO_OVER_LIMIT: "representative-dataset-mismatch",
-    NO_JUDGE_APPLIES: "general-troubleshooting",
-    COUNTERMEASURE_DID_NOT_IMPROVE: "general-troubleshooting",
-}
+
+# Manual entry ids: one source of truth, the manual itself (a test checks that each exists).
+from tb_xquant_plugin.manual import GENERAL_REASON_TO_MANUAL as MANUAL_FOR_REASON  # noqa: E402
+from tb_xquant_plugin.manual import JUDGE_TO_MANUAL as MANUAL_FOR_JUDGE  # noqa: E402
 
 
 @dataclasses.dataclass
