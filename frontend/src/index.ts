@@ -32,6 +32,7 @@ class App {
   private graph: GraphView;
   private charts: ChartsView;
   private gen = 0;
+  private graphRetries = 0;
   private abort: AbortController | null = null;
   private layerAbort: AbortController | null = null;
 
@@ -46,7 +47,7 @@ class App {
       thrToggle.setAttribute('aria-expanded', String(open));
     }});
     for (const t of Object.values(this.tabs)) t.addEventListener('click', () => this.setView(t.dataset.view as 'graph' | 'chart'));
-    this.reportSel.addEventListener('change', () => { this.state.report = this.reportSel.value; this.state.layer = null; if (this.state.cmp === this.state.report) this.state.cmp = null; this.loadReport(); });
+    this.reportSel.addEventListener('change', () => { this.graphRetries = 0; this.state.report = this.reportSel.value; this.state.layer = null; if (this.state.cmp === this.state.report) this.state.cmp = null; this.loadReport(); });
     this.cmpSel.addEventListener('change', () => { this.state.cmp = this.cmpSel.value || null; this.loadReport(false); });
     const top = h('div', {class: 'topbar'},
       h('span', {class: 'brand', text: 'XQuant'}),
@@ -68,7 +69,12 @@ class App {
   // --------------------------------------------------------------- state
   private writeHash() {
     const hs = toHash(this.state);
-    if (hs !== location.hash && !(hs === '' && location.hash === '')) history.replaceState(null, '', hs || location.pathname + location.search);
+    if (hs === location.hash || (hs === '' && location.hash === '')) return;
+    // Absolute URL: the plugin entry page has <base href="plugin/xquant/">, so a bare '#...' would resolve
+    // against the base and move the iframe to another path.
+    const u = new URL(location.href);
+    u.hash = hs;
+    history.replaceState(null, '', u.href);
   }
   private onHashChange() {
     const s = parseHash(location.hash);
@@ -186,8 +192,19 @@ class App {
       if (graph && !(graph instanceof Error) && graph.nodes?.length) {
         await this.graph.setGraph(graph.nodes);
       } else {
-        this.graph.clearGraph(graph instanceof Error ? graph.message : 'This report has no model graph.');
+        const ref = this.reports.find((r) => r.id === this.state.report);
+        if (ref?.has_graph && this.graphRetries < 10) {
+          // TensorBoard loads event files in the background: right after start-up the graph may not be
+          // readable yet although the report lists one. Retry a few times.
+          this.graphRetries++;
+          this.graph.clearGraph('Waiting for TensorBoard to load the graph…');
+          const g0 = gen;
+          setTimeout(() => { if (g0 === this.gen) this.loadReport(false); }, 2000);
+        } else {
+          this.graph.clearGraph(graph instanceof Error ? graph.message : 'This report has no model graph.');
+        }
       }
+      if (graph && !(graph instanceof Error) && graph.nodes?.length) this.graphRetries = 0;
       if (gen !== this.gen) return;
       this.graph.setCompare(this.compare ? new Map(this.compare.layers.map((l) => [l.name, l.status])) : null);
       this.charts.set(this.layers, summary, this.compare, this.artifactLinks());

@@ -48,6 +48,22 @@ def _signature(report_dir: str) -> Tuple:
     return tuple(sig)
 
 
+# A report built before TensorBoard's data provider had loaded its event files (no graph, no
+# histograms or no stage run although event files are on disk) is rebuilt after this many seconds
+# instead of being cached until its files change.
+PROVISIONAL_SECONDS = 2.0
+
+
+def _provisional(report: Report) -> bool:
+    if report.has_graph and report.histograms and report.stage_run is not None:
+        return False
+    xdir = join(report.dir, art.XQUANT_RUN)
+    try:
+        return tf.io.gfile.isdir(xdir) and any("tfevents" in f for f in tf.io.gfile.listdir(xdir))
+    except Exception:  # noqa: BLE001
+        return False
+
+
 class ReportStore:
     def __init__(self, logdir: str, source_factory: Callable[[], EventSource], refresh_seconds: float = 15.0,
                  background: bool = True):
@@ -58,7 +74,7 @@ class ReportStore:
         self._dirs: Optional[Dict[str, str]] = None  # rel -> dir
         self._runs: List[str] = []
         self._discovered_at = 0.0
-        self._reports: Dict[str, Tuple[Tuple, Report]] = {}
+        self._reports: Dict[str, Tuple[Tuple, Report, float]] = {}  # rid -> (signature, report, expires)
         self._analyses: "collections.OrderedDict[Tuple, Analysis]" = collections.OrderedDict()
         self._build_locks: Dict[str, threading.Lock] = collections.defaultdict(threading.Lock)
         self._discover_lock = threading.Lock()
@@ -112,12 +128,12 @@ class ReportStore:
         sig = _signature(d)
         with self._lock:
             cached = self._reports.get(rid)
-        if cached and cached[0] == sig:
+        if cached and cached[0] == sig and time.monotonic() < cached[2]:
             return cached[1]
         with self._build_locks[rid]:
             with self._lock:
                 cached = self._reports.get(rid)
-            if cached and cached[0] == sig:
+            if cached and cached[0] == sig and time.monotonic() < cached[2]:
                 return cached[1]
             with self._lock:
                 runs = list(self._runs)
@@ -127,8 +143,9 @@ class ReportStore:
             except Exception:  # noqa: BLE001
                 pass
             report = build_report(source, self.logdir, rel, d, runs)
+            expires = time.monotonic() + PROVISIONAL_SECONDS if _provisional(report) else float("inf")
             with self._lock:
-                self._reports[rid] = (sig, report)
+                self._reports[rid] = (sig, report, expires)
                 for k in [k for k in self._analyses if k[0] == rid]:
                     del self._analyses[k]
             return report

@@ -1,7 +1,8 @@
 """Browser tests for the XQuant panel: a real `tensorboard` subprocess + headless Chromium (Playwright).
 
 Environment:
-  TB_XQUANT_DEMO_LOGDIR  logdir with MCT XQuant demo output (default /work/main/demo_logs); tests skip if missing.
+  TB_XQUANT_DEMO_LOGDIR  logdir with MCT XQuant demo output; if unset or incomplete, tests/conftest.py generates
+                         the demo once per session (skipped without MCT).
   TB_XQUANT_CHROMIUM     chromium binary (default /usr/bin/chromium).
   TB_XQUANT_FAKE=1       run against frontend/dev/fake_server.py instead of tensorboard (frontend development).
 """
@@ -83,7 +84,7 @@ def start_server(logdir, tmp_path_factory, path_prefix=""):
         tb = shutil.which("tensorboard", path=str(Path(sys.executable).parent)) or shutil.which("tensorboard")
         if not tb:
             pytest.skip("tensorboard executable not found next to the test interpreter")
-        cmd = [tb, "--logdir", str(logdir), "--port", str(port), "--host", "127.0.0.1", "--load_fast=false"]
+        cmd = [tb, "--logdir", str(logdir), "--port", str(port), "--host", "127.0.0.1"]
         env = dict(os.environ)
     if path_prefix:
         cmd += ["--path_prefix", path_prefix]
@@ -95,7 +96,12 @@ def start_server(logdir, tmp_path_factory, path_prefix=""):
             wait_http(f"{base}/data/plugin/xquant/reports", proc)
         else:
             wait_http(f"{base}/data/plugins_listing", proc, predicate=lambda b: b"xquant" in b)
-            wait_http(f"{base}/data/plugin/xquant/reports", proc)
+            body = wait_http(f"{base}/data/plugin/xquant/reports", proc)
+            # TensorBoard loads event files in the background: wait until every report that has a graph
+            # can serve it (readiness by polling, bounded).
+            for r in json.loads(body)["reports"]:
+                if r.get("has_graph"):
+                    wait_http(f"{base}/data/plugin/xquant/graph?report={r['id']}", proc, timeout=120)
     except Exception:
         logf.seek(0)
         out = logf.read()[-4000:]
@@ -105,11 +111,12 @@ def start_server(logdir, tmp_path_factory, path_prefix=""):
 
 
 @pytest.fixture(scope="session")
-def demo_logdir():
-    d = Path(os.environ.get("TB_XQUANT_DEMO_LOGDIR", "/work/main/demo_logs"))
-    if not FAKE and not d.is_dir():
-        pytest.skip(f"demo logdir {d} does not exist: generate the MCT demo output (see demo/) or set TB_XQUANT_DEMO_LOGDIR")
-    return d
+def demo_logdir(request):
+    # The real demo comes from the root tests/conftest.py (TB_XQUANT_DEMO_LOGDIR if it holds a generated
+    # demo, else generated once per session); the fake backend needs none.
+    if FAKE:
+        return Path(os.environ.get("TB_XQUANT_DEMO_LOGDIR", "/work/main/demo_logs"))
+    return Path(request.getfixturevalue("generated_demo_logdir"))
 
 
 @pytest.fixture(scope="session")
@@ -160,12 +167,24 @@ class Panel:
         return self.frame.evaluate("window.__xquant.state()")
 
 
+def _ignored(url):
+    """TensorBoard's own missing assets (its pip package ships no Roboto files) are not the panel's errors."""
+    return "/font-roboto/" in url or "favicon" in url
+
+
 def open_panel(browser, server, hash_=""):
     ctx = browser.new_context(viewport={"width": 1440, "height": 1000})
     page = ctx.new_page()
     errors = []
-    page.on("console", lambda m: errors.append(f"console.{m.type}: {m.text}") if m.type == "error" else None)
+
+    def on_console(m):
+        url = (m.location or {}).get("url", "")
+        if m.type == "error" and not _ignored(url):
+            errors.append(f"console.{m.type}: {m.text} ({url})")
+
+    page.on("console", on_console)
     page.on("pageerror", lambda e: errors.append(f"pageerror: {e}"))
+    page.on("response", lambda r: errors.append(f"HTTP {r.status} {r.url}") if r.status >= 400 and not _ignored(r.url) else None)
     if FAKE:
         page.goto(f"{server.base}/data/plugin_entry.html?name=xquant{hash_}")
         frame = page.main_frame
@@ -190,6 +209,6 @@ def open_panel(browser, server, hash_=""):
 def panel(browser, tb):
     p, ctx = open_panel(browser, tb)
     yield p
-    errs = [e for e in p.errors if "favicon" not in e]
+    errs = list(p.errors)
     ctx.close()
     assert not errs, "console errors:\n" + "\n".join(errs)

@@ -60,6 +60,7 @@ export class GraphModel {
       this.items.set(n.id, {id: n.id, kind: 'node', parent, label, sub: op, children: [], w, h: NODE_H, leafCount: 1});
       this.items.get(parent)!.children.push(n.id);
     }
+    this.flatten(ROOT);
     this.chunk(ROOT);
     this.computeCounts(ROOT, 0);
     // Edges.
@@ -72,6 +73,23 @@ export class GraphModel {
       }
     }
     this.refreshStatus();
+  }
+
+  /** MCT puts nearly every node in its own scope (`Model/Conv2d_0/conv`): a group with a single child is
+   *  replaced by that child, and a chain of single-group scopes is merged into one "a/b" group. */
+  private flatten(gid: string) {
+    const g = this.items.get(gid)!;
+    g.children = g.children.map((c) => {
+      const ci = this.items.get(c)!;
+      if (ci.kind !== 'group') return c;
+      this.flatten(c);
+      if (ci.children.length !== 1) return c;
+      const only = this.items.get(ci.children[0])!;
+      this.items.delete(c);
+      only.parent = gid;
+      if (only.kind === 'group') only.label = ci.label + '/' + only.label;
+      return only.id;
+    });
   }
 
   private chunk(gid: string) {

@@ -82,6 +82,9 @@ export class GraphView {
     this.structureKey = key;
     const t0 = performance.now();
     this.model = new GraphModel(nodes);
+    this.layoutRes = null;          // the old layout belongs to the old model
+    this.boxById.clear();
+    this.layoutSeq++;               // drop any layout still in flight for the old model
     this.expanded = this.model.defaultExpanded();
     this.client.init(this.model.hierarchy());
     this.fittedOnce = false;
@@ -203,8 +206,9 @@ export class GraphView {
     if (!b) return;
     const x0 = b.x * this.t.k + this.t.tx, y0 = b.y * this.t.k + this.t.ty;
     const x1 = x0 + b.w * this.t.k, y1 = y0 + b.h * this.t.k;
-    if (this.t.k < 0.5) this.t.k = 0.9;
-    if (x0 < 10 || y0 < 10 || x1 > this.width - 10 || y1 > this.height - 10 || this.t.k < 0.5) {
+    const zoomIn = this.t.k < 0.5;
+    if (zoomIn) this.t.k = 0.9;
+    if (zoomIn || x0 < 10 || y0 < 10 || x1 > this.width - 10 || y1 > this.height - 10) {
       this.t.tx = this.width / 2 - (b.x + b.w / 2) * this.t.k;
       this.t.ty = this.height / 2 - (b.y + b.h / 2) * this.t.k;
     }
@@ -426,7 +430,8 @@ export class GraphView {
     // expanded groups (background)
     for (const b of r.boxes) {
       if (!b.expanded || !inView(b)) continue;
-      const it = this.model.items.get(b.id)!;
+      const it = this.model.items.get(b.id);
+      if (!it) continue;
       ctx.fillStyle = P.group;
       ctx.globalAlpha = 0.55 + Math.min(0.4, b.depth * 0.12);
       roundRect(ctx, b.x, b.y, b.w, b.h, 8); ctx.fill();
@@ -483,7 +488,8 @@ export class GraphView {
   }
 
   private drawGroup(ctx: CanvasRenderingContext2D, b: Box, showText: boolean, font: string) {
-    const P = palette, it = this.model!.items.get(b.id)!;
+    const P = palette, it = this.model!.items.get(b.id);
+    if (!it) return;
     const d = this.model!.degradedIn.get(b.id) ?? 0;
     ctx.fillStyle = P.group;
     roundRect(ctx, b.x, b.y, b.w, b.h, 6); ctx.fill();
@@ -507,7 +513,8 @@ export class GraphView {
   }
 
   private drawNode(ctx: CanvasRenderingContext2D, b: Box, showText: boolean, font: string) {
-    const P = palette, n = this.model!.nodes.get(b.id)!;
+    const P = palette, n = this.model!.nodes.get(b.id);
+    if (!n) return;
     let fill = P.node, stroke = P.nodeStroke, lw = 1;
     const cmp = this.compare && n.layer ? this.compare.get(n.layer) : undefined;
     if (this.compare) {

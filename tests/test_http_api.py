@@ -1,0 +1,510 @@
+"""Every route of docs/api.md through werkzeug's test client, on the plugin mounted in TensorBoard's
+own WSGI router (``TensorBoardWSGI``) without a data provider (files are read directly)."""
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import threading
+import time
+import urllib.parse
+
+import pytest
+
+from tb_xquant_plugin.judges.run import analyse
+
+SCENARIOS = ("clean", "outlier", "outlier_fixed", "shift_negative", "unbalanced_concat", "mixed_precision",
+             "majority_degraded")
+JUDGES = {"outlier_removal", "shift_negative_activation", "unbalanced_concatenation",
+          "mixed_precision_with_model_output_loss_objective"}
+
+
+def strict_loads(text: str):
+    """json.loads that refuses bare NaN / Infinity tokens (the API must encode them as strings)."""
+    def bad(tok):
+        raise AssertionError("bare %s token in JSON" % tok)
+    return json.loads(text, parse_constant=bad)
+
+
+@pytest.fixture(scope="module")
+def api(demo_api):
+    return demo_api
+
+
+@pytest.fixture(scope="module")
+def ids(api):
+    return api.report_ids()
+
+
+def rid(ids, name):
+    return ids["%s/xquant_report" % name]
+
+
+def assert_error(resp, codes=(400, 404)):
+    assert resp.status_code in codes, (resp.status_code, resp.get_data(as_text=True)[:500])
+    assert resp.mimetype == "application/json"
+    body = strict_loads(resp.get_data(as_text=True))
+    assert set(body) == {"error", "hint"} and body["error"]
+    return body
+
+
+# --------------------------------------------------------------------------------------------
+# reports / plugins_listing
+# --------------------------------------------------------------------------------------------
+def test_reports_lists_every_scenario(api, scenarios, demo_logdir):
+    body = api.json("reports")
+    assert body["logdir"] == str(demo_logdir)
+    names = [r["name"] for r in body["reports"]]
+    assert names == sorted(names)
+    assert set(names) == {"%s/xquant_report" % s for s in SCENARIOS}
+    for r in body["reports"]:
+        sc = scenarios[r["name"].split("/")[0]]
+        assert r["path"] == r["name"]
+        assert r["has_quant_report"] is True
+        assert r["has_troubleshoot_report"] == (sc.dir / "troubleshoot_report.json").is_file()
+        assert r["has_graph"] is True and r["has_histograms"] is True
+        assert r["manifest"] == strict_loads(json.dumps(sc.manifest))
+        assert r["layer_count"] == len(sc.quant_report["intermediate_similarity_metrics_repr"])
+        assert r["problems"] == []
+        # stage logs: the folder the manifest recorded, relative to the logdir
+        expected_stage = os.path.normpath(os.path.join(sc.dir, sc.manifest["stage_logs"]))
+        assert os.path.normpath(os.path.join(str(demo_logdir), r["stage_logs"])) == expected_stage
+
+
+def test_report_ids_are_stable(api, demo_logdir, make_api):
+    other = make_api(str(demo_logdir))
+    assert other.report_ids() == api.report_ids()
+    assert len(set(api.report_ids().values())) == len(SCENARIOS)
+
+
+def test_plugins_listing(api):
+    deadline = time.monotonic() + 30
+    while True:
+        listing = api.client.get("/data/plugins_listing")
+        assert listing.status_code == 200
+        entry = json.loads(listing.get_data(as_text=True))["xquant"]
+        if entry["enabled"] or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)  # polling interval of the deadline loop above
+    assert entry["enabled"] is True
+    assert entry["tab_name"] == "XQuant"
+    assert entry["loading_mechanism"]["type"] == "IFRAME"
+    assert entry["loading_mechanism"]["module_path"].endswith("/static/index.js")
+
+
+# --------------------------------------------------------------------------------------------
+# report / layers / verdicts / graph / layer
+# --------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", SCENARIOS)
+def test_report_summary(name, api, ids, scenarios, demo_reports):
+    sc = scenarios[name]
+    resp = api.get("report", report=rid(ids, name))
+    assert resp.status_code == 200 and resp.mimetype == "application/json"
+    s = strict_loads(resp.get_data(as_text=True))
+    assert s["id"] == rid(ids, name) and s["name"] == sc.rel
+    assert s["degraded_layers"] == sc.mct_degraded
+    n = len(sc.quant_report["intermediate_similarity_metrics_repr"])
+    assert s["layer_count"] == n
+    assert s["degraded_ratio"] == pytest.approx(len(sc.mct_degraded) / n)
+    assert s["judges_skipped"] == (len(sc.mct_degraded) / n >= sc.xquant_config["threshold_degrade_layer_ratio"])
+    assert s["metrics"] == list(sc.quant_report["output_similarity_metrics_repr"])
+    for ds in ("repr", "val"):
+        assert s["output_metrics"][ds] == pytest.approx(sc.quant_report["output_similarity_metrics_" + ds])
+    cfg = sc.xquant_config
+    assert s["thresholds"]["quantize_error"] == cfg["threshold_quantize_error"]
+    assert s["thresholds"]["detect_under"] == cfg["is_detect_under_threshold_quantize_error"]
+    assert s["thresholds"]["degrade_layer_ratio"] == cfg["threshold_degrade_layer_ratio"]
+    assert s["manifest"]["model_name"] == sc.manifest["model_name"]
+    for v in s["verdicts"]:
+        assert v["judge"] in JUDGES and v["source"] in ("computed", "mct")
+        assert v["manual"] and isinstance(v["layers"], list) and v["message"]
+    for g in s["general"]:
+        assert g["judge"] == "general" and g["numbers"]["reason"] in (
+            "no_degraded_layers", "degraded_ratio_over_limit", "no_judge_applies", "countermeasure_did_not_improve")
+    # MCT's own verdicts are all there, as source "mct"
+    for judge, items in (sc.troubleshoot or {}).items():
+        assert len([v for v in s["verdicts"] if v["judge"] == judge and v["source"] == "mct"]) == len(items)
+    # artifacts: MCT's six similarity charts at least, each a PNG file of the report dir
+    charts = {(a["metric"], a["dataset"]) for a in s["artifacts"] if a["kind"] == "similarity_chart"}
+    assert charts == {(m, d) for m in cfg["threshold_quantize_error"] for d in ("repr", "val")}
+    assert all("path" not in a for a in s["artifacts"])
+
+
+@pytest.mark.parametrize("name", ["outlier", "unbalanced_concat"])
+def test_layers_route(name, api, ids, scenarios):
+    sc = scenarios[name]
+    body = api.json("layers", report=rid(ids, name))
+    qr = sc.quant_report
+    assert [l["name"] for l in body["layers"]] == list(qr["intermediate_similarity_metrics_repr"])
+    assert body["datasets"] == ["repr", "val"]
+    cfg = sc.xquant_config
+    for i, l in enumerate(body["layers"]):
+        assert l["index"] == i
+        for ds in ("repr", "val"):
+            assert l[ds] == pytest.approx(qr["intermediate_similarity_metrics_" + ds][l["name"]])
+            for m, t in cfg["threshold_quantize_error"].items():
+                v = qr["intermediate_similarity_metrics_" + ds][l["name"]][m]
+                under = cfg["is_detect_under_threshold_quantize_error"][m]
+                assert l["flags"]["%s.%s" % (m, ds)] == (v <= t if under else v >= t)
+        assert l["degraded"] == (l["name"] in sc.mct_degraded)
+        assert (l["worst"] is not None) == l["degraded"]
+        if l["worst"]:
+            assert l["flags"]["%s.%s" % (l["worst"]["metric"], l["worst"]["dataset"])] is True
+        assert l["node"] is not None and l["op"]
+
+
+def test_verdicts_route_matches_report(api, ids):
+    for name in SCENARIOS:
+        s = api.json("report", report=rid(ids, name))
+        v = api.json("verdicts", report=rid(ids, name))
+        assert v == {"verdicts": s["verdicts"], "general": s["general"], "judges_skipped": s["judges_skipped"]}
+
+
+@pytest.mark.parametrize("name", SCENARIOS)
+def test_graph_route(name, api, ids, scenarios):
+    sc = scenarios[name]
+    g = api.json("graph", report=rid(ids, name))
+    nodes = g["nodes"]
+    assert nodes and g["problems"] == []
+    node_ids = {n["id"] for n in nodes}
+    assert len(node_ids) == len(nodes)
+    for n in nodes:
+        assert not n["id"].endswith((".weights", ".activation"))
+        assert not n["op"].startswith("fake_quant")
+        assert set(n["inputs"]) <= node_ids
+        assert n["degraded"] == (n["layer"] in sc.mct_degraded)
+    # every layer of quant_report.json sits on exactly one node; degraded layers are marked
+    layers = [n["layer"] for n in nodes if n["layer"]]
+    assert sorted(layers) == sorted(sc.quant_report["intermediate_similarity_metrics_repr"])
+    # judge marks agree with the verdicts
+    s = api.json("report", report=rid(ids, name))
+    for v in s["verdicts"]:
+        if v["source"] == "computed" and v["judge"] != "unbalanced_concatenation":
+            marked = [n for n in nodes if v["judge"] in n["judges"]]
+            assert marked, v["judge"]
+
+
+def test_layer_route(api, ids, scenarios, demo_reports):
+    sc = scenarios["outlier"]
+    layer = sc.troubleshoot["outlier_removal"][0][0]
+    d = api.json("layer", report=rid(ids, "outlier"), layer=layer)
+    assert d["name"] == layer and d["degraded"] is True and d["is_layer"] is True
+    for ds in ("repr", "val"):
+        assert d[ds] == pytest.approx(sc.quant_report["intermediate_similarity_metrics_" + ds][layer])
+    assert d["quant"]["activation_nbits"] == 8
+    assert d["quant"]["z_threshold"] == "Infinity"  # encoded, never a bare token
+    h = d["histogram"]
+    assert len(h["bins"]) == len(h["counts"]) == len(h["zscore"]) == len(h["buckets"])
+    assert h["max_zscore"] >= sc.xquant_config["threshold_zscore_outlier_removal"]
+    assert h["z_threshold"] == sc.xquant_config["threshold_zscore_outlier_removal"]
+    assert any(v["judge"] == "outlier_removal" and v["source"] == "mct" for v in d["verdicts"])
+    assert any(v["judge"] == "outlier_removal" and v["source"] == "computed" for v in d["verdicts"])
+    # a graph node that is not a compare point (an activation) is answered too
+    act = api.json("layer", report=rid(ids, "shift_negative"), layer=scenarios["shift_negative"].troubleshoot[
+        "shift_negative_activation"][0])
+    assert act["is_layer"] is False and act["histogram"] is not None
+    assert any(v["judge"] == "shift_negative_activation" for v in act["verdicts"])
+    # fixed run: the stage graph's z_threshold is the countermeasure's
+    fixed = scenarios["outlier_fixed"]
+    d2 = api.json("layer", report=rid(ids, "outlier_fixed"), layer=layer)
+    assert d2["quant"]["z_threshold"] == pytest.approx(fixed.manifest["extra"]["countermeasure"]["z_threshold"])
+
+
+def test_layer_errors(api, ids):
+    assert_error(api.get("layer", report=rid(ids, "outlier")), (400,))
+    body = assert_error(api.get("layer", report=rid(ids, "outlier"), layer="no_such_layer"), (404,))
+    assert "no_such_layer" in body["error"]
+    assert_error(api.get("layer", report="rdoesnotexist", layer="head"), (404,))
+
+
+@pytest.mark.parametrize("route", ["report", "graph", "layers", "verdicts"])
+def test_missing_and_unknown_report(route, api):
+    assert_error(api.get(route), (400,))
+    assert_error(api.get(route, report="r000000000000"), (404,))
+    assert_error(api.get(route, report="../../etc/passwd"), (404,))
+
+
+# --------------------------------------------------------------------------------------------
+# thresholds as query parameters
+# --------------------------------------------------------------------------------------------
+def test_threshold_query_params(api, ids, scenarios, mct_rule):
+    sc = scenarios["clean"]
+    base = api.json("report", report=rid(ids, "clean"))
+    tiny = api.json("report", report=rid(ids, "clean"), **{"thr.mse": "1e-12"})
+    cfg = dict(sc.xquant_config, threshold_quantize_error=dict(sc.xquant_config["threshold_quantize_error"], mse=1e-12))
+    assert tiny["degraded_layers"] == mct_rule(sc.quant_report, cfg)
+    assert len(tiny["degraded_layers"]) > len(base["degraded_layers"])
+    assert tiny["thresholds"]["quantize_error"]["mse"] == 1e-12
+    # the override reaches every route that takes thresholds
+    layers = api.json("layers", report=rid(ids, "clean"), **{"thr.mse": "1e-12"})
+    assert [l["name"] for l in layers["layers"] if l["degraded"]] == sorted(
+        tiny["degraded_layers"], key=list(sc.quant_report["intermediate_similarity_metrics_repr"]).index)
+    graph = api.json("graph", report=rid(ids, "clean"), **{"thr.mse": "1e-12"})
+    assert {n["layer"] for n in graph["nodes"] if n["degraded"]} == set(tiny["degraded_layers"])
+    # ratio 0: judges skipped, with the general verdict
+    v = api.json("verdicts", report=rid(ids, "outlier"), ratio="0")
+    assert v["judges_skipped"] is True
+    assert [g["numbers"]["reason"] for g in v["general"]] == ["degraded_ratio_over_limit"]
+    assert not [x for x in v["verdicts"] if x["source"] == "computed"]
+    # under.<metric> flips the direction
+    u = api.json("report", report=rid(ids, "clean"), **{"under.mse": "1"})
+    assert u["thresholds"]["detect_under"]["mse"] is True and u["degraded_layers"]
+    # the default is back without parameters (caches are keyed by thresholds)
+    assert api.json("report", report=rid(ids, "clean"))["degraded_layers"] == base["degraded_layers"]
+
+
+@pytest.mark.parametrize("params", [
+    {"thr.mse": "abc"}, {"thr.mse": "nan"}, {"ratio": ""}, {"z": "1,5"}, {"concat": "x"}, {"bits": "two"},
+    {"under.cs": "maybe"}, {"thr.": "0.1"}, {"under.": "1"},
+])
+@pytest.mark.parametrize("route", ["report", "layers", "verdicts", "graph"])
+def test_bad_threshold_values_are_400(route, params, api, ids):
+    body = assert_error(api.get(route, report=rid(ids, "outlier"), **params), (400,))
+    assert body["hint"]
+
+
+def test_bad_threshold_on_compare_is_400(api, ids):
+    assert_error(api.get("compare", a=rid(ids, "outlier"), b=rid(ids, "outlier_fixed"), ratio="abc"), (400,))
+
+
+# --------------------------------------------------------------------------------------------
+# artifact
+# --------------------------------------------------------------------------------------------
+def test_artifacts_are_mct_pngs(api, ids, scenarios):
+    for name in ("outlier", "clean"):
+        sc = scenarios[name]
+        s = api.json("report", report=rid(ids, name))
+        assert s["artifacts"]
+        for a in s["artifacts"]:
+            resp = api.get("artifact", report=rid(ids, name), id=a["id"])
+            assert resp.status_code == 200 and resp.mimetype == "image/png"
+            data = resp.get_data()
+            folder = sc.dir / "outlier_histgrams" if a["kind"] == "outlier_histogram" else sc.dir
+            assert data == (folder / a["name"]).read_bytes()
+            assert data.startswith(b"\x89PNG\r\n\x1a\n")
+        kinds = {a["kind"] for a in s["artifacts"]}
+        assert ("outlier_histogram" in kinds) == bool((sc.troubleshoot or {}).get("outlier_removal"))
+
+
+TRAVERSAL_IDS = [
+    "../quant_report.json", "../../outlier/xquant_report/quant_report.json", "/etc/passwd",
+    str("/etc/hostname"), "..%2Fquant_report.json", "..%2f..%2fetc%2fpasswd", "%2e%2e/%2e%2e/etc/passwd",
+    "quant_report.json", "quant_loss_mse_repr.png", "outlier_histgrams/project_conv_bn.png", "..\\quant_report.json",
+    "a" * 5000, "", "a0000000000", "\x00", "tb_xquant_manifest.json",
+]
+
+
+@pytest.mark.parametrize("aid", TRAVERSAL_IDS)
+def test_artifact_never_serves_client_paths(aid, api, ids, scenarios):
+    report = rid(ids, "outlier")
+    resp = api.get("artifact", report=report, id=aid)
+    assert_error(resp, (400, 404))
+    body = resp.get_data()
+    assert b"intermediate_similarity" not in body and b"root:" not in body and b"PNG" not in body
+    # raw, non-encoded query strings as well (encoded separators stay encoded)
+    raw = api.get("artifact", query="report=%s&id=%s" % (report, aid.replace("\x00", "%00")))
+    assert raw.status_code in (400, 404) and b"intermediate_similarity" not in raw.get_data()
+
+
+def test_artifact_errors(api, ids, scenarios):
+    s = api.json("report", report=rid(ids, "outlier"))
+    aid = s["artifacts"][0]["id"]
+    assert_error(api.get("artifact", report=rid(ids, "outlier")), (400,))
+    assert_error(api.get("artifact", id=aid), (400,))
+    assert_error(api.get("artifact", report="r000000000000", id=aid), (404,))
+    # an artifact id belongs to its report only
+    assert_error(api.get("artifact", report=rid(ids, "clean"), id=aid), (404,))
+    # report ids that look like paths
+    for bad in ("../outlier", "/", "..", "outlier/xquant_report", "%2e%2e"):
+        assert_error(api.get("artifact", report=bad, id=aid), (404,))
+
+
+# --------------------------------------------------------------------------------------------
+# compare
+# --------------------------------------------------------------------------------------------
+def test_compare_outlier_vs_fixed(api, ids, scenarios):
+    a, b = scenarios["outlier"], scenarios["outlier_fixed"]
+    c = api.json("compare", a=rid(ids, "outlier"), b=rid(ids, "outlier_fixed"))
+    assert c["a"] == rid(ids, "outlier") and c["b"] == rid(ids, "outlier_fixed")
+    assert c["summary"]["improved"] > 0
+    assert c["summary"]["degraded_b"] < c["summary"]["degraded_a"]
+    assert c["summary"]["degraded_a"] == len(a.mct_degraded)
+    assert c["summary"]["degraded_b"] == len(b.mct_degraded)
+    assert not [g for g in c["general"] if g["numbers"]["reason"] == "countermeasure_did_not_improve"]
+    qa, qb = a.quant_report, b.quant_report
+    names = list(qa["intermediate_similarity_metrics_repr"])
+    assert [row["name"] for row in c["layers"]] == names
+    assert sum(c["summary"][k] for k in ("improved", "worse", "unchanged", "only_a", "only_b")) == len(names)
+    under = a.xquant_config["is_detect_under_threshold_quantize_error"]
+    for row in c["layers"]:
+        assert row["degraded_a"] == (row["name"] in a.mct_degraded)
+        assert row["degraded_b"] == (row["name"] in b.mct_degraded)
+        better = worse = 0
+        for key, d in row["delta"].items():
+            m, ds = key.split(".")
+            va = qa["intermediate_similarity_metrics_" + ds][row["name"]][m]
+            vb = qb["intermediate_similarity_metrics_" + ds][row["name"]][m]
+            assert d == pytest.approx(vb - va)
+            if abs(vb - va) > 1e-9 + 1e-6 * max(abs(va), abs(vb)):
+                good = (vb > va) if under[m] else (vb < va)
+                better += good
+                worse += not good
+        if better or worse:
+            assert row["status"] == ("improved" if better >= worse else "worse")
+        else:
+            assert row["status"] == "unchanged"
+    # every layer MCT flagged in "outlier" and not in "outlier_fixed" counts as improved
+    for row in c["layers"]:
+        if row["degraded_a"] and not row["degraded_b"]:
+            assert row["status"] == "improved", row
+
+
+def test_compare_same_report_did_not_improve(api, ids, scenarios):
+    c = api.json("compare", a=rid(ids, "outlier"), b=rid(ids, "outlier"))
+    assert c["summary"]["unchanged"] == len(scenarios["outlier"].quant_report["intermediate_similarity_metrics_repr"])
+    assert c["summary"]["improved"] == c["summary"]["worse"] == 0
+    assert [g["numbers"]["reason"] for g in c["general"]] == ["countermeasure_did_not_improve"]
+
+
+def test_compare_different_models(api, ids):
+    c = api.json("compare", a=rid(ids, "clean"), b=rid(ids, "shift_negative"))
+    statuses = {r["status"] for r in c["layers"]}
+    assert "only_a" in statuses and "only_b" in statuses
+
+
+def test_compare_errors(api, ids):
+    assert_error(api.get("compare", a=rid(ids, "outlier")), (400,))
+    assert_error(api.get("compare", b=rid(ids, "outlier")), (400,))
+    assert_error(api.get("compare", a=rid(ids, "outlier"), b="r000000000000"), (404,))
+
+
+# --------------------------------------------------------------------------------------------
+# manual, static
+# --------------------------------------------------------------------------------------------
+def test_manual(api, ids):
+    entries = api.json("manual")["entries"]
+    by_id = {e["id"]: e for e in entries}
+    assert {e["judge"] for e in entries if e["kind"] == "judgeable"} == JUDGES
+    # every manual id a verdict points at resolves
+    used = set()
+    for name in SCENARIOS:
+        s = api.json("report", report=rid(ids, name))
+        used |= {v["manual"] for v in s["verdicts"] + s["general"]}
+    assert used and used <= set(by_id)
+    for mid in used:
+        e = api.json("manual", id=mid)
+        assert e["id"] == mid and e["markdown"] and e["html"] and e["title"] == by_id[mid]["title"]
+        assert isinstance(e["snippets"], list)
+    assert_error(api.get("manual", id="../../setup"), (404,))
+    assert_error(api.get("manual", id="no-such-entry"), (404,))
+
+
+def test_static_bundle(api):
+    from tb_xquant_plugin.server.app import STATIC_DIR
+
+    resp = api.get("static/index.js")
+    assert resp.status_code == 200 and resp.mimetype == "text/javascript"
+    assert resp.get_data() == open(os.path.join(STATIC_DIR, "index.js"), "rb").read()
+    css = api.get("static/style.css")
+    assert css.status_code == 200 and css.mimetype == "text/css"
+
+
+@pytest.mark.parametrize("path", [
+    "static/../plugin.py", "static/..%2fplugin.py", "static/%2e%2e/plugin.py", "static/%2e%2e%2fplugin.py",
+    "static/..%5cplugin.py", "static/../../setup.py", "static//etc/passwd", "static/%2fetc%2fpasswd",
+    "static/.hidden", "static/", "static/nope.js", "static/index.js%00.png", "static/..", "static/%2e%2e",
+])
+def test_static_no_traversal(path, api):
+    resp = api.client.get(api.PREFIX + path)
+    assert resp.status_code in (400, 404), (path, resp.status_code)
+    body = resp.get_data()
+    assert b"XQuantPlugin" not in body and b"setup(" not in body and b"root:" not in body
+
+
+def test_unknown_route_is_404(api):
+    assert api.get("no_such_route").status_code == 404
+
+
+# --------------------------------------------------------------------------------------------
+# NaN encoding
+# --------------------------------------------------------------------------------------------
+def test_nan_and_infinity_encoded_as_strings(tmp_path, scenarios, make_api):
+    src = scenarios["clean"]
+    dst = tmp_path / "clean" / "xquant_report"
+    shutil.copytree(src.dir, dst)
+    qr = json.loads((dst / "quant_report.json").read_text())
+    layers = list(qr["intermediate_similarity_metrics_repr"])
+    qr["intermediate_similarity_metrics_repr"][layers[0]]["cs"] = float("nan")
+    qr["intermediate_similarity_metrics_val"][layers[0]]["sqnr"] = float("inf")
+    qr["intermediate_similarity_metrics_repr"][layers[1]]["mse"] = float("-inf")
+    qr["output_similarity_metrics_val"]["mse"] = float("nan")
+    (dst / "quant_report.json").write_text(json.dumps(qr))  # Python writes bare NaN / Infinity tokens
+    api = make_api(str(tmp_path))
+    (r,) = api.json("reports")["reports"]
+    for route in ("report", "layers", "graph", "verdicts"):
+        resp = api.get(route, report=r["id"])
+        assert resp.status_code == 200
+        strict_loads(resp.get_data(as_text=True))
+    body = strict_loads(api.get("layers", report=r["id"]).get_data(as_text=True))
+    first = body["layers"][0]
+    assert first["repr"]["cs"] == "NaN"
+    assert first["val"]["sqnr"] == "Infinity"
+    assert body["layers"][1]["repr"]["mse"] == "-Infinity"
+    assert first["flags"]["cs.repr"] is False  # NaN never degrades
+    s = api.json("report", report=r["id"])
+    assert s["output_metrics"]["val"]["mse"] == "NaN"
+    assert any("NaN" in p["what"] for p in s["problems"])
+
+
+# --------------------------------------------------------------------------------------------
+# concurrency
+# --------------------------------------------------------------------------------------------
+def test_concurrent_requests(demo_logdir, make_api):
+    from werkzeug.test import Client
+
+    api = make_api(str(demo_logdir))  # cold caches: builds happen under concurrency
+    ids = None
+    reports = Client(api.app).get(api.PREFIX + "reports")
+    ids = [r["id"] for r in json.loads(reports.get_data(as_text=True))["reports"]]
+    reference = {}
+    for i in ids:
+        reference[i] = json.loads(make_api(str(demo_logdir)).get("report", report=i).get_data(as_text=True))
+
+    urls = []
+    for i in ids:
+        urls += ["report?report=%s" % i, "layers?report=%s" % i, "graph?report=%s" % i, "verdicts?report=%s" % i,
+                 "report?report=%s&thr.mse=0.01" % i, "layers?report=%s&ratio=0.9" % i,
+                 "layer?report=%s&layer=%s" % (i, urllib.parse.quote(reference[i]["degraded_layers"][0]
+                                                                      if reference[i]["degraded_layers"] else "head"))]
+    urls += ["reports", "manual", "compare?a=%s&b=%s" % (ids[0], ids[1]), "static/index.js"]
+    errors = []
+    counts = [0] * 8
+
+    def worker(k):
+        client = Client(api.app)
+        try:
+            for n in range(3):
+                for j, u in enumerate(urls[k::2] if n % 2 else urls[::-1]):
+                    resp = client.get(api.PREFIX + u)
+                    if resp.status_code != 200:
+                        errors.append((u, resp.status_code, resp.get_data(as_text=True)[:200]))
+                        continue
+                    counts[k] += 1
+                    if u.startswith("report?") and "&" not in u:
+                        body = json.loads(resp.get_data(as_text=True))
+                        rid_ = u.split("=", 1)[1]
+                        if body["degraded_layers"] != reference[rid_]["degraded_layers"] or \
+                                body["verdicts"] != reference[rid_]["verdicts"]:
+                            errors.append((u, "differs from the single-threaded answer"))
+        except Exception as e:  # noqa: BLE001
+            errors.append(("exception", repr(e)))
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not any(t.is_alive() for t in threads), "requests hung"
+    assert not errors, errors[:5]
+    assert sum(counts) > 8 * len(urls)
