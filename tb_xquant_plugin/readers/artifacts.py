@@ -71,7 +71,7 @@ def read_json(path: str, label: str) -> Tuple[Optional[Any], Optional[Problem]]:
     try:
         text = raw.decode("utf-8")
         return json.loads(text), None
-    except (UnicodeDecodeError, ValueError) as e:
+    except (UnicodeDecodeError, ValueError, RecursionError) as e:  # RecursionError: absurdly deep nesting
         return None, Problem(
             "%s is not valid JSON (%s); it may still be being written or was truncated" % (label, e),
             "Wait for the XQuant run to finish, or re-run xquant_report_troubleshoot_pytorch_experimental.",
