@@ -219,6 +219,9 @@ class App {
     }
   }
 
+  /** Names that can be selected (verdicts from MCT may name float-model modules such as `stem.0`). */
+  private known = (l: string) => (this.layers?.layers ?? []).some((x) => x.name === l);
+
   private refreshThresholds = debounce(() => this.loadReport(false), 350);
 
   // --------------------------------------------------------------- selection
@@ -246,7 +249,8 @@ class App {
       const d = await getJson<LayerDetail>('layer', {report: this.state.report, layer, ...this.params()}, ac.signal);
       if (layer !== this.state.layer) return;
       const z = num(this.summary?.thresholds.zscore_outlier_removal ?? 5);
-      renderLayerPanel(this.side, d, this.summary, z, (l) => this.selectLayer(l, null, true));
+      renderLayerPanel(this.side, d, this.summary, z, (l) => this.selectLayer(l, null, true), this.known,
+        (id) => routeUrl('artifact', {report: this.state.report, id}));
       this.side.dataset.state = 'ready';
     } catch (e) {
       if ((e as Error).name === 'AbortError') return;
@@ -290,6 +294,7 @@ class App {
       h('div', {class: 'stat' + (nDeg ? ' bad' : ' good'), id: 'degraded-stat', dataset: {count: String(nDeg)}},
         h('div', {class: 'stat-num', text: `${nDeg} / ${s.layer_count}`}),
         h('div', {class: 'stat-label', text: `layers degraded (${fmt(ratio * 100, 3)}%; limit ${fmt(limit * 100, 3)}%)`})),
+      this.accuracyStat(s),
       this.outputMetricsTable(s));
     this.header.appendChild(stats);
     // degraded layers list
@@ -314,7 +319,7 @@ class App {
     if (vs.length || s.judges_skipped) {
       const box = h('div', {class: 'verdict-summary', id: 'verdict-summary'});
       if (s.judges_skipped) box.appendChild(h('div', {class: 'muted small', text: 'Automatic judges were skipped (too many degraded layers); see the general troubleshoots.'}));
-      for (const v of vs) box.appendChild(verdictLine(v, (l) => this.selectLayer(l, null, true)));
+      for (const v of vs) box.appendChild(verdictLine(v, (l) => this.selectLayer(l, null, true), this.known));
       this.header.appendChild(h('div', {class: 'sub-h', text: 'Causes found'}));
       this.header.appendChild(box);
     }
@@ -322,10 +327,24 @@ class App {
     if (gen.length) {
       const box = h('details', {class: 'general', id: 'general', open: !vs.length},
         h('summary', {text: `General troubleshoots (${gen.length})`}),
-        ...gen.map((v) => verdictCard(v, (l) => this.selectLayer(l, null, true), false)));
+        ...gen.map((v) => verdictCard(v, (l) => this.selectLayer(l, null, true), false, this.known)));
       this.header.appendChild(box);
     }
     if (this.compare) this.header.appendChild(this.compareSummary(this.compare));
+  }
+
+  /** Float vs quantized accuracy, when the report's manifest recorded it (`accuracy` in `report`). */
+  private accuracyStat(s: ReportSummary): HTMLElement | null {
+    const acc = ((s as unknown as {accuracy?: Record<string, unknown>}).accuracy ??
+      (s.manifest as {accuracy?: Record<string, unknown>} | null | undefined)?.accuracy) as Record<string, unknown> | undefined;
+    if (!acc) return null;
+    const f = num(acc.float), q = num(acc.quantized);
+    if (!Number.isFinite(f) || !Number.isFinite(q)) return null;
+    const pct = (x: number) => (x <= 1 ? x * 100 : x);
+    const drop = pct(f) - pct(q);
+    return h('div', {class: 'stat' + (drop > 0.5 ? ' bad' : ' good'), id: 'accuracy-stat'},
+      h('div', {class: 'stat-num', text: `${fmt(pct(f), 4)}% → ${fmt(pct(q), 4)}%`}),
+      h('div', {class: 'stat-label', text: `accuracy float → quantized (${drop >= 0 ? '−' : '+'}${fmt(Math.abs(drop), 3)} pts${acc.dataset ? ', ' + String(acc.dataset) : ''})`}));
   }
 
   private outputMetricsTable(s: ReportSummary): HTMLElement {
@@ -358,7 +377,7 @@ class App {
       }
       box.appendChild(h('details', {class: 'delta-details'}, h('summary', {text: `Per-layer deltas (${rows.length} changed)`}), t));
     }
-    for (const v of c.general ?? []) box.appendChild(verdictCard(v, (l) => this.selectLayer(l, null, true), true));
+    for (const v of c.general ?? []) box.appendChild(verdictCard(v, (l) => this.selectLayer(l, null, true), true, this.known));
     return box;
   }
 
@@ -436,11 +455,14 @@ function errorBox(e: unknown): HTMLElement {
   return h('div', {class: 'problem error'}, h('b', {text: err.message ?? String(e)}),
     err.hint ? h('div', {class: 'hint'}, 'To fix: ', h('code', {text: err.hint})) : null);
 }
-function verdictLine(v: Verdict, onLayer: (l: string) => void): HTMLElement {
+function verdictLine(v: Verdict, onLayer: (l: string) => void, known: (l: string) => boolean): HTMLElement {
   const m = judgeMark(v.judge);
   return h('div', {class: 'verdict-line', dataset: {judge: v.judge}}, judgeChip(v.judge), h('b', {text: ' ' + m.title.split(' (')[0] + ': '}),
     h('span', {text: v.message || GENERAL_REASON[String(v.numbers?.reason)] || ''}), ' ',
-    ...(v.layers ?? []).slice(0, 6).map((l) => h('a', {href: '#', class: 'layer-link', text: l, onclick: (e: Event) => { e.preventDefault(); onLayer(l); }})));
+    ...(v.layers ?? []).slice(0, 6).map((l) => known(l)
+      ? h('a', {href: '#', class: 'layer-link', text: l, onclick: (e: Event) => { e.preventDefault(); onLayer(l); }})
+      : h('code', {class: 'layer-ref', text: l + ' '})),
+    v.source === 'mct' ? h('span', {class: 'muted small', text: ' (reported by MCT)'}) : null);
 }
 
 let app: App | null = null;

@@ -25,9 +25,10 @@ export function snippetBlock(code: string): HTMLElement {
 }
 
 /** A verdict card: judge mark, message, numbers, countermeasure from the manual, snippet. */
-export function verdictCard(v: Verdict, onLayer?: (l: string) => void, openManual = true): HTMLElement {
+export function verdictCard(v: Verdict, onLayer?: (l: string) => void, openManual = true, known?: (l: string) => boolean): HTMLElement {
   const m = judgeMark(v.judge);
-  const nums = Object.entries(v.numbers ?? {}).filter(([, x]) => x === null || ['number', 'string', 'boolean'].includes(typeof x));
+  // File paths (e.g. histogram_png) are shown as artifact links elsewhere, not as numbers.
+  const nums = Object.entries(v.numbers ?? {}).filter(([k, x]) => !/_png$|_path$/.test(k) && (x === null || ['number', 'string', 'boolean'].includes(typeof x)));
   const card = h('div', {class: 'verdict', dataset: {judge: v.judge, source: v.source}},
     h('div', {class: 'verdict-head'}, judgeChip(v.judge), h('b', {text: ' ' + m.title}),
       h('span', {class: 'muted', text: v.source === 'mct' ? '  (reported by MCT)' : '  (computed)'})),
@@ -37,7 +38,7 @@ export function verdictCard(v: Verdict, onLayer?: (l: string) => void, openManua
   }
   if (v.layers?.length) {
     card.appendChild(h('div', {class: 'verdict-layers'}, 'Layers: ',
-      ...v.layers.map((l) => onLayer ? h('a', {href: '#', class: 'layer-link', text: l, onclick: (e: Event) => { e.preventDefault(); onLayer(l); }}) : h('code', {text: l}))));
+      ...v.layers.map((l) => onLayer && (!known || known(l)) ? h('a', {href: '#', class: 'layer-link', text: l, onclick: (e: Event) => { e.preventDefault(); onLayer(l); }}) : h('code', {text: l}))));
   }
   if (nums.length) {
     card.appendChild(h('table', {class: 'kv small'}, ...nums.map(([k, x]) => h('tr', null, h('td', {class: 'muted', text: k}), h('td', {text: typeof x === 'number' || x === 'Infinity' || x === 'NaN' || x === '-Infinity' ? fmt(x) : String(x)})))));
@@ -61,7 +62,8 @@ export function verdictCard(v: Verdict, onLayer?: (l: string) => void, openManua
   return card;
 }
 
-export function renderLayerPanel(el: HTMLElement, d: LayerDetail, summary: ReportSummary | null, z: number, onLayer: (l: string) => void) {
+export function renderLayerPanel(el: HTMLElement, d: LayerDetail, summary: ReportSummary | null, z: number, onLayer: (l: string) => void,
+  known?: (l: string) => boolean, artifactUrl?: (id: string) => string) {
   clear(el);
   el.dataset.layer = d.name;
   el.appendChild(h('div', {class: 'panel-title'}, h('span', {class: 'layer-name', text: d.name}),
@@ -75,8 +77,19 @@ export function renderLayerPanel(el: HTMLElement, d: LayerDetail, summary: Repor
 
   // verdicts
   el.appendChild(h('div', {class: 'sub-h', text: d.verdicts?.length ? 'Why it degraded and what to do' : 'Verdicts'}));
-  if (!d.verdicts?.length) el.appendChild(h('div', {class: 'muted small', text: d.degraded ? 'No judge explains this layer. See the general troubleshoots in the summary.' : 'No verdict for this layer.'}));
-  for (const v of d.verdicts ?? []) el.appendChild(verdictCard(v, onLayer));
+  if (!d.verdicts?.length) {
+    const gen = summary?.general ?? [];
+    el.appendChild(h('div', {class: 'muted small', text: d.degraded
+      ? (gen.length ? 'No judge explains this layer. General troubleshoots for this report:' : 'No judge explains this layer.')
+      : 'No verdict for this layer.'}));
+    if (d.degraded) for (const v of gen) el.appendChild(verdictCard(v, onLayer, false, known));
+  }
+  for (const v of d.verdicts ?? []) el.appendChild(verdictCard(v, onLayer, true, known));
+  const arts = (summary?.artifacts ?? []).filter((a) => a.layer && (a.layer === d.name || a.layer === d.node));
+  if (arts.length && artifactUrl) {
+    el.appendChild(h('div', {class: 'artifacts small'}, h('span', {class: 'muted', text: 'MCT images for this layer: '}),
+      ...arts.map((a) => h('a', {href: artifactUrl(a.id), target: '_blank', rel: 'noopener', class: 'artifact-link', text: a.name}))));
+  }
   // metrics vs thresholds
   const metrics = summary?.metrics ?? Object.keys(d.repr ?? d.val ?? {});
   const datasets = ['repr', 'val'].filter((ds) => d[ds]);
