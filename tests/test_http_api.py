@@ -3,7 +3,6 @@ own WSGI router (``TensorBoardWSGI``) without a data provider (files are read di
 from __future__ import annotations
 
 import json
-import math
 import os
 import shutil
 import threading
@@ -12,7 +11,6 @@ import urllib.parse
 
 import pytest
 
-from tb_xquant_plugin.judges.run import analyse
 
 SCENARIOS = ("clean", "outlier", "outlier_fixed", "shift_negative", "unbalanced_concat", "mixed_precision",
              "majority_degraded")
@@ -464,7 +462,6 @@ def test_concurrent_requests(demo_logdir, make_api):
     from werkzeug.test import Client
 
     api = make_api(str(demo_logdir))  # cold caches: builds happen under concurrency
-    ids = None
     reports = Client(api.app).get(api.PREFIX + "reports")
     ids = [r["id"] for r in json.loads(reports.get_data(as_text=True))["reports"]]
     reference = {}
