@@ -189,8 +189,7 @@ function drawHistogram(c: HTMLCanvasElement, hist: Histogram, z: number, zCfg: n
     const step = Math.max(1, Math.ceil((zhi - zlo) / 8));
     ctx.fillStyle = P.fg;
     for (let zz = zlo; zz <= zhi; zz += step) ctx.fillText(`${zz}σ`, X(mu + zz * sigma), hh - g.b + 16);
-    ctx.textAlign = 'left'; ctx.fillStyle = P.muted; ctx.fillText('z', g.l, hh - g.b + 16);
   }
   ctx.textAlign = 'right'; ctx.textBaseline = 'top'; ctx.fillStyle = P.muted;
-  ctx.fillText(logc ? 'count (log)' : 'count', w - g.r, g.t);
+  ctx.fillText((logc ? 'count (log)' : 'count') + ' · x: value and z-score', w - g.r, g.t);
 }

@@ -178,3 +178,16 @@ def test_works_under_path_prefix(browser, tb_prefixed):
         assert not p.errors
     finally:
         ctx.close()
+
+
+def test_reload_button_and_tensorboard_reload(panel):
+    with panel.page.expect_request(lambda r: "/data/plugin/xquant/reports" in r.url):
+        panel.frame.click("#reload")
+    panel.wait_ready()
+    if FAKE:
+        return
+    # TensorBoard's own reload button refetches data/runs in the parent page; the panel follows it.
+    assert panel.root.get_attribute("data-reload-hook") == "parent"
+    with panel.page.expect_request(lambda r: "/data/plugin/xquant/reports" in r.url, timeout=15000):
+        panel.page.click("button.reload-button")
+    panel.wait_ready()

@@ -121,7 +121,7 @@ export class GraphModel {
     let n = 0;
     for (const c of it.children) n += this.computeCounts(c, d + 1);
     it.leafCount = n;
-    if (id !== ROOT) it.w = Math.min(260, Math.max(130, textWidth(it.label, 7) + 70));
+    if (id !== ROOT) it.w = Math.min(340, Math.max(150, textWidth(it.label, 7) + 140));
     return n;
   }
 

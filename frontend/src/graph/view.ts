@@ -127,7 +127,7 @@ export class GraphView {
       this.boxById.clear();
       for (const b of res.boxes) this.boxById.set(b.id, b);
       this.buildVisibleAdjacency();
-      if (!this.fittedOnce && this.width > 20 && this.height > 20) { this.fit(); this.fittedOnce = true; }
+      if (!this.fittedOnce && this.width > 20 && this.height > 20) { this.initialView(); this.fittedOnce = true; }
       const ms = performance.now() - t0;
       this.canvas.dataset.layoutMs = String(Math.round(ms));
       this.canvas.dataset.visibleCount = String(res.boxes.length);
@@ -224,6 +224,16 @@ export class GraphView {
     this.t = {k, tx: (this.width - r.width * k) / 2, ty: Math.max(m, (this.height - r.height * k) / 2)};
     this.requestDraw();
   }
+  /** First view of a graph: fit, but never smaller than readable text; a tall graph starts at its top. */
+  private initialView() {
+    this.fit();
+    const r = this.layoutRes;
+    if (!r || this.t.k >= 0.6) return;
+    const k = 0.6;
+    this.t = {k, tx: r.width * k <= this.width ? (this.width - r.width * k) / 2 : 24, ty: 24};
+    this.requestDraw();
+  }
+
   zoomBy(f: number, cx = this.width / 2, cy = this.height / 2) {
     const k = Math.min(4, Math.max(0.01, this.t.k * f));
     const real = k / this.t.k;
@@ -239,7 +249,7 @@ export class GraphView {
     this.width = Math.max(1, r.width); this.height = Math.max(1, r.height);
     this.canvas.width = Math.round(this.width * this.dpr);
     this.canvas.height = Math.round(this.height * this.dpr);
-    if (!this.fittedOnce && this.layoutRes && this.width > 20 && this.height > 20) { this.fit(); this.fittedOnce = true; }
+    if (!this.fittedOnce && this.layoutRes && this.width > 20 && this.height > 20) { this.initialView(); this.fittedOnce = true; }
     this.drawNow();
   }
 
