@@ -37,7 +37,11 @@ class App {
   private layerAbort: AbortController | null = null;
 
   constructor() {
-    this.graph = new GraphView({onSelect: (nodeId, layer) => this.selectLayer(layer, nodeId, false)});
+    this.graph = new GraphView({onSelect: (nodeId, layer) => {
+      // Nodes that are not quant_report layers can still carry verdicts (e.g. activations for shift negative).
+      const name = layer ?? this.graphNodeName(nodeId);
+      this.selectLayer(name && (layer || this.verdictLayers().has(name)) ? name : null, nodeId, false);
+    }});
     this.charts = new ChartsView((layer) => this.selectLayer(layer, null, true));
     this.graphHost.appendChild(this.graph.el);
     this.chartHost.appendChild(this.charts.el);
@@ -220,7 +224,14 @@ class App {
   }
 
   /** Names that can be selected (verdicts from MCT may name float-model modules such as `stem.0`). */
-  private known = (l: string) => (this.layers?.layers ?? []).some((x) => x.name === l);
+  private known = (l: string) => (this.layers?.layers ?? []).some((x) => x.name === l) || this.graph.nodeIdForLayer(l) !== null;
+  private verdictLayers(): Set<string> {
+    return new Set([...(this.summary?.verdicts ?? []), ...(this.summary?.general ?? [])].flatMap((v) => v.layers ?? []));
+  }
+  private graphNodeName(nodeId: string): string | null {
+    const i = nodeId.lastIndexOf('/');
+    return i >= 0 ? nodeId.slice(i + 1) : nodeId;
+  }
 
   private refreshThresholds = debounce(() => this.loadReport(false), 350);
 

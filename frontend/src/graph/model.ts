@@ -26,6 +26,7 @@ export class GraphModel {
   items = new Map<string, HItem>();
   nodes = new Map<string, GraphNode>();
   byLayer = new Map<string, string>();         // layer name -> node id
+  byName = new Map<string, string>();          // node short name -> node id (first one wins)
   succ = new Map<string, string[]>();
   pred = new Map<string, string[]>();
   levelEdges = new Map<string, Map<string, [string, string]>>();
@@ -53,6 +54,7 @@ export class GraphModel {
       if (this.nodes.has(n.id)) continue;
       this.nodes.set(n.id, n);
       if (n.layer) this.byLayer.set(n.layer, n.id);
+      if (n.name && !this.byName.has(n.name)) this.byName.set(n.name, n.id);
       const parent = ensureGroup(n.group ?? '');
       const label = n.name || n.id.slice(n.id.lastIndexOf('/') + 1);
       const op = n.op ?? '';

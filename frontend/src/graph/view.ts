@@ -192,7 +192,13 @@ export class GraphView {
     this.requestDraw();
   }
 
-  nodeIdForLayer(layer: string): string | null { return this.model?.byLayer.get(layer) ?? null; }
+  /** Node for a layer name: quant_report layer, else a node with that short name (verdicts may name
+   *  activation nodes that are not quant_report layers), else a node id. */
+  nodeIdForLayer(layer: string): string | null {
+    const m = this.model;
+    if (!m) return null;
+    return m.byLayer.get(layer) ?? m.byName.get(layer) ?? (m.nodes.has(layer) ? layer : null);
+  }
 
   /** Center of a node's box in canvas CSS pixels (for tests: a real click at these coordinates selects it). */
   nodePoint(nodeId: string): {x: number; y: number} | null {
