@@ -191,3 +191,22 @@ def test_reload_button_and_tensorboard_reload(panel):
     with panel.page.expect_request(lambda r: "/data/plugin/xquant/reports" in r.url, timeout=15000):
         panel.page.click("button.reload-button")
     panel.wait_ready()
+
+
+@pytest.mark.skipif(FAKE, reason="needs the real backend")
+def test_empty_logdir_explains_what_to_run(browser, tmp_path, tmp_path_factory):
+    from conftest import start_server
+    empty = tmp_path / "empty_logdir"
+    empty.mkdir()
+    srv = start_server(empty, tmp_path_factory, require_plugin_listed=False)
+    ctx = browser.new_context()
+    try:
+        page = ctx.new_page()
+        page.goto(f"{srv.base}/data/plugin_entry.html?name=xquant")
+        page.wait_for_selector("#xquant-root[data-state=empty]", timeout=60000)
+        text = page.locator("#summary").inner_text()
+        assert "No XQuant report found" in text
+        assert "xquant_report_troubleshoot_pytorch_experimental" in text
+    finally:
+        ctx.close()
+        srv.stop()
