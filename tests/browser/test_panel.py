@@ -158,7 +158,14 @@ def test_keyboard_search_and_fit(panel):
     canvas = panel.frame.locator("canvas.graph-canvas")
     canvas.focus()
     canvas.press("ArrowDown")
+    focused = canvas.get_attribute("data-focus")
+    assert focused, "arrow key did not move the keyboard focus along an edge"
+    g_ids = {n["id"] for n in g["nodes"]}
     canvas.press("Enter")
+    if focused in g_ids:
+        node = next(n for n in g["nodes"] if n["id"] == focused)
+        if node.get("layer"):
+            panel.frame.wait_for_function("l => document.querySelector('#layer-panel').dataset.layer === l", arg=node["layer"])
     canvas.press("f")
 
 
