@@ -434,3 +434,11 @@ def test_ratio_limit_and_empty_report():
     assert d.degraded == [] and d.ratio == 0 and not d.judges_skipped
     a = analyse(empty)
     assert a.general == [] and a.verdicts == []
+
+
+@pytest.mark.parametrize("name", SCENARIOS)
+def test_no_judge_applies_only_when_mct_found_nothing_either(name, scenarios, analyses):
+    """"Degraded layers but no judge applies" must not sit next to a verdict MCT itself gave."""
+    reasons = [g.numbers["reason"] for g in analyses[name].general]
+    if scenarios[name].troubleshoot:
+        assert V.NO_JUDGE_APPLIES not in reasons

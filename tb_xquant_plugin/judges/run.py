@@ -39,6 +39,7 @@ def analyse(report: Report, th: Optional[Thresholds] = None) -> Analysis:
     det = detect(report, th)
     computed: List[V.Verdict] = []
     general: List[V.Verdict] = []
+    mct = mct_verdicts.load(report.mct_troubleshoot) if report.mct_troubleshoot else []
     if not report.layers:
         pass
     elif det.judges_skipped:
@@ -59,11 +60,10 @@ def analyse(report: Report, th: Optional[Thresholds] = None) -> Analysis:
                 "No layer crosses the quantization-error thresholds. If accuracy still dropped, look at the data "
                 "(representative set size, diversity, preprocessing) and the general countermeasures.",
                 layers=len(report.layers)))
-        elif not computed:
+        elif not computed and not mct:
             general.append(V.general(
                 V.NO_JUDGE_APPLIES,
                 "%d layers are degraded but none of the judges found a cause. Try the general countermeasures: "
                 "isolate a layer at 16 bits, bias correction, mixed precision or GPTQ." % len(det.degraded),
                 degraded=len(det.degraded)))
-    mct = mct_verdicts.load(report.mct_troubleshoot) if report.mct_troubleshoot else []
     return Analysis(report, th, det, computed + mct, general)

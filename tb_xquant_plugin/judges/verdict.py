@@ -4,6 +4,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Dict, List, Optional
 
+from tb_xquant_plugin.manual import GENERAL_REASON_TO_MANUAL, JUDGE_TO_MANUAL
+
 OUTLIER_REMOVAL = "outlier_removal"
 SHIFT_NEGATIVE_ACTIVATION = "shift_negative_activation"
 UNBALANCED_CONCATENATION = "unbalanced_concatenation"
@@ -16,9 +18,9 @@ DEGRADED_RATIO_OVER_LIMIT = "degraded_ratio_over_limit"
 NO_JUDGE_APPLIES = "no_judge_applies"
 COUNTERMEASURE_DID_NOT_IMPROVE = "countermeasure_did_not_improve"
 
-# Manual entry ids: one source of truth, the manual itself (a test checks that each exists).
-from tb_xquant_plugin.manual import GENERAL_REASON_TO_MANUAL as MANUAL_FOR_REASON  # noqa: E402
-from tb_xquant_plugin.manual import JUDGE_TO_MANUAL as MANUAL_FOR_JUDGE  # noqa: E402
+# Manual entry ids come from the manual itself (one source of truth; a test checks each exists).
+MANUAL_FOR_JUDGE = JUDGE_TO_MANUAL
+MANUAL_FOR_REASON = GENERAL_REASON_TO_MANUAL
 
 
 @dataclasses.dataclass

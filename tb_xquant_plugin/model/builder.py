@@ -91,18 +91,24 @@ def find_stage_runs(runs: List[str], report_rel: str, manifest: Optional[dict],
     return best, stage_of(best)
 
 
+def _read_object(path: str, label: str, problems: List[Problem], hint: str) -> Optional[dict]:
+    """A JSON object from disk, or None with the reason appended to ``problems``."""
+    data, p = art.read_json(path, label)
+    if p:
+        problems.append(p)
+    if data is not None and not isinstance(data, dict):
+        problems.append(Problem("%s is not a JSON object; ignoring it" % label, hint))
+        return None
+    return data
+
+
 def build_report(source: EventSource, logdir: str, rel: str, report_dir: str,
                  runs: Optional[List[str]] = None) -> Report:
     problems: List[Problem] = []
     runs = runs if runs is not None else source.runs()
 
-    manifest, p = art.read_json(art.manifest_path(report_dir), art.MANIFEST_FILENAME)
-    if p:
-        problems.append(p)
-    if manifest is not None and not isinstance(manifest, dict):
-        problems.append(Problem("the tb-xquant manifest is not a JSON object; ignoring it",
-                                "Re-run with tb_xquant_plugin.mct_run.xquant_report_with_manifest."))
-        manifest = None
+    manifest = _read_object(art.manifest_path(report_dir), art.MANIFEST_FILENAME, problems,
+                            "Re-run with tb_xquant_plugin.mct_run.xquant_report_with_manifest.")
 
     raw_qr, p = art.read_json(art.join(report_dir, art.QUANT_REPORT), art.QUANT_REPORT)
     if p:
@@ -202,13 +208,8 @@ def build_report(source: EventSource, logdir: str, rel: str, report_dir: str,
                                 "Call mct.set_log_folder('<logdir>/<run>/mct_logs') before quantizing, and keep the "
                                 "report dir in the same folder (or record the path with xquant_report_with_manifest)."))
 
-    ts, p = art.read_json(art.join(report_dir, art.TROUBLESHOOT_REPORT), art.TROUBLESHOOT_REPORT)
-    if p:
-        problems.append(p)
-    if ts is not None and not isinstance(ts, dict):
-        problems.append(Problem("troubleshoot_report.json is not a JSON object; MCT's verdicts are not shown",
-                                "Re-run xquant_report_troubleshoot_pytorch_experimental."))
-        ts = None
+    ts = _read_object(art.join(report_dir, art.TROUBLESHOOT_REPORT), art.TROUBLESHOOT_REPORT, problems,
+                      "Re-run xquant_report_troubleshoot_pytorch_experimental.")
 
     return Report(
         id=art.report_id(rel),
@@ -230,10 +231,6 @@ def build_report(source: EventSource, logdir: str, rel: str, report_dir: str,
         has_quant_report=raw_qr is not None,
         has_graph=bool(nodes),
     )
-
-
-def discover(source: EventSource, logdir: str) -> Dict[str, str]:
-    return art.discover_report_dirs(logdir, source.runs())
 
 
 def build_all(logdir: str, source: Optional[EventSource] = None) -> List[Report]:

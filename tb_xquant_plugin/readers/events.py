@@ -14,7 +14,6 @@ from typing import Dict, Iterable, List, Optional
 
 import numpy as np
 
-from tensorboard.compat.tensorflow_stub.io import gfile as _stub_gfile  # noqa: F401 (registers filesystems)
 from tensorboard.compat import tf
 
 logger = logging.getLogger(__name__)
@@ -35,10 +34,6 @@ class EventSource:
 
     def histograms(self, run: str) -> Dict[str, np.ndarray]:
         raise NotImplementedError
-
-    def version(self) -> object:
-        """Anything that changes when the underlying data changes (used to invalidate caches)."""
-        return None
 
 
 def join(*parts: str) -> str:
@@ -62,6 +57,7 @@ class LocalEventSource(EventSource):
     def __init__(self, logdir: str):
         self.logdir = logdir
         self._runs: Optional[Dict[str, List[str]]] = None
+        self._loaded: Dict[str, tuple] = {}
 
     def _scan(self) -> Dict[str, List[str]]:
         if self._runs is None:
@@ -90,43 +86,34 @@ class LocalEventSource(EventSource):
             except Exception as e:  # noqa: BLE001 - a broken file must not stop the others
                 logger.warning("tb-xquant: stopped reading %s: %s", path, e)
 
-    def graph(self, run: str) -> Optional[bytes]:
-        found = None
-        for ev in self._events(run):
-            if ev.HasField("graph_def"):
-                found = ev.graph_def
-        return found
-
-    def histograms(self, run: str) -> Dict[str, np.ndarray]:
+    def _load(self, run: str):
+        """Graph and histograms of a run, from one pass over its event files (cached)."""
         from tensorboard.util import tensor_util
 
-        out: Dict[str, np.ndarray] = {}
+        if run in self._loaded:
+            return self._loaded[run]
+        graph: Optional[bytes] = None
+        hists: Dict[str, np.ndarray] = {}
         for ev in self._events(run):
-            if not ev.HasField("summary"):
-                continue
-            for v in ev.summary.value:
-                if v.metadata.plugin_data.plugin_name != HISTOGRAMS_PLUGIN or not v.HasField("tensor"):
-                    continue
-                try:
-                    arr = np.asarray(tensor_util.make_ndarray(v.tensor), dtype=np.float64)
-                except Exception:  # noqa: BLE001
-                    continue
-                out[v.tag] = arr.reshape(-1, 3) if arr.size % 3 == 0 else np.zeros((0, 3))
-        return out
+            if ev.HasField("graph_def"):
+                graph = ev.graph_def
+            elif ev.HasField("summary"):
+                for v in ev.summary.value:
+                    if v.metadata.plugin_data.plugin_name != HISTOGRAMS_PLUGIN or not v.HasField("tensor"):
+                        continue
+                    try:
+                        arr = np.asarray(tensor_util.make_ndarray(v.tensor), dtype=np.float64)
+                    except Exception:  # noqa: BLE001
+                        continue
+                    hists[v.tag] = arr.reshape(-1, 3) if arr.size % 3 == 0 else np.zeros((0, 3))
+        self._loaded[run] = (graph, hists)
+        return self._loaded[run]
 
-    def version(self) -> object:
-        gf = tf.io.gfile
-        sig = []
-        for run, paths in sorted(self._scan().items()):
-            for p in paths:
-                try:
-                    sig.append((p, gf.stat(p).length))
-                except Exception:  # noqa: BLE001
-                    sig.append((p, -1))
-        return tuple(sig)
+    def graph(self, run: str) -> Optional[bytes]:
+        return self._load(run)[0]
 
-    def refresh(self) -> None:
-        self._runs = None
+    def histograms(self, run: str) -> Dict[str, np.ndarray]:
+        return self._load(run)[1]
 
 
 class DataProviderSource(EventSource):

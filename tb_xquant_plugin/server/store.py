@@ -17,7 +17,6 @@ from tensorboard.compat import tf
 from tb_xquant_plugin.judges.run import Analysis, analyse
 from tb_xquant_plugin.model.builder import build_report
 from tb_xquant_plugin.model.report import Report
-from tb_xquant_plugin.model.thresholds import Thresholds
 from tb_xquant_plugin.readers import artifacts as art
 from tb_xquant_plugin.readers.events import EventSource, join
 
@@ -135,13 +134,12 @@ class ReportStore:
                 cached = self._reports.get(rid)
             if cached and cached[0] == sig and time.monotonic() < cached[2]:
                 return cached[1]
-            with self._lock:
-                runs = list(self._runs)
             source = self._source_factory()
             try:
                 runs = source.runs()
-            except Exception:  # noqa: BLE001
-                pass
+            except Exception:  # noqa: BLE001 - fall back to the runs of the last discovery
+                with self._lock:
+                    runs = list(self._runs)
             report = build_report(source, self.logdir, rel, d, runs)
             expires = time.monotonic() + PROVISIONAL_SECONDS if _provisional(report) else float("inf")
             with self._lock:
@@ -171,7 +169,8 @@ class ReportStore:
 
     def all_reports(self) -> List[Report]:
         out = []
-        for rid in sorted(self.ids(), key=lambda r: self.ids()[r][0]):
+        ids = self.ids()
+        for rid in sorted(ids, key=lambda r: ids[r][0]):
             r = self.report(rid)
             if r is not None:
                 out.append(r)
@@ -183,4 +182,4 @@ def threshold_args(args) -> Dict[str, str]:
     return {k: args.get(k) for k in args.keys() if k.startswith("thr.") or k.startswith("under.") or k in keys}
 
 
-__all__ = ["ReportStore", "threshold_args", "Thresholds"]
+__all__ = ["ReportStore", "threshold_args"]
