@@ -15,6 +15,7 @@ import pytest
 
 from tb_xquant_plugin.judges import verdict as V
 from tb_xquant_plugin.judges.detection import detect, is_degraded
+from tb_xquant_plugin.judges.mct_verdicts import resolve_name
 from tb_xquant_plugin.judges.outlier import zscore_histogram
 from tb_xquant_plugin.judges.run import analyse
 from tb_xquant_plugin.model.report import Layer, Report
@@ -119,7 +120,8 @@ def test_mct_verdicts_are_subset_of_ours(name, scenarios, analyses):
     if ts:
         assert not a.detection.judges_skipped, "MCT ran its judges, so must we"
     for judge in ts:
-        mct = mct_layers(ts, judge)
+        # MCT's names, as the report names them (module paths such as 'stem.0' map to 'stem_0_bn')
+        mct = [resolve_name(a.report, l) or l for l in mct_layers(ts, judge)]
         ours = {l for v in verdicts(a, judge) for l in v.layers}
         assert set(mct) <= ours, (judge, mct, ours)
         loaded = {l for v in verdicts(a, judge, "mct") for l in v.layers}
@@ -255,8 +257,11 @@ def test_unbalanced_concat_mct_verdict_loaded(scenarios, analyses):
     assert len(loaded) == len(items)
     for v, item in zip(loaded, items):
         assert v.source == "mct"
-        assert v.layers == [item[0], item[1]]
         assert v.numbers["first_layer"] == item[0] and v.numbers["second_layer"] == item[1]
+        # MCT prints torch module paths ('stem.0'); the verdict names the report's layer for it
+        mapped = v.numbers["first_layer_in_report"]
+        assert mapped in a.report.layer_by_name and mapped.startswith(item[0].replace(".", "_"))
+        assert v.layers[0] == mapped
         assert v.numbers["scale"] == pytest.approx(float(re.findall(r"[-+0-9.eE]+$", item[2])[0]))
         assert v.manual == "unbalanced-concatenation"
         # MCT judged a degraded '<module>_bn' / '_collapsed' / 'bn_' layer derived from the first module

@@ -505,3 +505,133 @@ def test_concurrent_requests(demo_logdir, make_api):
     assert not any(t.is_alive() for t in threads), "requests hung"
     assert not errors, errors[:5]
     assert sum(counts) > 8 * len(urls)
+
+
+# --------------------------------------------------------------------------------------------
+# Names MCT prints, file paths, isolation of a failing report, data provider still loading
+# --------------------------------------------------------------------------------------------
+def test_verdict_nodes_listed_with_their_graph_node(api, ids, scenarios):
+    """The shift-negative judge names activations ('stem_act') that are not XQuant compare points:
+    GET layers lists them with the node each maps to, and GET layer answers for them."""
+    sc = scenarios["shift_negative"]
+    body = api.json("layers", report=rid(ids, "shift_negative"))
+    layer_names = {l["name"] for l in body["layers"]}
+    extra = {n["name"]: n for n in body["verdict_nodes"]}
+    for act in sc.troubleshoot["shift_negative_activation"]:
+        assert act not in layer_names
+        assert act in extra and extra[act]["node"] and extra[act]["node"].endswith("/" + act)
+        assert "shift_negative_activation" in extra[act]["judges"]
+        detail = api.json("layer", report=rid(ids, "shift_negative"), layer=act)
+        assert detail["node"] == extra[act]["node"] and detail["is_layer"] is False
+
+
+def test_mct_unbalanced_verdict_names_report_layers(api, ids, scenarios):
+    """MCT 2.6.1's concatenation judge prints torch module paths ('stem.0'); the verdict's layers are
+    the report's layer names so the panel can select them, MCT's strings stay in the numbers."""
+    sc = scenarios["unbalanced_concat"]
+    layers = {l["name"] for l in api.json("layers", report=rid(ids, "unbalanced_concat"))["layers"]}
+    mct = [v for v in api.json("verdicts", report=rid(ids, "unbalanced_concat"))["verdicts"]
+           if v["source"] == "mct" and v["judge"] == "unbalanced_concatenation"]
+    assert len(mct) == len(sc.troubleshoot["unbalanced_concatenation"])
+    for v, item in zip(mct, sc.troubleshoot["unbalanced_concatenation"]):
+        assert v["numbers"]["first_layer"] == item[0]
+        assert v["layers"][0] in layers and v["layers"][0] == v["numbers"]["first_layer_in_report"]
+
+
+def test_no_file_path_in_any_answer(api, ids, demo_logdir):
+    """Answers name artifacts by id, never by their location on the server."""
+    root = str(demo_logdir)
+    for name in SCENARIOS:
+        r = rid(ids, name)
+        summary = api.json("report", report=r)
+        bodies = [api.get(route, report=r).get_data(as_text=True) for route in ("report", "verdicts", "layers")]
+        bodies += [api.get("layer", report=r, layer=l).get_data(as_text=True) for l in summary["degraded_layers"]]
+        for b in bodies:
+            assert root not in b and "/tmp/" not in b
+        for v in summary["verdicts"]:
+            art = v["numbers"].get("histogram_artifact")
+            if v["source"] == "mct" and v["judge"] == "outlier_removal":
+                assert art in {a["id"] for a in summary["artifacts"]}
+                assert api.get("artifact", report=r, id=art).get_data()[:4] == b"\x89PNG"
+
+
+def test_bit_width_threshold_is_an_integer(api, ids):
+    th = api.json("report", report=rid(ids, "clean"), bits="3")["thresholds"]
+    assert th["bitwidth_mixed_precision_with_model_output_loss_objective"] == 3
+    assert isinstance(th["bitwidth_mixed_precision_with_model_output_loss_objective"], int)
+
+
+def test_one_failing_report_does_not_take_the_others_down(demo_logdir, make_api, monkeypatch):
+    """An unexpected failure while building one report: that report lists the reason among its
+    problems, every other report and route still answers 200."""
+    from tb_xquant_plugin.server import store as store_mod
+
+    real_build = store_mod.build_report
+
+    def build(source, logdir, rel, report_dir, runs=None):
+        if rel.startswith("outlier/"):
+            raise RuntimeError("simulated reader failure")
+        return real_build(source, logdir, rel, report_dir, runs)
+
+    monkeypatch.setattr(store_mod, "build_report", build)
+    api = make_api(str(demo_logdir))
+    body = api.json("reports")
+    by_name = {r["name"]: r for r in body["reports"]}
+    assert set(by_name) == {"%s/xquant_report" % s for s in SCENARIOS}
+    broken = by_name["outlier/xquant_report"]
+    assert any("simulated reader failure" in p["what"] for p in broken["problems"])
+    assert broken["has_graph"] is False
+    for name, r in by_name.items():
+        if name != "outlier/xquant_report":
+            assert r["problems"] == [] and r["has_graph"]
+            assert api.json("graph", report=r["id"])["nodes"]
+    assert api.json("graph", report=broken["id"])["nodes"] == []
+    assert api.json("layers", report=broken["id"])["layers"] == []
+
+
+class _ReloadingProvider:
+    """An event source that answers like TensorBoard's data provider while it (re)loads a run: no
+    graph and no histograms as long as ``loading`` is set."""
+
+    def __init__(self, inner):
+        self.inner, self.loading = inner, True
+
+    def runs(self):
+        return self.inner.runs()
+
+    def graph(self, run):
+        return None if self.loading else self.inner.graph(run)
+
+    def histograms(self, run):
+        return {} if self.loading else self.inner.histograms(run)
+
+
+def test_reloading_provider_never_replaces_a_full_build_with_an_empty_one(demo_logdir, monkeypatch):
+    from tb_xquant_plugin.readers.events import LocalEventSource
+    from tb_xquant_plugin.readers import artifacts as art
+    from tb_xquant_plugin.server import store as store_mod
+
+    inner = LocalEventSource(str(demo_logdir))
+    rel = "clean/xquant_report"
+    rid_ = art.report_id(rel)
+
+    # 1) the provider is still loading on the first build: a provisional report saying so
+    source = _ReloadingProvider(inner)
+    st = store_mod.ReportStore(str(demo_logdir), lambda: source, background=False)
+    first = st.report(rid_)
+    assert not first.has_graph and store_mod.LOADING in first.problems
+    source.loading = False
+    assert st.report(rid_) is first  # cached until its provisional time is over
+    # ... then rebuilt (no sleep: move the store's clock)
+    now = time.monotonic()
+    monkeypatch.setattr(store_mod.time, "monotonic", lambda: now + store_mod.PROVISIONAL_SECONDS + 1)
+    second = st.report(rid_)
+    assert second.has_graph and store_mod.LOADING not in second.problems
+
+    # 2) a full build exists and a later rebuild (files unchanged) comes back empty: keep the full one
+    with st._lock:  # make the cached build due for a rebuild
+        sig, rep, _ = st._reports[rid_]
+        st._reports[rid_] = (sig, rep, now - 1)
+    source.loading = True
+    again = st.report(rid_)
+    assert again is second and again.has_graph

@@ -27,8 +27,8 @@ export function snippetBlock(code: string): HTMLElement {
 /** A verdict card: judge mark, message, numbers, countermeasure from the manual, snippet. */
 export function verdictCard(v: Verdict, onLayer?: (l: string) => void, openManual = true, known?: (l: string) => boolean): HTMLElement {
   const m = judgeMark(v.judge);
-  // File paths (e.g. histogram_png) are shown as artifact links elsewhere, not as numbers.
-  const nums = Object.entries(v.numbers ?? {}).filter(([k, x]) => !/_png$|_path$/.test(k) && (x === null || ['number', 'string', 'boolean'].includes(typeof x)));
+  // Artifact ids (e.g. histogram_artifact) are shown as artifact links elsewhere, not as numbers.
+  const nums = Object.entries(v.numbers ?? {}).filter(([k, x]) => !/_artifact$|_png$|_path$/.test(k) && (x === null || ['number', 'string', 'boolean'].includes(typeof x)));
   const card = h('div', {class: 'verdict', dataset: {judge: v.judge, source: v.source}},
     h('div', {class: 'verdict-head'}, judgeChip(v.judge), h('b', {text: ' ' + m.title}),
       h('span', {class: 'muted', text: v.source === 'mct' ? '  (reported by MCT)' : '  (computed)'})),

@@ -39,7 +39,7 @@ def analyse(report: Report, th: Optional[Thresholds] = None) -> Analysis:
     det = detect(report, th)
     computed: List[V.Verdict] = []
     general: List[V.Verdict] = []
-    mct = mct_verdicts.load(report.mct_troubleshoot) if report.mct_troubleshoot else []
+    mct = mct_verdicts.load(report) if report.mct_troubleshoot else []
     if not report.layers:
         pass
     elif det.judges_skipped:

@@ -112,10 +112,15 @@ class Thresholds:
             "degrade_layer_ratio": self.degrade_layer_ratio,
             "zscore_outlier_removal": self.zscore_outlier_removal,
             "ratio_unbalanced_concatenation": self.ratio_unbalanced_concatenation,
-            "bitwidth_mixed_precision_with_model_output_loss_objective": (
+            "bitwidth_mixed_precision_with_model_output_loss_objective": _int_if_whole(
                 self.bitwidth_mixed_precision_with_model_output_loss_objective
             ),
         }
+
+
+def _int_if_whole(v: float) -> Any:
+    """Bit widths are counts: ``2`` rather than ``2.0`` when whole."""
+    return int(v) if isinstance(v, float) and v.is_integer() else v
 
 
 def _as_float(v: Any) -> Optional[float]:

@@ -17,7 +17,9 @@ from tensorboard.compat import tf
 from tb_xquant_plugin.judges.run import Analysis, analyse
 from tb_xquant_plugin.model.builder import build_report
 from tb_xquant_plugin.model.report import Report
+from tb_xquant_plugin.model.thresholds import Thresholds
 from tb_xquant_plugin.readers import artifacts as art
+from tb_xquant_plugin.readers.artifacts import Problem
 from tb_xquant_plugin.readers.events import EventSource, join
 
 logger = logging.getLogger(__name__)
@@ -53,14 +55,33 @@ def _signature(report_dir: str) -> Tuple:
 PROVISIONAL_SECONDS = 2.0
 
 
+def _completeness(report: Report) -> int:
+    """How much of the event data a build found: graph, histograms, stage run (0 to 3)."""
+    return int(report.has_graph) + int(bool(report.histograms)) + int(report.stage_run is not None)
+
+
 def _provisional(report: Report) -> bool:
-    if report.has_graph and report.histograms and report.stage_run is not None:
+    if _completeness(report) == 3:
         return False
     xdir = join(report.dir, art.XQUANT_RUN)
     try:
         return tf.io.gfile.isdir(xdir) and any("tfevents" in f for f in tf.io.gfile.listdir(xdir))
     except Exception:  # noqa: BLE001
         return False
+
+
+LOADING = Problem("TensorBoard is still loading the event files of this report; what they hold appears on reload",
+                  "Wait a few seconds and reload (TensorBoard reads new event files every --reload_interval seconds).")
+
+
+def _unreadable(rid: str, rel: str, report_dir: str, error: Exception) -> Report:
+    """Stand-in for a report whose build failed unexpectedly, so that the other reports still load."""
+    return Report(
+        id=rid, rel=rel, dir=report_dir, manifest=None, defaults=Thresholds.defaults(), metrics=[], layers=[],
+        output_metrics={"repr": {}, "val": {}}, nodes=[], node_alias={}, histograms={}, quant={}, stage_run=None,
+        mct_troubleshoot=None, artifacts=[],
+        problems=[Problem("this report could not be read: %s: %s" % (type(error).__name__, str(error)[:300]),
+                          "The files of this report may be half-written; reload later. Other reports are unaffected.")])
 
 
 class ReportStore:
@@ -84,12 +105,17 @@ class ReportStore:
 
     # -- discovery -------------------------------------------------------------------------
     def _loop(self):
+        # While nothing is found (TensorBoard's data provider may still be loading the logdir), look
+        # again after 0.5, 1, 2, ... seconds, up to the refresh interval.
+        wait = 0.25
         while True:
             try:
-                self.discover()
+                found = bool(self.discover())
             except Exception:  # noqa: BLE001
                 logger.exception("tb-xquant: discovery failed")
-            time.sleep(self._refresh_seconds)
+                found = False
+            wait = self._refresh_seconds if found else min(wait * 2, self._refresh_seconds)
+            time.sleep(wait)
 
     def discover(self) -> Dict[str, str]:
         with self._discover_lock:
@@ -129,24 +155,40 @@ class ReportStore:
             cached = self._reports.get(rid)
         if cached and cached[0] == sig and time.monotonic() < cached[2]:
             return cached[1]
-        with self._build_locks[rid]:
+        with self._lock:
+            build_lock = self._build_locks[rid]
+        with build_lock:
             with self._lock:
                 cached = self._reports.get(rid)
             if cached and cached[0] == sig and time.monotonic() < cached[2]:
                 return cached[1]
+            report = self._build(rid, rel, d)
+            expires = time.monotonic() + PROVISIONAL_SECONDS if _provisional(report) else float("inf")
+            if cached and cached[0] == sig and _completeness(report) < _completeness(cached[1]):
+                # TensorBoard's data provider answered with less than before for unchanged files (it is
+                # reloading): keep the fuller build rather than flicker to an empty graph.
+                report, expires = cached[1], time.monotonic() + PROVISIONAL_SECONDS
+            elif expires != float("inf") and LOADING not in report.problems:
+                report.problems.append(LOADING)
+            with self._lock:
+                if cached is None or cached[1] is not report:
+                    for k in [k for k in self._analyses if k[0] == rid]:
+                        del self._analyses[k]
+                self._reports[rid] = (sig, report, expires)
+            return report
+
+    def _build(self, rid: str, rel: str, report_dir: str) -> Report:
+        try:
             source = self._source_factory()
             try:
                 runs = source.runs()
             except Exception:  # noqa: BLE001 - fall back to the runs of the last discovery
                 with self._lock:
                     runs = list(self._runs)
-            report = build_report(source, self.logdir, rel, d, runs)
-            expires = time.monotonic() + PROVISIONAL_SECONDS if _provisional(report) else float("inf")
-            with self._lock:
-                self._reports[rid] = (sig, report, expires)
-                for k in [k for k in self._analyses if k[0] == rid]:
-                    del self._analyses[k]
-            return report
+            return build_report(source, self.logdir, rel, report_dir, runs)
+        except Exception as e:  # noqa: BLE001 - one unreadable report must not take the others down
+            logger.exception("tb-xquant: report %s could not be built", rel)
+            return _unreadable(rid, rel, report_dir, e)
 
     def analysis(self, rid: str, th_args: Dict[str, str]) -> Tuple[Optional[Analysis], Optional[Report]]:
         """Raises ValueError for bad threshold arguments."""

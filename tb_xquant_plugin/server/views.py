@@ -92,7 +92,15 @@ def layers(a: Analysis) -> Dict[str, Any]:
             "flags": a.detection.flags.get(l.name, {}),
             "degraded": l.name in deg, "worst": _worst(a, l.name), "judges": judges.get(l.name, []),
         })
-    return {"metrics": a.report.metrics, "datasets": list(DATASETS), "layers": out,
+    # Graph nodes that are not XQuant compare points but that a verdict names (e.g. the activation
+    # 'stem_act' from the shift-negative judge), with the node each maps to.
+    named = []
+    for name, js in judges.items():
+        if name in a.report.layer_by_name:
+            continue
+        n = a.report.node_by_name.get(name) or a.report.node_by_id.get(name)
+        named.append({"name": name, "node": n.id if n else None, "op": n.op if n else None, "judges": js})
+    return {"metrics": a.report.metrics, "datasets": list(DATASETS), "layers": out, "verdict_nodes": named,
             "thresholds": a.thresholds.to_json()}
 
 
