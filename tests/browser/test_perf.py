@@ -1,14 +1,25 @@
-"""Graph performance on large synthetic graphs (5,000 and 20,000 nodes).
+"""Behaviour of the graph on big models (5,000 and 20,000 nodes): it opens collapsed, search reaches a deep node,
+pan and zoom work, nothing errors.
 
-Served by frontend/dev/fake_server.py (same JSON API as the backend, see docs/api.md): real MCT demo models are
-small, and the performance targets concern the frontend's layout and drawing.
+No timing assertions: the speed and memory targets live in bench/ (``python -m bench.browser`` measures the tab
+against TensorBoard's Graphs tab on generated MCT logdirs).  Most graphs here come from
+frontend/dev/fake_server.py (same JSON API as the backend, docs/api.md): quick, and neither MCT nor a generated
+logdir is needed.  One test goes through the real thing: a 5,000-layer model written in MCT 2.6.1's on-disk
+format by bench/mct_format.py, served by a real ``tensorboard``.
 """
 import subprocess
 import sys
 
 import pytest
 
-from conftest import REPO, free_port, wait_http
+from conftest import FAKE, REPO, free_port, open_panel, start_server, wait_http
+
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+BOX_LIMIT = 400          # boxes shown when a big graph opens (breadth-first expansion stops at ~260)
+DEEP = "b300s2op5"       # a layer five name scopes deep in the 20,000-node graph,
+DEEP_NODE = "Model/Stage_30/Block_300/Sub_2/op5"   # its node
 
 
 @pytest.fixture(scope="module")
@@ -26,55 +37,147 @@ def big_server(tmp_path_factory):
         log.close()
 
 
-def open_big(browser, base, rid):
+@pytest.fixture
+def big_page(browser, big_server):
+    """Opens the panel on a big report; yields (page, errors); asserts no page error at the end."""
     ctx = browser.new_context(viewport={"width": 1440, "height": 1000})
     page = ctx.new_page()
     errors = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    page.goto(f"{base}/data/plugin_entry.html?name=xquant#report={rid}")
-    page.wait_for_selector("#xquant-root[data-state=ready]", timeout=120000)
-    return ctx, page, errors
+    page.on("pageerror", lambda e: errors.append(f"pageerror: {e}"))
+    page.on("console", lambda m: errors.append(f"console.{m.type}: {m.text}") if m.type == "error" else None)
+
+    def open_report(rid):
+        page.goto(f"{big_server}/data/plugin_entry.html?name=xquant#report={rid}")
+        page.wait_for_selector("#xquant-root[data-state=ready]", timeout=120000)
+        page.wait_for_selector("canvas.graph-canvas[data-state=ready]", timeout=120000)
+        return page.locator("canvas.graph-canvas")
+
+    yield open_report, page, errors
+    ctx.close()
+    assert not errors, "\n".join(errors)
 
 
-def frame_times(page, n=20):
-    canvas = page.locator("canvas.graph-canvas")
-    box = canvas.bounding_box()
-    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
-    times = []
-    for i in range(n):
-        page.mouse.wheel(0, -60 if i % 2 else 60)
-        # wait for the frame that the wheel event scheduled
-        page.evaluate("() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
-        times.append(float(canvas.get_attribute("data-draw-ms")))
-    return times
+def attr(canvas, name):
+    return int(canvas.get_attribute("data-" + name))
 
 
-def test_5000_nodes_first_draw_and_frames(browser, big_server):
-    ctx, page, errors = open_big(browser, big_server, "big5000")
+@pytest.mark.parametrize("n", [5000, 20000])
+def test_big_graph_opens_collapsed(big_page, n):
+    open_report, page, errors = big_page
+    c = open_report(f"big{n}")
+    assert attr(c, "node-count") == n
+    visible = attr(c, "visible-count")
+    assert 0 < visible <= BOX_LIMIT, f"{visible} boxes shown when opening a {n}-node graph"
+    assert c.get_attribute("data-layout-mode") == "worker"
+    assert attr(c, "degraded-count") > 0
+    # the summary lists at most 200 degraded layers and says how many more
+    assert page.locator("#degraded-list .degraded-row").count() <= 200
+
+
+def test_search_finds_and_selects_a_deep_node_in_20000(big_page):
+    open_report, page, errors = big_page
+    c = open_report("big20000")
+    assert page.evaluate("n => window.__xquant.nodePoint(n)", DEEP) is None   # inside collapsed groups
+    page.fill("input.search", DEEP)
+    page.wait_for_selector(".search-results .search-hit")
+    assert DEEP_NODE in page.locator(".search-results .search-hit").first.inner_text()
+    page.press("input.search", "Enter")
+    page.wait_for_selector(f"#layer-panel[data-state=ready][data-layer={DEEP}]", timeout=60000)
+    page.wait_for_selector("canvas.graph-canvas[data-state=ready]")
+    assert page.evaluate("() => window.__xquant.state().layer") == DEEP
+    # its groups were expanded (and only those: the view stays bounded) and it is brought into view
+    visible = attr(c, "visible-count")
+    assert visible <= 5 * 300 + BOX_LIMIT, visible
+    pt = page.evaluate("n => window.__xquant.nodePoint(n)", DEEP)
+    box = c.bounding_box()
+    assert pt is not None and 0 <= pt["x"] <= box["width"] and 0 <= pt["y"] <= box["height"], pt
+
+
+NEAR = """([n, x, y, tol]) => { const p = window.__xquant.nodePoint(n);
+  return !!p && Math.abs(p.x - x) < tol && Math.abs(p.y - y) < tol; }"""
+
+
+def test_pan_and_zoom_move_the_view_of_a_big_graph(big_page):
+    open_report, page, errors = big_page
+    c = open_report("big20000")
+    page.evaluate("n => window.__xquant.selectLayer(n)", DEEP)
+    page.wait_for_selector(f"#layer-panel[data-state=ready][data-layer={DEEP}]", timeout=60000)
+    box = c.bounding_box()
+    cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    before = page.evaluate("n => window.__xquant.nodePoint(n)", DEEP)
+    # drag: the node follows the mouse
+    page.mouse.move(cx, cy)
+    page.mouse.down()
+    for i in range(1, 11):
+        page.mouse.move(cx + 12 * i, cy + 6 * i)
+    page.mouse.up()
+    page.wait_for_function(NEAR, arg=[DEEP, before["x"] + 120, before["y"] + 60, 1], timeout=10000)
+    after = page.evaluate("n => window.__xquant.nodePoint(n)", DEEP)
+    # wheel: zooming in around the mouse moves the node away from it, zooming out brings it back
+    page.mouse.move(cx, cy)
+    mx = cx - box["x"]
+    d0 = abs(after["x"] - mx)
+    for _ in range(5):
+        page.mouse.wheel(0, -120)
+    page.wait_for_function("([n, mx, d0]) => { const p = window.__xquant.nodePoint(n); return !!p && Math.abs(p.x - mx) > 1.5 * d0; }",
+                           arg=[DEEP, mx, d0], timeout=10000)
+    for _ in range(5):
+        page.mouse.wheel(0, 120)
+    page.wait_for_function(NEAR, arg=[DEEP, after["x"], after["y"], 2], timeout=10000)
+    assert c.get_attribute("data-state") == "ready"
+    assert float(c.get_attribute("data-draw-ms")) >= 0
+
+
+# ------------------------------------------------------------------------------------------------------------
+# a generated MCT logdir through a real tensorboard
+
+@pytest.fixture(scope="module")
+def mct_5000(tmp_path_factory):
+    if FAKE:
+        pytest.skip("needs a real tensorboard (TB_XQUANT_FAKE=1)")
+    mct_format = pytest.importorskip("bench.mct_format")
+    out = tmp_path_factory.mktemp("mct_5000")
+    mct_format.write_model_logdir(str(out), 5000, seed=0)
+    srv = start_server(out / "model_5000", tmp_path_factory)
+    yield srv
+    srv.stop()
+
+
+def unique_layer(server, rid):
+    """A layer from the middle of the model whose name matches exactly one graph node in the panel's search
+    (node id or layer name contains it), with its node id."""
+    nodes = server.api("graph", report=rid)["nodes"]
+    layers = [l for l in server.api("layers", report=rid)["layers"] if l.get("node")]
+    for l in layers[len(layers) // 2:] + layers[:len(layers) // 2]:
+        q = l["name"].lower()
+        hits = [n for n in nodes if q in n["id"].lower() or q in (n.get("layer") or "").lower()]
+        if len(hits) == 1 and hits[0]["id"] == l["node"]:
+            return l["name"], l["node"]
+    pytest.fail("no layer name matches a single node")
+
+
+def test_generated_5000_layer_model_in_tensorboard(browser, mct_5000):
+    panel, ctx = open_panel(browser, mct_5000)
     try:
-        c = page.locator("canvas.graph-canvas")
-        assert c.get_attribute("data-node-count") == "5000"
-        assert int(c.get_attribute("data-first-draw-ms")) < 1500
-        assert int(c.get_attribute("data-visible-count")) <= 400   # collapsed groups by default
-        assert max(frame_times(page)) < 16
-        assert not errors
-    finally:
-        ctx.close()
-
-
-def test_20000_nodes_stay_usable(browser, big_server):
-    ctx, page, errors = open_big(browser, big_server, "big20000")
-    try:
-        c = page.locator("canvas.graph-canvas")
-        assert c.get_attribute("data-node-count") == "20000"
-        assert max(frame_times(page)) < 16
-        # search finds a deep node, selecting it expands its groups and shows the layer
-        page.fill("input.search", "b300s2op5")
-        page.press("input.search", "Enter")
-        page.wait_for_function("document.querySelector('#layer-panel').dataset.layer === 'b300s2op5'", timeout=60000)
-        page.wait_for_selector("canvas.graph-canvas[data-state=ready]")
-        assert page.evaluate("window.__xquant.nodePoint('b300s2op5')") is not None
-        assert max(frame_times(page, 10)) < 16
-        assert not errors
+        c = panel.frame.locator("canvas.graph-canvas")
+        rid = panel.state()["report"]
+        n_nodes = len(mct_5000.api("graph", report=rid)["nodes"])
+        assert attr(c, "node-count") == n_nodes >= 5000
+        assert 0 < attr(c, "visible-count") <= BOX_LIMIT
+        assert attr(c, "degraded-count") == sum(1 for n in mct_5000.api("graph", report=rid)["nodes"] if n["degraded"])
+        name, node = unique_layer(mct_5000, rid)
+        assert panel.frame.evaluate("n => window.__xquant.nodePoint(n)", name) is None   # collapsed away
+        panel.frame.fill("input.search", name)
+        panel.frame.wait_for_selector(".search-results .search-hit")
+        assert node in panel.frame.locator(".search-results .search-hit").first.inner_text()
+        panel.frame.press("input.search", "Enter")
+        panel.frame.wait_for_selector(f'#layer-panel[data-state=ready][data-layer="{name}"]', timeout=60000)
+        panel.frame.wait_for_selector("canvas.graph-canvas[data-state=ready]")
+        assert panel.frame.evaluate("n => window.__xquant.nodePoint(n)", name) is not None
+        # the error charts of 5,000 layers draw too
+        panel.frame.click("button.tab[data-view=chart]")
+        panel.frame.wait_for_selector("canvas.chart-canvas", state="visible")
+        assert panel.frame.locator("canvas.chart-canvas").count() == 6
+        assert not panel.errors, "\n".join(panel.errors)
     finally:
         ctx.close()
