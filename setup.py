@@ -18,6 +18,8 @@ setup(
         "numpy>=1.24,<3",
         "protobuf>=3.20,<8",
         "werkzeug>=2.2,<4",
+        # C CRC-32C for TensorBoard's TensorFlow-free event reader (readers/events.py)
+        "google-crc32c>=1.5,<2",
         "markdown>=3.4,<4",
     ],
     extras_require={

@@ -7,6 +7,7 @@ so the panel can select them; MCT's original strings stay in ``numbers``.  A his
 becomes the id of the report artifact it points at (never a file path)."""
 from __future__ import annotations
 
+import bisect
 import posixpath
 import re
 from typing import Any, Dict, List, Optional
@@ -28,7 +29,13 @@ def resolve_name(report: Report, name: str) -> Optional[str]:
     for cand in (base, base + "_bn", base + "_collapsed", "bn_" + base):
         if cand in report.layer_by_name or cand in report.node_by_name:
             return cand
-    prefixed = [l.name for l in report.layers if l.name.startswith(base + "_")]
+    if "." not in name:
+        return None
+    names = report.sorted_layer_names
+    prefix = base + "_"
+    i = bisect.bisect_left(names, prefix)
+    # exactly one layer name starting with the prefix (names are sorted: look at two)
+    prefixed = [n for n in names[i:i + 2] if n.startswith(prefix)]
     return prefixed[0] if len(prefixed) == 1 else None
 
 

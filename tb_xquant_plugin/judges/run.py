@@ -18,6 +18,9 @@ class Analysis:
     detection: Detection
     verdicts: List[V.Verdict]  # computed then MCT's
     general: List[V.Verdict]
+    # Serialized answers of the HTTP views of this analysis (view name -> JSON text), filled on
+    # first use: an analysis never changes, so repeated requests are served from here.
+    json_cache: Dict[str, str] = dataclasses.field(default_factory=dict, repr=False, compare=False)
 
     @property
     def degraded(self) -> List[str]:

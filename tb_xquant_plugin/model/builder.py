@@ -13,6 +13,7 @@ from tb_xquant_plugin.readers import artifacts as art
 from tb_xquant_plugin.readers.artifacts import Problem
 from tb_xquant_plugin.readers.events import EventSource, LocalEventSource
 from tb_xquant_plugin.readers.graphs import (
+    STAGE_ATTRS,
     XQUANT_REPR,
     XQUANT_VAL,
     display_graph,
@@ -82,7 +83,7 @@ def find_stage_runs(runs: List[str], report_rel: str, manifest: Optional[dict],
         if run is None:
             continue
         try:
-            nodes = parse_graph(source.graph(run))
+            nodes = parse_graph(source.graph(run), attrs=(), shapes=False)
         except ValueError:
             continue
         score = len(names & {n.name for n in nodes})
@@ -122,7 +123,7 @@ def build_report(source: EventSource, logdir: str, rel: str, report_dir: str,
     histograms = {}
     if xrun in runs:
         try:
-            nodes_all = parse_graph(source.graph(xrun))
+            nodes_all = parse_graph(source.graph(xrun), attrs=(XQUANT_REPR, XQUANT_VAL))
         except ValueError as e:
             problems.append(Problem("the XQuant graph could not be read: %s" % e,
                                     "The event file may be truncated; re-run the XQuant report."))
@@ -198,7 +199,7 @@ def build_report(source: EventSource, logdir: str, rel: str, report_dir: str,
     quant = {}
     if stage_run:
         try:
-            quant = stage_quant_params(parse_graph(source.graph(stage_run)))
+            quant = stage_quant_params(parse_graph(source.graph(stage_run), attrs=STAGE_ATTRS, shapes=False))
         except ValueError as e:
             problems.append(Problem("the MCT stage graph %s could not be read: %s" % (stage_run, e),
                                     "Re-run quantization after mct.set_log_folder(...)."))

@@ -47,6 +47,7 @@ class Report:
 
     def __post_init__(self):
         self.layer_by_name: Dict[str, Layer] = {l.name: l for l in self.layers}
+        self.sorted_layer_names: List[str] = sorted(self.layer_by_name)  # for prefix lookups
         self.node_by_id: Dict[str, GraphNode] = {n.id: n for n in self.nodes}
         self.node_by_name: Dict[str, GraphNode] = {}
         for n in self.nodes:

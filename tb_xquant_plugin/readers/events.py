@@ -47,6 +47,48 @@ def _is_event_file(name: str) -> bool:
     return "tfevents" in name
 
 
+def use_native_crc32c() -> bool:
+    """Let TensorBoard's TensorFlow-free record reader check CRC-32C with ``google-crc32c``.
+
+    Without TensorFlow, ``tensorboard.compat.tensorflow_stub`` verifies every record's checksum in
+    pure Python (a byte-by-byte table loop: seconds for a large XQuant run).  ``google-crc32c``
+    computes the same checksum in C; the reader, its framing and its error handling stay
+    TensorBoard's.  Returns whether the native implementation is in use."""
+    try:
+        import google_crc32c
+        from tensorboard.compat.tensorflow_stub import pywrap_tensorflow as stub
+    except ImportError:
+        return False
+    if getattr(stub.crc32c, "_tb_xquant_native", False):
+        return True
+    if google_crc32c.implementation != "c":
+        return False
+
+    def crc32c(data) -> int:
+        return google_crc32c.value(bytes(data))
+
+    crc32c._tb_xquant_native = True  # type: ignore[attr-defined]
+    stub.crc32c = crc32c
+    return True
+
+
+def legacy_histogram_buckets(histo) -> np.ndarray:
+    """``[k, 3]`` buckets (left edge, right edge, count) of a ``HistogramProto`` (what
+    ``torch.utils.tensorboard`` and so MCT write), as TensorBoard's histogram plugin stores them
+    (``tensorboard.data_compat``): empty buckets at both ends dropped, the outer edges replaced by
+    the data's min and max, float32 precision."""
+    counts = np.asarray(histo.bucket, dtype=np.float64)
+    nonzero = np.flatnonzero(counts > 0)
+    if nonzero.size == 0:
+        return np.zeros((0, 3))
+    start, end = int(nonzero[0]), int(nonzero[-1])
+    inner = np.asarray(histo.bucket_limit, dtype=np.float64)[start:end]
+    lefts = np.concatenate(([histo.min], inner))
+    rights = np.concatenate((inner, [histo.max]))
+    out = np.stack([lefts, rights, counts[start:end + 1]], axis=1)
+    return out.astype(np.float32).astype(np.float64)
+
+
 class LocalEventSource(EventSource):
     """Reads event files under a logdir with TensorBoard's loader (``gfile``: local or remote).
 
@@ -55,6 +97,7 @@ class LocalEventSource(EventSource):
     """
 
     def __init__(self, logdir: str):
+        use_native_crc32c()
         self.logdir = logdir
         self._runs: Optional[Dict[str, List[str]]] = None
         self._loaded: Dict[str, tuple] = {}
@@ -80,7 +123,9 @@ class LocalEventSource(EventSource):
 
         for path in self._scan().get(run, []):
             try:
-                loader = event_file_loader.EventFileLoader(path)
+                # Events as written (no per-value migration): legacy histograms are converted
+                # below with numpy, which is what makes large runs fast.
+                loader = event_file_loader.LegacyEventFileLoader(path)
                 for ev in loader.Load():
                     yield ev
             except Exception as e:  # noqa: BLE001 - a broken file must not stop the others
@@ -99,6 +144,9 @@ class LocalEventSource(EventSource):
                 graph = ev.graph_def
             elif ev.HasField("summary"):
                 for v in ev.summary.value:
+                    if v.HasField("histo"):
+                        hists[v.tag] = legacy_histogram_buckets(v.histo)
+                        continue
                     if v.metadata.plugin_data.plugin_name != HISTOGRAMS_PLUGIN or not v.HasField("tensor"):
                         continue
                     try:

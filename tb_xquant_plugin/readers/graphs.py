@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 from tensorboard.compat.proto.graph_pb2 import GraphDef
 
@@ -68,8 +68,13 @@ def _shapes(v) -> List[List[int]]:
     return shapes
 
 
-def parse_graph(data: Optional[bytes]) -> List[GraphNode]:
-    """All nodes of a serialized GraphDef.  Raises ``ValueError`` when the bytes are not a GraphDef."""
+def parse_graph(data: Optional[bytes], attrs: Optional[Iterable[str]] = None,
+                shapes: bool = True) -> List[GraphNode]:
+    """All nodes of a serialized GraphDef.  Raises ``ValueError`` when the bytes are not a GraphDef.
+
+    ``attrs`` limits the decoded node attributes to those names (MCT's stage graphs carry dozens
+    per node; decoding only what is read keeps large graphs fast); ``shapes=False`` skips
+    ``_output_shapes``."""
     if not data:
         return []
     g = GraphDef()
@@ -77,17 +82,23 @@ def parse_graph(data: Optional[bytes]) -> List[GraphNode]:
         g.ParseFromString(data)
     except Exception as e:  # noqa: BLE001 - protobuf raises DecodeError
         raise ValueError("graph is not a valid GraphDef: %s" % e) from None
+    wanted = None if attrs is None else frozenset(attrs)
     nodes = []
     for n in g.node:
-        attrs = {}
-        shapes: List[List[int]] = []
-        for k, v in n.attr.items():
-            if k == "_output_shapes":
-                shapes = _shapes(v)
-            else:
-                attrs[k] = _attr_value(v)
+        values = {}
+        node_shapes: List[List[int]] = []
+        attr_map = n.attr
+        if wanted is None:
+            names: Iterable[str] = attr_map.keys()
+        else:
+            names = [k for k in wanted if k in attr_map]
+        for k in names:
+            if k != "_output_shapes":
+                values[k] = _attr_value(attr_map[k])
+        if shapes and "_output_shapes" in attr_map:
+            node_shapes = _shapes(attr_map["_output_shapes"])
         inputs = [i.split(":")[0].lstrip("^") for i in n.input]
-        nodes.append(GraphNode(n.name, n.name.rsplit("/", 1)[-1], n.op, inputs, shapes, attrs))
+        nodes.append(GraphNode(n.name, n.name.rsplit("/", 1)[-1], n.op, inputs, node_shapes, values))
     return nodes
 
 
@@ -124,6 +135,12 @@ def _num(text: str) -> Optional[float]:
         return float(text)
     except (TypeError, ValueError):
         return None
+
+
+# Node attributes stage_quant_params reads (pass as ``parse_graph(..., attrs=STAGE_ATTRS)``).
+STAGE_ATTRS = ("activation_n_bits", "activation_quantization_params", "quant_mode", "z_threshold",
+               "shift_negative_activation_correction", "shift_negative_ratio", "_activation_error_method",
+               "activation_error_method", "weights_bias_correction")
 
 
 def stage_quant_params(nodes: List[GraphNode]) -> Dict[str, QuantParams]:
@@ -173,18 +190,20 @@ def display_graph(nodes: List[GraphNode]) -> Tuple[List[GraphNode], Dict[str, st
     """The quantized model's graph as a user reads it: fake-quantize nodes (activation quantizers)
     are removed and their consumers connected to their producers.  Returns the nodes and a map
     from each removed node id to the producer it stood for."""
-    by_id = {n.id: n for n in nodes}
+    # fake-quantize node id -> its input
+    folded = {n.id: n.inputs[0] for n in nodes if n.inputs and is_fake_quant(n)}
     alias: Dict[str, str] = {}
 
-    def resolve(i: str, depth: int = 0) -> str:
-        n = by_id.get(i)
-        if n is None or not is_fake_quant(n) or not n.inputs or depth > 64:
-            return i
-        return resolve(n.inputs[0], depth + 1)
+    def resolve(i: str) -> str:
+        for _ in range(64):
+            if i not in folded:
+                break
+            i = folded[i]
+        return i
 
     kept = []
     for n in nodes:
-        if is_fake_quant(n) and n.inputs:
+        if n.id in folded:
             alias[n.id] = resolve(n.id)
             continue
         kept.append(n)

@@ -28,6 +28,15 @@ def _json(request, obj: Any, code: int = 200):
     return http_util.Respond(request, body, "application/json", code=code)
 
 
+def _view(request, analysis, name: str, view: Callable[[Any], Any]):
+    """A view of an analysis as JSON, serialized once per analysis."""
+    body = analysis.json_cache.get(name)
+    if body is None:
+        body = json.dumps(views.safe(view(analysis)), allow_nan=False, ensure_ascii=False)
+        analysis.json_cache[name] = body
+    return http_util.Respond(request, body, "application/json")
+
+
 def _error(request, code: int, error: str, hint: str = ""):
     return _json(request, {"error": error, "hint": hint}, code)
 
@@ -92,19 +101,19 @@ class Routes:
 
     def report(self, request):
         a, err = self._analysis(request)
-        return err or _json(request, views.summary(a))
+        return err or _view(request, a, "summary", views.summary)
 
     def graph(self, request):
         a, err = self._analysis(request)
-        return err or _json(request, views.graph(a))
+        return err or _view(request, a, "graph", views.graph)
 
     def layers(self, request):
         a, err = self._analysis(request)
-        return err or _json(request, views.layers(a))
+        return err or _view(request, a, "layers", views.layers)
 
     def verdicts(self, request):
         a, err = self._analysis(request)
-        return err or _json(request, views.verdicts(a))
+        return err or _view(request, a, "verdicts", views.verdicts)
 
     def layer(self, request):
         a, err = self._analysis(request)

@@ -14,23 +14,33 @@ from tb_xquant_plugin.model.report import DATASETS, Report
 
 def safe(obj: Any) -> Any:
     """Make a structure JSON-safe: NaN / +-Infinity become strings, numpy scalars become numbers."""
+    t = type(obj)
+    if t is str or t is int or t is bool or obj is None:
+        return obj
+    if t is float:
+        if obj != obj:
+            return "NaN"
+        if obj in (math.inf, -math.inf):
+            return "Infinity" if obj > 0 else "-Infinity"
+        return obj
+    if t is dict:
+        return {k if type(k) is str else str(k): safe(v) for k, v in obj.items()}
+    if t is list or t is tuple:
+        return [safe(v) for v in obj]
     if isinstance(obj, dict):
         return {str(k): safe(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
         return [safe(v) for v in obj]
     if isinstance(obj, np.ndarray):
         return [safe(v) for v in obj.tolist()]
-    if isinstance(obj, (np.floating,)):
-        obj = float(obj)
-    if isinstance(obj, (np.integer,)):
+    if isinstance(obj, np.floating):
+        return safe(float(obj))
+    if isinstance(obj, np.integer):
         return int(obj)
-    if isinstance(obj, (np.bool_,)):
+    if isinstance(obj, np.bool_):
         return bool(obj)
     if isinstance(obj, float):
-        if math.isnan(obj):
-            return "NaN"
-        if math.isinf(obj):
-            return "Infinity" if obj > 0 else "-Infinity"
+        return safe(float(obj))
     return obj
 
 
