@@ -486,8 +486,10 @@ def run(logdir, clients: int = 16, seconds: float = 60.0, load_fast: str = "auto
         warm_peak_kb, _ = sampler.peak(t_start, t0)
         alive = tb.proc.poll() is None
     finally:
-        sampler.stop()
-        tb.stop()
+        try:
+            sampler.stop()
+        finally:
+            tb.stop()  # never leave a tensorboard behind
 
     routes = {}
     for r in ROUTES:
