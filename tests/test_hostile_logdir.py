@@ -300,12 +300,6 @@ def same_size_variant(raw: bytes) -> bytes:
     return out.encode()
 
 
-SIGNATURE_BUG = ("backend bug: ReportStore._signature (tb_xquant_plugin/server/store.py) keys a cached report on "
-                 "gfile.stat().length only (TensorBoard's gfile stub has no mtime), so a same-size rewrite is never "
-                 "noticed and a build that read a newer file is cached under the older signature")
-
-
-@pytest.mark.xfail(strict=True, reason=SIGNATURE_BUG)
 @pytest.mark.parametrize("how", ["in_place", "os_replace"])
 def test_same_size_rewrite_is_noticed(how, tmp_path, demo_logdir, scenarios):
     """An XQuant re-run whose quant_report.json happens to have the same byte size as the previous one (MCT
@@ -373,7 +367,6 @@ SWAPS = 120
 READERS = 4
 
 
-@pytest.mark.xfail(strict=True, reason=SIGNATURE_BUG)
 def test_atomic_rewrites_race_readers(tmp_path, demo_logdir):
     """A writer alternates quant_report.json between two valid versions with os.replace (always a complete file
     on disk) while reader threads request ``layers`` and ``report``.  Every answer equals the full answer of A or of
@@ -595,13 +588,9 @@ def test_writes_under_real_tensorboard(tmp_path, demo_logdir, scenarios):
         tb.stop()
 
 
-PROVIDER_LAG_BUG = ("backend bug: ReportStore caches a report rebuilt on a file change while TensorBoard's data "
-                    "provider still serves the previous event data; the build is complete (old graph) so it is kept "
-                    "forever (tb_xquant_plugin/server/store.py: the signature does not cover the provider's state)")
 LOAD_FAST = [pytest.param("false", id="load_fast=false")]
 if importlib.util.find_spec("tensorboard_data_server") is not None:
-    LOAD_FAST.append(pytest.param("true", id="load_fast=true",
-                                  marks=pytest.mark.xfail(strict=True, reason=PROVIDER_LAG_BUG)))
+    LOAD_FAST.append(pytest.param("true", id="load_fast=true"))
 
 
 @pytest.mark.parametrize("load_fast", LOAD_FAST)

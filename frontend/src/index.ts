@@ -257,7 +257,7 @@ class App {
     const ac = this.layerAbort = new AbortController();
     this.side.dataset.state = 'loading';
     try {
-      const d = await getJson<LayerDetail>('layer', {report: this.state.report, layer, ...this.params()}, ac.signal);
+      const d = await getJson<LayerDetail>('layer', {report: this.state.report, ...this.layerQuery(layer), ...this.params()}, ac.signal);
       if (layer !== this.state.layer) return;
       const z = num(this.summary?.thresholds.zscore_outlier_removal ?? 5);
       renderLayerPanel(this.side, d, this.summary, z, (l) => this.selectLayer(l, null, true), this.known,
@@ -269,6 +269,14 @@ class App {
       this.side.appendChild(errorBox(e));
       this.side.dataset.state = 'error';
     }
+  }
+
+  /** A layer by name, or by its index in GET layers when the name is too long for a URL. */
+  private layerQuery(layer: string): Record<string, string | number> {
+    const MAX_ENCODED_NAME = 4000;
+    if (encodeURIComponent(layer).length <= MAX_ENCODED_NAME) return {layer};
+    const row = this.layers?.layers.find((l) => l.name === layer);
+    return row ? {index: row.index} : {layer};
   }
 
   private renderNodeOnly(nodeId: string) {

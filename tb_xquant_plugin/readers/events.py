@@ -35,6 +35,11 @@ class EventSource:
     def histograms(self, run: str) -> Dict[str, np.ndarray]:
         raise NotImplementedError
 
+    def fingerprint(self, runs: List[str]) -> tuple:
+        """What changes when the source has new data for these runs (event files read directly: nothing
+        beyond the files themselves, which the store stats)."""
+        return ()
+
 
 def join(*parts: str) -> str:
     """Join path parts the way gfile paths need (keeps URL-style roots such as gs://)."""
@@ -210,3 +215,18 @@ class DataProviderSource(EventSource):
             arr = np.asarray(data[-1].numpy, dtype=np.float64)
             out[tag] = arr.reshape(-1, 3) if arr.size % 3 == 0 else np.zeros((0, 3))
         return out
+
+    def fingerprint(self, runs: List[str]) -> tuple:
+        """Latest step / wall time of the graph and histograms of these runs as TensorBoard has loaded them
+        (metadata only): a report built before the data provider reloaded a changed run is rebuilt."""
+        from tensorboard.data import provider as dp
+
+        flt = dp.RunTagFilter(runs=list(runs))
+        out = []
+        for kind, plugin in (("g", GRAPHS_PLUGIN), ("h", HISTOGRAMS_PLUGIN)):
+            lister = self.provider.list_blob_sequences if kind == "g" else self.provider.list_tensors
+            res = lister(self.ctx, experiment_id=self.eid, plugin_name=plugin, run_tag_filter=flt)
+            for run in sorted(res):
+                for tag, ts in sorted(res[run].items()):
+                    out.append((kind, run, tag, ts.max_step, ts.max_wall_time))
+        return tuple(out)

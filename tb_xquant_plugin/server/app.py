@@ -120,6 +120,16 @@ class Routes:
         if err:
             return err
         name = request.args.get("layer")
+        index = request.args.get("index")
+        if not name and index is not None:
+            # by position in GET layers: for names too long for a URL (browsers and servers cap it)
+            try:
+                i = int(index)
+            except ValueError:
+                raise ValueError("index must be an integer (a layer's index from GET layers)") from None
+            if not 0 <= i < len(a.report.layers):
+                return _error(request, 404, "no layer with index %d" % i, "Use an index from GET layers.")
+            name = a.report.layers[i].name
         if not name:
             return _error(request, 400, "missing parameter 'layer'", "Use a layer name from GET layers.")
         d = views.layer_detail(a, name)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import collections
 import logging
+import os
 import threading
 import time
 from typing import Callable, Dict, List, Optional, Tuple
@@ -25,14 +26,22 @@ from tb_xquant_plugin.readers.events import EventSource, join
 logger = logging.getLogger(__name__)
 
 
+def _stat_key(path: str) -> Tuple:
+    """What identifies one version of a file.  TensorBoard's gfile stub (no TensorFlow) reports only the length,
+    so local files are stat'ed directly: size, mtime in ns and inode (an os.replace() gives a new inode)."""
+    if "://" not in path:
+        st = os.stat(path)
+        return (st.st_size, st.st_mtime_ns, st.st_ino)
+    st = tf.io.gfile.stat(path)
+    return (st.length, getattr(st, "mtime_nsec", None))
+
+
 def _signature(report_dir: str) -> Tuple:
     gf = tf.io.gfile
     sig = []
     for name in (art.QUANT_REPORT, art.TROUBLESHOOT_REPORT, art.MANIFEST_FILENAME):
-        p = join(report_dir, name)
         try:
-            st = gf.stat(p)
-            sig.append((name, st.length, getattr(st, "mtime_nsec", 0)))
+            sig.append((name,) + _stat_key(join(report_dir, name)))
         except Exception:  # noqa: BLE001 - missing file
             sig.append((name, None))
     xdir = join(report_dir, art.XQUANT_RUN)
@@ -40,8 +49,7 @@ def _signature(report_dir: str) -> Tuple:
         if gf.isdir(xdir):
             for f in sorted(gf.listdir(xdir)):
                 try:
-                    st = gf.stat(join(xdir, f))
-                    sig.append((f, st.length))
+                    sig.append((f,) + _stat_key(join(xdir, f)))
                 except Exception:  # noqa: BLE001
                     sig.append((f, None))
     except Exception:  # noqa: BLE001
@@ -96,6 +104,7 @@ class ReportStore:
         self._discovered_at = 0.0
         self._reports: Dict[str, Tuple[Tuple, Report, float]] = {}  # rid -> (signature, report, expires)
         self._analyses: "collections.OrderedDict[Tuple, Analysis]" = collections.OrderedDict()
+        self._fingerprints: Dict[str, Tuple] = {}  # rel -> (runs, monotonic time, fingerprint)
         self._build_locks: Dict[str, threading.Lock] = collections.defaultdict(threading.Lock)
         self._discover_lock = threading.Lock()
         self._thread: Optional[threading.Thread] = None
@@ -150,9 +159,10 @@ class ReportStore:
             if rid not in ids:
                 return None
         rel, d = ids[rid]
-        sig = _signature(d)
         with self._lock:
             cached = self._reports.get(rid)
+        file_sig = _signature(d)
+        sig = file_sig + self._provider_fingerprint(rel, cached[1] if cached else None)
         if cached and cached[0] == sig and time.monotonic() < cached[2]:
             return cached[1]
         with self._lock:
@@ -164,18 +174,39 @@ class ReportStore:
                 return cached[1]
             report = self._build(rid, rel, d)
             expires = time.monotonic() + PROVISIONAL_SECONDS if _provisional(report) else float("inf")
+            changed_while_read = _signature(d) != file_sig
             if cached and cached[0] == sig and _completeness(report) < _completeness(cached[1]):
                 # TensorBoard's data provider answered with less than before for unchanged files (it is
                 # reloading): keep the fuller build rather than flicker to an empty graph.
                 report, expires = cached[1], time.monotonic() + PROVISIONAL_SECONDS
             elif expires != float("inf") and LOADING not in report.problems:
                 report.problems.append(LOADING)
+            if changed_while_read:
+                # the files changed while they were read: answer with this build, but never reuse it
+                expires = 0.0
             with self._lock:
                 if cached is None or cached[1] is not report:
                     for k in [k for k in self._analyses if k[0] == rid]:
                         del self._analyses[k]
                 self._reports[rid] = (sig, report, expires)
             return report
+
+    FINGERPRINT_SECONDS = 1.0  # the data provider reloads every few seconds: ask it at most this often
+
+    def _provider_fingerprint(self, rel: str, last: Optional[Report]) -> Tuple:
+        runs = [art.run_path(rel, art.XQUANT_RUN)] + ([last.stage_run] if last is not None and last.stage_run else [])
+        now = time.monotonic()
+        with self._lock:
+            hit = self._fingerprints.get(rel)
+        if hit and hit[0] == runs and now - hit[1] < self.FINGERPRINT_SECONDS:
+            return hit[2]
+        try:
+            fp = (("provider",) + self._source_factory().fingerprint(runs),)
+        except Exception:  # noqa: BLE001 - no fingerprint: the file signature alone decides
+            fp = ()
+        with self._lock:
+            self._fingerprints[rel] = (runs, now, fp)
+        return fp
 
     def _build(self, rid: str, rel: str, report_dir: str) -> Report:
         try:
