@@ -17,6 +17,7 @@ import numpy as np
 
 from tb_xquant_plugin.judges.verdict import MANUAL_FOR_JUDGE, UNBALANCED_CONCATENATION, Verdict
 from tb_xquant_plugin.model.report import Report
+from tb_xquant_plugin.readers.graphs import GraphNode
 
 CONCAT_OPS = {"cat", "concat", "concatenate", "stack", "hstack", "vstack"}
 ADD_OPS = {"add", "iadd", "__add__", "sum"}
@@ -55,7 +56,9 @@ def snippet(node: str, small: str, factor: float) -> str:
     ) % {"node": node, "small": small.replace("-", "_"), "f": factor}
 
 
-def judge(report: Report, ratio_threshold: float) -> List[Verdict]:
+def joins(report: Report) -> List[Tuple[GraphNode, str, List[dict]]]:
+    """Every concatenation / add node with the value ranges of at least two of its inputs (independent of the
+    thresholds: computed once per report)."""
     out = []
     for n in report.nodes:
         op = (n.op or "").lower()
@@ -73,8 +76,15 @@ def judge(report: Report, ratio_threshold: float) -> List[Verdict]:
                 src_node = report.node_by_id.get(i)
                 ranges.append({"name": src_node.name if src_node else i, "node": i, "range": [lo, hi],
                                "width": width, "from": src})
-        if len(ranges) < 2:
-            continue
+        if len(ranges) >= 2:
+            out.append((n, kind, ranges))
+    return out
+
+
+def judge(report: Report, ratio_threshold: float,
+          joined: Optional[List[Tuple[GraphNode, str, List[dict]]]] = None) -> List[Verdict]:
+    out = []
+    for n, kind, ranges in (joins(report) if joined is None else joined):
         wide = max(ranges, key=lambda r: r["width"])
         narrow = min(ranges, key=lambda r: r["width"])
         ratio = wide["width"] / narrow["width"]

@@ -44,6 +44,7 @@ def severity(value: float, threshold: float, under: bool) -> float:
 
 def detect(report: Report, th: Thresholds) -> Detection:
     order: List[str] = []
+    seen = set()
     flags: Dict[str, Dict[str, bool]] = {l.name: {} for l in report.layers}
     worst: Dict[str, Tuple[str, str, float, float]] = {}
     skipped = [m for m in report.metrics if m not in th.quantize_error]
@@ -53,14 +54,16 @@ def detect(report: Report, th: Thresholds) -> Detection:
         thr = th.quantize_error[metric]
         under = bool(th.detect_under.get(metric, False))
         for ds in DATASETS:
+            key = "%s.%s" % (metric, ds)  # one string shared by every layer's flags
             for layer in report.layers:
                 v = layer.metrics.get(ds, {}).get(metric)
                 if v is None:
                     continue
-                hit = is_degraded(v, thr, under)
-                flags[layer.name]["%s.%s" % (metric, ds)] = hit
+                hit = v <= thr if under else v >= thr  # is_degraded inlined (a NaN compares false)
+                flags[layer.name][key] = hit
                 if hit:
-                    if layer.name not in order:
+                    if layer.name not in seen:
+                        seen.add(layer.name)
                         order.append(layer.name)
                     s = severity(v, thr, under)
                     if layer.name not in worst or s > worst[layer.name][3]:

@@ -46,8 +46,8 @@ def snippet(weights_memory_hint: str = "a larger weights_memory") -> str:
     ) % weights_memory_hint
 
 
-def judge(report: Report, bits_threshold: float) -> List[Verdict]:
-    info = last_layer_bits(report)
+def judge(report: Report, bits_threshold: float, info: Optional[dict] = None) -> List[Verdict]:
+    info = last_layer_bits(report) if info is None else info
     if not info:
         return []
     w, a = info.get("weights_nbits"), info.get("activation_nbits")

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 from tb_xquant_plugin.judges import concat, mct_verdicts, mixed_precision, outlier, shift_negative
 from tb_xquant_plugin.judges import verdict as V
@@ -37,12 +37,19 @@ class Analysis:
         return out
 
 
+def per_report(report: Report, key: str, compute: Callable[[], Any]) -> Any:
+    """A result that does not depend on the thresholds, computed once per report."""
+    if key not in report.memo:
+        report.memo[key] = compute()
+    return report.memo[key]
+
+
 def analyse(report: Report, th: Optional[Thresholds] = None) -> Analysis:
     th = th or report.defaults
     det = detect(report, th)
     computed: List[V.Verdict] = []
     general: List[V.Verdict] = []
-    mct = mct_verdicts.load(report) if report.mct_troubleshoot else []
+    mct = per_report(report, "mct_verdicts", lambda: mct_verdicts.load(report) if report.mct_troubleshoot else [])
     if not report.layers:
         pass
     elif det.judges_skipped:
@@ -54,9 +61,11 @@ def analyse(report: Report, th: Optional[Thresholds] = None) -> Analysis:
             ratio=det.ratio, limit=th.degrade_layer_ratio, degraded=len(det.degraded), layers=len(report.layers)))
     else:
         computed += outlier.judge(report, det.degraded, th.zscore_outlier_removal)
-        computed += shift_negative.judge(report)
-        computed += concat.judge(report, th.ratio_unbalanced_concatenation)
-        computed += mixed_precision.judge(report, th.bitwidth_mixed_precision_with_model_output_loss_objective)
+        computed += per_report(report, "shift_negative", lambda: shift_negative.judge(report))
+        computed += concat.judge(report, th.ratio_unbalanced_concatenation,
+                                 per_report(report, "concat_joins", lambda: concat.joins(report)))
+        computed += mixed_precision.judge(report, th.bitwidth_mixed_precision_with_model_output_loss_objective,
+                                          per_report(report, "last_layer", lambda: mixed_precision.last_layer_bits(report)))
         if not det.degraded:
             general.append(V.general(
                 V.NO_DEGRADED_LAYERS,

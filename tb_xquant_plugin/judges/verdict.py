@@ -34,7 +34,9 @@ class Verdict:
     snippet: Optional[str] = None
 
     def to_json(self) -> Dict[str, Any]:
-        return dataclasses.asdict(self)
+        # Shallow on purpose: dataclasses.asdict deep-copies every number, and views serialize at once.
+        return {"judge": self.judge, "source": self.source, "layers": list(self.layers), "numbers": self.numbers,
+                "manual": self.manual, "message": self.message, "snippet": self.snippet}
 
 
 def general(reason: str, message: str, **numbers: Any) -> Verdict:

@@ -44,6 +44,8 @@ class Report:
     problems: List[Problem]
     has_quant_report: bool = False
     has_graph: bool = False
+    # Threshold-independent results of the judges, computed on first use (judges.run.per_report).
+    memo: Dict[str, Any] = dataclasses.field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self):
         self.layer_by_name: Dict[str, Layer] = {l.name: l for l in self.layers}

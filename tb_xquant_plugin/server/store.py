@@ -92,6 +92,12 @@ def _unreadable(rid: str, rel: str, report_dir: str, error: Exception) -> Report
                           "The files of this report may be half-written; reload later. Other reports are unaffected.")])
 
 
+# Cached analyses (one per report and threshold set): at most this many, holding at most this many
+# layers in all (the newest is always kept).
+MAX_ANALYSES = 128
+MAX_CACHED_ANALYSIS_LAYERS = 200_000
+
+
 class ReportStore:
     def __init__(self, logdir: str, source_factory: Callable[[], EventSource], refresh_seconds: float = 15.0,
                  background: bool = True):
@@ -236,7 +242,10 @@ class ReportStore:
         a = analyse(report, th)
         with self._lock:
             self._analyses[key] = a
-            while len(self._analyses) > 128:
+            # Bounded by count and by size: an analysis of a 20,000-layer report holds 10-20 MB.
+            while len(self._analyses) > 1 and (
+                    len(self._analyses) > MAX_ANALYSES
+                    or sum(len(x.report.layers) for x in self._analyses.values()) > MAX_CACHED_ANALYSIS_LAYERS):
                 self._analyses.popitem(last=False)
         return a, report
 
