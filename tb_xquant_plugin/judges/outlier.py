@@ -91,7 +91,10 @@ def _tail_start(bins, counts, z, mu) -> Optional[float]:
 def judge(report: Report, degraded: List[str], z_threshold: float) -> List[Verdict]:
     out = []
     for name in degraded:
-        zh = zscore_histogram(report.histogram(name))
+        key = "zscore_histogram:" + name  # independent of the thresholds: once per report and layer
+        if key not in report.memo:
+            report.memo[key] = zscore_histogram(report.histogram(name))
+        zh = report.memo[key]
         if zh is None or not np.any(zh.zscore >= z_threshold):
             continue
         suggestion = zh.suggested_z_threshold

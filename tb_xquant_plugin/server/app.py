@@ -24,7 +24,7 @@ MAX_PNG_BYTES = 32 * 1024 * 1024
 
 
 def _json(request, obj: Any, code: int = 200):
-    body = json.dumps(views.safe(obj), allow_nan=False, ensure_ascii=False)
+    body = views.dumps(obj)
     return http_util.Respond(request, body, "application/json", code=code)
 
 
@@ -32,7 +32,7 @@ def _view(request, analysis, name: str, view: Callable[[Any], Any]):
     """A view of an analysis as JSON, serialized once per analysis."""
     body = analysis.json_cache.get(name)
     if body is None:
-        body = json.dumps(views.safe(view(analysis)), allow_nan=False, ensure_ascii=False)
+        body = views.dumps(view(analysis))
         analysis.json_cache[name] = body
     return http_util.Respond(request, body, "application/json")
 

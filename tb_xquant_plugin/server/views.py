@@ -1,6 +1,7 @@
 """JSON views of an analysis: what the HTTP API and the CLI return (schema in docs/api.md)."""
 from __future__ import annotations
 
+import json
 import math
 from typing import Any, Dict, List, Optional
 
@@ -42,6 +43,15 @@ def safe(obj: Any) -> Any:
     if isinstance(obj, float):
         return safe(float(obj))
     return obj
+
+
+def dumps(obj: Any) -> str:
+    """JSON text of a view.  Most answers hold no NaN, infinity or numpy scalar: try the C encoder
+    on the structure as it is, and walk it with :func:`safe` only when the encoder refuses it."""
+    try:
+        return json.dumps(obj, allow_nan=False, ensure_ascii=False)
+    except (ValueError, TypeError):
+        return json.dumps(safe(obj), allow_nan=False, ensure_ascii=False)
 
 
 def report_entry(report: Report) -> Dict[str, Any]:
