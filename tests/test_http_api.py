@@ -635,3 +635,25 @@ def test_reloading_provider_never_replaces_a_full_build_with_an_empty_one(demo_l
     source.loading = True
     again = st.report(rid_)
     assert again is second and again.has_graph
+
+
+def test_prefetch_builds_reports_and_views_before_any_request(demo_logdir):
+    """The background thread builds every report, its default analysis and the JSON of its views, so
+    that opening the tab finds them ready; the answers are the same as built on request."""
+    from tb_xquant_plugin.readers.events import LocalEventSource
+    from tb_xquant_plugin.server import store as store_mod
+    from tb_xquant_plugin.server import views
+
+    logdir = str(demo_logdir)
+    st = store_mod.ReportStore(logdir, lambda: LocalEventSource(logdir), background=False)
+    st.discover()
+    assert st.prefetch() is False  # event files read directly: nothing left provisional
+    ids = st.ids()
+    assert len(ids) == len(SCENARIOS)
+    for rid_ in ids:
+        a, _ = st.analysis(rid_, {})
+        assert set(a.json_cache) == set(views.ANALYSIS_VIEWS)
+        fresh = store_mod.ReportStore(logdir, lambda: LocalEventSource(logdir), background=False)
+        b, _ = fresh.analysis(rid_, {})
+        for route, view in views.ANALYSIS_VIEWS.items():
+            assert json.loads(a.json_cache[route]) == json.loads(views.dumps(view(b)))

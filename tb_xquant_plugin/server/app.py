@@ -28,15 +28,6 @@ def _json(request, obj: Any, code: int = 200):
     return http_util.Respond(request, body, "application/json", code=code)
 
 
-def _view(request, analysis, name: str, view: Callable[[Any], Any]):
-    """A view of an analysis as JSON, serialized once per analysis."""
-    body = analysis.json_cache.get(name)
-    if body is None:
-        body = views.dumps(view(analysis))
-        analysis.json_cache[name] = body
-    return http_util.Respond(request, body, "application/json")
-
-
 def _error(request, code: int, error: str, hint: str = ""):
     return _json(request, {"error": error, "hint": hint}, code)
 
@@ -101,19 +92,19 @@ class Routes:
 
     def report(self, request):
         a, err = self._analysis(request)
-        return err or _view(request, a, "summary", views.summary)
+        return err or http_util.Respond(request, views.cached_json(a, "report"), "application/json")
 
     def graph(self, request):
         a, err = self._analysis(request)
-        return err or _view(request, a, "graph", views.graph)
+        return err or http_util.Respond(request, views.cached_json(a, "graph"), "application/json")
 
     def layers(self, request):
         a, err = self._analysis(request)
-        return err or _view(request, a, "layers", views.layers)
+        return err or http_util.Respond(request, views.cached_json(a, "layers"), "application/json")
 
     def verdicts(self, request):
         a, err = self._analysis(request)
-        return err or _view(request, a, "verdicts", views.verdicts)
+        return err or http_util.Respond(request, views.cached_json(a, "verdicts"), "application/json")
 
     def layer(self, request):
         a, err = self._analysis(request)

@@ -22,6 +22,7 @@ from tb_xquant_plugin.model.thresholds import Thresholds
 from tb_xquant_plugin.readers import artifacts as art
 from tb_xquant_plugin.readers.artifacts import Problem
 from tb_xquant_plugin.readers.events import EventSource, join
+from tb_xquant_plugin.server import views
 
 logger = logging.getLogger(__name__)
 
@@ -120,17 +121,36 @@ class ReportStore:
 
     # -- discovery -------------------------------------------------------------------------
     def _loop(self):
-        # While nothing is found (TensorBoard's data provider may still be loading the logdir), look
-        # again after 0.5, 1, 2, ... seconds, up to the refresh interval.
+        # Discover, then build what was found.  While nothing is found or a report is still
+        # provisional (TensorBoard's data provider may still be loading the logdir), look again after
+        # 0.5, 1, 2, ... seconds, up to the refresh interval.
         wait = 0.25
         while True:
             try:
                 found = bool(self.discover())
+                pending = self.prefetch()
             except Exception:  # noqa: BLE001
                 logger.exception("tb-xquant: discovery failed")
-                found = False
-            wait = self._refresh_seconds if found else min(wait * 2, self._refresh_seconds)
+                found, pending = False, False
+            ready = found and not pending
+            wait = self._refresh_seconds if ready else min(wait * 2, self._refresh_seconds)
             time.sleep(wait)
+
+    def prefetch(self) -> bool:
+        """Build every discovered report and its default analysis and views ahead of the first
+        request, so that opening the tab does not wait for them.  Returns whether some report is
+        still provisional (TensorBoard has not loaded all of its event data yet)."""
+        pending = False
+        for rid in list(self.ids()):
+            a, report = self.analysis(rid, {})
+            if a is None:
+                continue
+            for route in views.ANALYSIS_VIEWS:
+                views.cached_json(a, route)
+            with self._lock:
+                cached = self._reports.get(rid)
+            pending = pending or (cached is not None and cached[2] != float("inf"))
+        return pending
 
     def discover(self) -> Dict[str, str]:
         with self._discover_lock:

@@ -249,3 +249,16 @@ def compare(a: Analysis, b: Analysis) -> Dict[str, Any]:
     return {"a": a.report.id, "b": b.report.id, "a_name": a.report.rel, "b_name": b.report.rel,
             "metrics": metrics, "layers": rows, "summary": counts, "output_delta_val": out_delta,
             "accuracy": acc, "general": general, "thresholds": th.to_json()}
+
+
+# The views served per analysis (HTTP route -> view), serialized once per analysis.
+ANALYSIS_VIEWS = {"report": summary, "graph": graph, "layers": layers, "verdicts": verdicts}
+
+
+def cached_json(a: Analysis, route: str) -> str:
+    """JSON text of one of :data:`ANALYSIS_VIEWS` for this analysis, serialized on first use."""
+    body = a.json_cache.get(route)
+    if body is None:
+        body = dumps(ANALYSIS_VIEWS[route](a))
+        a.json_cache[route] = body
+    return body
