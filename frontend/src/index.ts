@@ -18,6 +18,7 @@ class App {
   private summary: ReportSummary | null = null;
   private summaryJson = '';
   private layers: LayersResponse | null = null;
+  private layerNames = new Set<string>();
   private compare: CompareResponse | null = null;
   private reportSel = h('select', {id: 'report-select', 'aria-label': 'XQuant report'});
   private cmpSel = h('select', {id: 'compare-select', 'aria-label': 'Compare with report'});
@@ -170,10 +171,16 @@ class App {
     this.root.dataset.state = 'loading';
     const q = {report: this.state.report, ...this.params()};
     try {
+      const graphP = getJson<GraphResponse>('graph', q, ac.signal).catch((e) => errOrNull(e));
+      // Lay out and draw the graph as soon as it arrives: it needs neither the summary nor the layers.
+      const graphDrawn = graphP.then(async (g) => {
+        if (gen === this.gen && g && !(g instanceof Error) && g.nodes?.length) await this.graph.setGraph(g.nodes);
+      });
+      graphDrawn.catch(() => { /* aborted: reported through Promise.all below */ });
       const [summary, layers, graph, cmp] = await Promise.all([
         getJson<ReportSummary>('report', q, ac.signal),
         getJson<LayersResponse>('layers', q, ac.signal).catch((e) => errOrNull(e)),
-        getJson<GraphResponse>('graph', q, ac.signal).catch((e) => errOrNull(e)),
+        graphP,
         this.state.cmp && this.state.cmp !== this.state.report
           ? getJson<CompareResponse>('compare', {a: this.state.cmp, b: this.state.report, ...this.params()}, ac.signal).catch((e) => errOrNull(e))
           : Promise.resolve(null),
@@ -182,6 +189,7 @@ class App {
       this.summary = summary;
       this.summaryJson = JSON.stringify(summary);
       this.layers = layers instanceof Error ? null : layers;
+      this.layerNames = new Set((this.layers?.layers ?? []).map((l) => l.name));
       this.compare = cmp instanceof Error ? null : cmp;
       const problems: Problem[] = [...(summary.problems ?? [])];
       if (layers instanceof Error) problems.push(errProblem('layers', layers));
@@ -194,7 +202,7 @@ class App {
       this.root.dataset.degradedCount = String(summary.degraded_layers?.length ?? 0);
       // graph
       if (graph && !(graph instanceof Error) && graph.nodes?.length) {
-        await this.graph.setGraph(graph.nodes);
+        await graphDrawn;
       } else {
         const ref = this.reports.find((r) => r.id === this.state.report);
         if (ref?.has_graph && this.graphRetries < 10) {
@@ -224,7 +232,7 @@ class App {
   }
 
   /** Names that can be selected (verdicts from MCT may name float-model modules such as `stem.0`). */
-  private known = (l: string) => (this.layers?.layers ?? []).some((x) => x.name === l) || this.graph.nodeIdForLayer(l) !== null;
+  private known = (l: string) => this.layerNames.has(l) || this.graph.nodeIdForLayer(l) !== null;
   private verdictLayers(): Set<string> {
     return new Set([...(this.summary?.verdicts ?? []), ...(this.summary?.general ?? [])].flatMap((v) => v.layers ?? []));
   }
