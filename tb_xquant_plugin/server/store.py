@@ -113,6 +113,7 @@ class ReportStore:
         self._analyses: "collections.OrderedDict[Tuple, Analysis]" = collections.OrderedDict()
         self._fingerprints: Dict[str, Tuple] = {}  # rel -> (runs, monotonic time, fingerprint)
         self._build_locks: Dict[str, threading.Lock] = collections.defaultdict(threading.Lock)
+        self._analysis_locks: Dict[Tuple, threading.Lock] = collections.defaultdict(threading.Lock)
         self._discover_lock = threading.Lock()
         self._thread: Optional[threading.Thread] = None
         if background:
@@ -259,8 +260,16 @@ class ReportStore:
             if a is not None:
                 self._analyses.move_to_end(key)
                 return a, report
-        a = analyse(report, th)
+            lock = self._analysis_locks[key]
+        # One computation per key: the panel asks for report, layers and graph at once, and three threads
+        # computing the same analysis under the GIL take three times as long.
+        with lock:
+            with self._lock:
+                a = self._analyses.get(key)
+            if a is None:
+                a = analyse(report, th)
         with self._lock:
+            self._analysis_locks.pop(key, None)
             self._analyses[key] = a
             # Bounded by count and by size: an analysis of a 20,000-layer report holds 10-20 MB.
             while len(self._analyses) > 1 and (
