@@ -211,6 +211,9 @@ class ReportStore:
             if changed_while_read:
                 # the files changed while they were read: answer with this build, but never reuse it
                 expires = 0.0
+            # The fingerprint covers the report's stage run, known only once it is built: store the signature
+            # the next call will compute, or the first build is always thrown away and built again.
+            sig = file_sig + self._provider_fingerprint(rel, report)
             with self._lock:
                 if cached is None or cached[1] is not report:
                     for k in [k for k in self._analyses if k[0] == rid]:
