@@ -39,7 +39,8 @@ def big_server(tmp_path_factory):
 
 @pytest.fixture
 def big_page(browser, big_server):
-    """Opens the panel on a big report; yields (page, errors); asserts no page error at the end."""
+    """Yields (open_report(rid) -> graph canvas, page, errors) for the panel page of the fake backend; asserts at
+    the end that no page error or console error happened."""
     ctx = browser.new_context(viewport={"width": 1440, "height": 1000})
     page = ctx.new_page()
     errors = []
