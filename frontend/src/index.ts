@@ -148,6 +148,15 @@ class App {
     } catch { /* transient */ }
   }
 
+  private async refreshReportList() {
+    try {
+      const r = await getJson<ReportsResponse>('reports', {refresh: 1});
+      this.reportsJson = JSON.stringify(r);
+      this.reports = r.reports ?? [];
+      this.fillReportSelects();
+    } catch { /* transient: the next poll retries */ }
+  }
+
   private fillReportSelects() {
     clear(this.reportSel); clear(this.cmpSel);
     this.cmpSel.appendChild(h('option', {value: '', text: '— none —'}));
@@ -224,6 +233,8 @@ class App {
       if (this.state.layer) await this.selectLayer(this.state.layer, null, true);
       else this.renderSideEmpty();
       if (gen !== this.gen) return;
+      // A report reached through the URL may be newer than the list in the picker: refresh the list.
+      if (this.reportSel.value !== this.state.report) void this.refreshReportList();
       this.root.dataset.state = 'ready';
     } catch (e) {
       if ((e as Error).name === 'AbortError' || gen !== this.gen) return;

@@ -136,7 +136,10 @@ def test_state_restored_from_hash(browser, tb):
     p, ctx = open_panel(browser, tb, h)
     try:
         p.frame.wait_for_function("l => document.querySelector('#layer-panel').dataset.layer === l", arg=layer)
-        assert p.frame.locator("#report-select").input_value() == rid
+        p.frame.wait_for_function("id => window.__xquant.state().report === id", arg=rid)
+        p.wait_ready()
+        # the picker shows it (its list is refreshed when the report from the URL was not in it yet)
+        p.frame.wait_for_function("id => document.querySelector('#report-select').value === id", arg=rid)
         assert p.frame.locator(".charts").is_visible()
         assert p.frame.locator("canvas.chart-canvas").count() >= 1
         assert not p.errors
