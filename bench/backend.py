@@ -91,22 +91,6 @@ def _rss_mib(field: str) -> float:
     raise RuntimeError("no %s in /proc/self/status" % field)
 
 
-def _wsgi_app(store):
-    """``Routes(store).apps()`` behind a dispatcher on the request path (what TensorBoard's router does)."""
-    from tb_xquant_plugin.server.app import Routes
-
-    apps = Routes(store).apps()
-
-    def dispatch(environ, start_response):
-        app = apps.get(environ.get("PATH_INFO", ""))
-        if app is None:
-            start_response("404 Not Found", [("Content-Type", "text/plain")])
-            return [b"no route"]
-        return app(environ, start_response)
-
-    return dispatch
-
-
 def _percentile(values: List[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(math.ceil(q * len(ordered))) - 1)]
@@ -118,12 +102,13 @@ def measure(model_dir: str, requests: int) -> Dict[str, Any]:
 
     from tb_xquant_plugin.readers.artifacts import report_id
     from tb_xquant_plugin.readers.events import LocalEventSource
+    from tb_xquant_plugin.server.app import Routes
     from tb_xquant_plugin.server.store import ReportStore
 
     rss_before = _rss_mib("VmRSS")
     rid = report_id(REPORT_REL)
     store = ReportStore(model_dir, lambda: LocalEventSource(model_dir), background=False)
-    client = Client(_wsgi_app(store))
+    client = Client(Routes(store).wsgi_app())
 
     def get(route: str, **params) -> Tuple[float, bytes]:
         t0 = time.perf_counter()

@@ -42,29 +42,17 @@ def strict_json(body):
 
 
 class WsgiApi:
-    """``Routes(ReportStore(..., background=False)).apps()`` behind a tiny dispatcher, in werkzeug's test client
-    (files read directly through ``LocalEventSource``)."""
+    """``Routes(ReportStore(..., background=False)).wsgi_app()`` in werkzeug's test client (files read directly
+    through ``LocalEventSource``)."""
 
     def __init__(self, logdir):
-        from werkzeug.test import Client
-
         from tb_xquant_plugin.readers.events import LocalEventSource
         from tb_xquant_plugin.server.app import Routes
         from tb_xquant_plugin.server.store import ReportStore
 
         self.logdir = str(logdir)
         self.store = ReportStore(self.logdir, lambda: LocalEventSource(self.logdir), background=False)
-        apps = Routes(self.store).apps()
-
-        def dispatch(environ, start_response):
-            path = environ.get("PATH_INFO", "")
-            app = apps.get(path) or (apps["/static/*"] if path.startswith("/static/") else None)
-            if app is None:
-                start_response("404 Not Found", [("Content-Type", "text/plain")])
-                return [b"no route"]
-            return app(environ, start_response)
-
-        self.app = dispatch
+        self.app = Routes(self.store).wsgi_app()
 
     def get(self, route, **params):
         from werkzeug.test import Client
@@ -465,16 +453,6 @@ def test_atomic_rewrites_race_readers(tmp_path, demo_logdir):
 # --------------------------------------------------------------------------------------------
 # a real tensorboard process
 # --------------------------------------------------------------------------------------------
-def approx_tree(obj, rel=1e-4):
-    if isinstance(obj, dict):
-        return {k: approx_tree(v, rel) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [approx_tree(v, rel) for v in obj]
-    if isinstance(obj, float):
-        return pytest.approx(obj, rel=rel, abs=1e-9)
-    return obj
-
-
 def structural(answers: Dict[str, object]) -> Dict[str, object]:
     """The parts of the answers that do not depend on histogram float precision (the Python multiplexer keeps
     float32 histograms, the files float64): layer names and metrics, degraded layers, node ids, judges."""

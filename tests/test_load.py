@@ -209,17 +209,7 @@ class WsgiApi:
         from tb_xquant_plugin.server.store import ReportStore
 
         self.store = ReportStore(str(logdir), lambda: LocalEventSource(str(logdir)), background=False)
-        apps = Routes(self.store).apps()
-
-        def dispatch(environ, start_response):
-            path = environ.get("PATH_INFO", "")
-            app = apps.get(path) or (apps["/static/*"] if path.startswith("/static/") else None)
-            if app is None:
-                start_response("404 Not Found", [("Content-Type", "text/plain")])
-                return [b"no route"]
-            return app(environ, start_response)
-
-        self.client = Client(dispatch)
+        self.client = Client(Routes(self.store).wsgi_app())
 
     def get(self, route, **params):
         r = self.client.get("/" + route, query_string=params or None)

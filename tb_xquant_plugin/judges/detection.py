@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Tuple
 
 from tb_xquant_plugin.model.report import DATASETS, Report
 from tb_xquant_plugin.model.thresholds import Thresholds

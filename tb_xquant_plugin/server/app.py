@@ -2,7 +2,6 @@
 errors are ``{"error", "hint"}`` with 4xx, and nothing a client sends is used as a file path."""
 from __future__ import annotations
 
-import json
 import logging
 import mimetypes
 import os
@@ -54,6 +53,21 @@ class Routes:
             "/static/*": self.static,
         }
         return {k: self._guard(v) for k, v in routes.items()}
+
+    def wsgi_app(self) -> Callable:
+        """The routes as one WSGI app mounted at ``/`` (the CLI-free way to serve or benchmark them
+        without TensorBoard's router; inside TensorBoard, ``apps()`` is used)."""
+        apps = self.apps()
+
+        def dispatch(environ, start_response):
+            path = environ.get("PATH_INFO", "")
+            app = apps.get(path) or (apps["/static/*"] if path.startswith("/static/") else None)
+            if app is None:
+                start_response("404 Not Found", [("Content-Type", "text/plain")])
+                return [b"no route"]
+            return app(environ, start_response)
+
+        return dispatch
 
     def _guard(self, fn):
         @wrappers.Request.application

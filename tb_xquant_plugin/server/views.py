@@ -3,13 +3,13 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, Optional
 
 import numpy as np
 
 from tb_xquant_plugin.judges import verdict as V
 from tb_xquant_plugin.judges.outlier import zscore_histogram
-from tb_xquant_plugin.judges.run import Analysis, analyse
+from tb_xquant_plugin.judges.run import Analysis
 from tb_xquant_plugin.model.report import DATASETS, Report
 
 
