@@ -1,5 +1,5 @@
 """tb-xquant: an XQuant tab for TensorBoard (MCT quantization troubleshooting)."""
-from setuptools import find_packages, setup
+from setuptools import find_namespace_packages, setup
 
 setup(
     name="tb-xquant",
@@ -8,7 +8,9 @@ setup(
     long_description=open("README.md", encoding="utf-8").read() if __import__("os").path.exists("README.md") else "",
     long_description_content_type="text/markdown",
     python_requires=">=3.9",
-    packages=find_packages(include=["tb_xquant_plugin", "tb_xquant_plugin.*"]),
+    # find_namespace_packages: static/ and manual/entries/ hold data files, not modules, but setuptools
+    # still treats every folder as a package; listing them avoids its "package would be ignored" warning.
+    packages=find_namespace_packages(include=["tb_xquant_plugin", "tb_xquant_plugin.*"]),
     package_data={
         "tb_xquant_plugin": ["static/*", "static/**/*", "manual/entries/*.md"],
     },
