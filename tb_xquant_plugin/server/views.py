@@ -11,6 +11,7 @@ from tb_xquant_plugin.judges import verdict as V
 from tb_xquant_plugin.judges.outlier import zscore_histogram
 from tb_xquant_plugin.judges.run import Analysis
 from tb_xquant_plugin.model.report import DATASETS, Report
+from tb_xquant_plugin.model.scopes import module_scopes
 
 
 def safe(obj: Any) -> Any:
@@ -128,8 +129,11 @@ def graph(a: Analysis) -> Dict[str, Any]:
     r = a.report
     judges = a.judges_of()
     deg = set(a.degraded)
+    if "module_scopes" not in r.memo:
+        r.memo["module_scopes"] = module_scopes([n.name for n in r.nodes])
+    scopes = r.memo["module_scopes"]
     nodes = []
-    for n in r.nodes:
+    for n, scope in zip(r.nodes, scopes):
         layer = r.layer_of_node.get(n.id)
         marks = list(judges.get(layer or n.name, []))
         for j in judges.get(n.name, []):
@@ -137,7 +141,7 @@ def graph(a: Analysis) -> Dict[str, Any]:
                 marks.append(j)
         nodes.append({
             "id": n.id, "name": n.name, "op": n.op,
-            "group": n.id.rsplit("/", 1)[0] if "/" in n.id else "",
+            "group": scope,
             "inputs": [i for i in n.inputs if i in r.node_by_id],
             "output_shape": n.output_shapes, "layer": layer,
             "degraded": bool(layer and layer in deg),
