@@ -1,35 +1,44 @@
 """Mixed precision with model-output loss objective: the last layer ended at very few bits.
 
-MCT 2.6.1 looks at the quantized model's last two child modules (the last weighted layer and its
-activation holder).  Those bit widths are not in MCT's logs; ``xquant_report_with_manifest``
-records them.  Without a manifest we fall back to the activation bits of the graph's output node
-from the MCT stage graph, and the weights bits of MCT's log line "Final weights bit-width
-configuration" are not used (their order is internal to MCT)."""
+MCT 2.6.1 (``judge_mixed_precision_with_model_output_loss_objective``) looks at the quantized
+model's last two child modules: the weights quantizer of the last layer (``weight`` attribute) and
+the activation holder after it, and flags the layer when either ``num_bits`` is at or under
+``threshold_bitwidth_mixed_precision_with_model_output_loss_objective`` (whether or not the layer
+is degraded).  ``xquant_report_with_manifest`` records exactly those two widths.  Without them,
+the last layer is the node of the quantized graph that feeds no other, with its bits from the
+report's quantization parameters (``Report.quant``): weights from the stage graph, MCT's log line
+"Final weights bit-width configuration" or the manifest's per-layer widths (see
+``model.builder.fill_weights_bits``), activation from the final stage graph."""
 from __future__ import annotations
 
 from typing import List, Optional
 
 from tb_xquant_plugin.judges.verdict import MANUAL_FOR_JUDGE, MIXED_PRECISION, Verdict
 from tb_xquant_plugin.model.report import Report
+from tb_xquant_plugin.readers.graphs import as_bits, layer_name_of
 
 
 def last_layer_bits(report: Report) -> Optional[dict]:
+    """The layer MCT's judge inspects and its weights / activation bit widths (None when unknown)."""
     bw = (report.manifest or {}).get("bit_widths") if isinstance(report.manifest, dict) else None
     last = bw.get("last_layer") if isinstance(bw, dict) else None
-    if isinstance(last, dict) and last.get("name"):
-        return {"layer": str(last["name"]), "weights_nbits": last.get("weights_nbits"),
-                "activation_nbits": last.get("activation_nbits"), "from": "manifest"}
-    # Fallback: the node that feeds no other node, with stage-graph activation bits.
-    consumers = {i for n in report.nodes for i in n.inputs}
-    sinks = [n for n in report.nodes if n.id not in consumers]
-    if not sinks:
-        return None
-    from tb_xquant_plugin.readers.graphs import layer_name_of
-
-    name = layer_name_of(sinks[-1])
+    if isinstance(last, dict) and isinstance(last.get("name"), str) and last["name"]:
+        name, source = last["name"], "manifest"
+        w, a = as_bits(last.get("weights_nbits")), as_bits(last.get("activation_nbits"))
+    else:
+        # Without the manifest: the node that feeds no other node.
+        consumers = {i for n in report.nodes for i in n.inputs}
+        sinks = [n for n in report.nodes if n.id not in consumers]
+        if not sinks:
+            return None
+        name, source, w, a = layer_name_of(sinks[-1]), "graph", None, None
     qp = report.quant.get(name)
-    return {"layer": name, "weights_nbits": None,
-            "activation_nbits": qp.activation_nbits if qp else None, "from": "stage graph"}
+    w_from = "manifest" if w is not None else None
+    if w is None and qp is not None and qp.weights_nbits is not None:
+        w, w_from = qp.weights_nbits, qp.weights_nbits_source
+    if a is None and qp is not None:
+        a = qp.activation_nbits
+    return {"layer": name, "weights_nbits": w, "activation_nbits": a, "from": source, "weights_from": w_from}
 
 
 def snippet(weights_memory_hint: str = "a larger weights_memory") -> str:
@@ -51,7 +60,7 @@ def judge(report: Report, bits_threshold: float, info: Optional[dict] = None) ->
     if not info:
         return []
     w, a = info.get("weights_nbits"), info.get("activation_nbits")
-    low = [k for k, v in (("weights", w), ("activation", a)) if isinstance(v, (int, float)) and v <= bits_threshold]
+    low = [k for k, v in (("weights", w), ("activation", a)) if isinstance(v, int) and v <= bits_threshold]
     if not low:
         return []
     numbers = dict(info, threshold=bits_threshold)

@@ -7,6 +7,7 @@ import math
 import os
 from typing import Dict, List, Optional, Tuple
 
+from tb_xquant_plugin.judges.mixed_precision import last_layer_bits
 from tb_xquant_plugin.model.report import Layer, Report
 from tb_xquant_plugin.model.thresholds import Thresholds
 from tb_xquant_plugin.readers import artifacts as art
@@ -16,12 +17,16 @@ from tb_xquant_plugin.readers.graphs import (
     STAGE_ATTRS,
     XQUANT_REPR,
     XQUANT_VAL,
+    QuantParams,
+    as_bits,
+    assign_final_weights_bits,
     display_graph,
     layer_name_of,
     main_nodes,
     parse_graph,
     parse_metric_dict,
     stage_quant_params,
+    stage_weights_candidates,
 )
 
 logger = logging.getLogger(__name__)
@@ -36,29 +41,58 @@ STAGE_PREFERENCE = (
     "after_shift_negative_correction",
     "thresholds_selection",
 )
+# Stage graphs from the latest to the earliest that MCT 2.6.1 logs before mixed precision sets the
+# final bit widths: their ``.weights`` nodes list the weights bit-width candidates (``'[8]'``, or
+# ``'[8, 4, 2]'`` under mixed precision).  The later stages (``after_statistics_correction``,
+# ``after_activation_bias_correction``) log the final weights configurations without their bits.
+WEIGHTS_CANDIDATE_STAGES = (
+    "statistics_computation",
+    "post_statistics_collection_substitutions",
+    "after_shift_negative_correction",
+    "thresholds_selection",
+    "after_statistic_collection",
+    "after_candidates_filtering",
+    "after_graph_marking",
+)
+
+
+def stage_runs_by_folder(runs: List[str]) -> Dict[str, Dict[str, str]]:
+    """``{stage-log folder: {stage: run}}`` for the ``.../tensorboard_logs/<stage>`` runs."""
+    by_folder: Dict[str, Dict[str, str]] = {}
+    for r in runs:
+        parts = r.split("/")
+        if len(parts) >= 2 and parts[-2] == STAGE_LOGS_FOLDER:
+            by_folder.setdefault("/".join(parts[:-1]), {})[parts[-1]] = r
+    return by_folder
 
 
 def find_stage_runs(runs: List[str], report_rel: str, manifest: Optional[dict],
-                    layer_names: List[str], source: EventSource) -> Tuple[Optional[str], Optional[str]]:
+                    layer_names: List[str], source: EventSource,
+                    problems: Optional[List[Problem]] = None) -> Tuple[Optional[str], Optional[str]]:
     """The MCT stage-log folder of a report and the stage run to read quantization parameters from.
 
     Rule: if the manifest names the stage logs (``stage_logs``, relative to the report dir), use
     that folder.  Otherwise look for ``.../tensorboard_logs/<stage>`` runs inside the report's
     parent folder; when several ``tensorboard_logs`` folders qualify, take the one whose stage
     graph contains the most of the report's layer names (ties: the last in name order, which for
-    ``logs_<timestamp>`` folders of the same day is the newest).
+    ``logs_<timestamp>`` folders of the same day is the newest).  A manifest path that matches no
+    stage run falls back to that rule, with a problem appended to ``problems``.
     Returns ``(stage_logs_rel, run)``.
     """
-    by_folder: Dict[str, Dict[str, str]] = {}
-    for r in runs:
-        parts = r.split("/")
-        if len(parts) >= 2 and parts[-2] == STAGE_LOGS_FOLDER:
-            by_folder.setdefault("/".join(parts[:-1]), {})[parts[-1]] = r
-    if not by_folder:
-        return None, None
+    by_folder = stage_runs_by_folder(runs)
     wanted: Optional[str] = None
     if isinstance(manifest, dict) and isinstance(manifest.get("stage_logs"), str):
         wanted = art.normpath_rel(report_rel, manifest["stage_logs"]).strip("/")
+        if wanted not in by_folder and problems is not None:
+            problems.append(Problem(
+                "the manifest's stage_logs %r (%s from the logdir) matches no folder of MCT stage graphs in the "
+                "logdir; the stage logs were looked for by name instead"
+                % (manifest["stage_logs"][:300], wanted[:300]),
+                "Point TensorBoard at a folder that holds both the report dir and the mct.set_log_folder folder, "
+                "or fix stage_logs in %s (relative to the report dir, ending in tensorboard_logs)."
+                % art.MANIFEST_FILENAME))
+    if not by_folder:
+        return None, None
     candidates: List[str]
     if wanted is not None and wanted in by_folder:
         candidates = [wanted]
@@ -90,6 +124,81 @@ def find_stage_runs(runs: List[str], report_rel: str, manifest: Optional[dict],
         if score >= best_score:
             best, best_score = folder, score
     return best, stage_of(best)
+
+
+def manifest_weights_bits(manifest: Optional[dict]) -> Dict[str, int]:
+    """``{layer: bits}`` of the kernels the manifest recorded (``bit_widths.layers.<name>.weights.weight``)."""
+    bw = manifest.get("bit_widths") if isinstance(manifest, dict) else None
+    layers = bw.get("layers") if isinstance(bw, dict) else None
+    out: Dict[str, int] = {}
+    if isinstance(layers, dict):
+        for name, entry in layers.items():
+            w = entry.get("weights") if isinstance(entry, dict) else None
+            bits = as_bits(w.get("weight")) if isinstance(w, dict) else None
+            if bits is not None:
+                out[str(name)] = bits
+    return out
+
+
+BITS_HINT = ("Keep MCT's mct_log.log in the folder mct.set_log_folder created (beside tensorboard_logs/; its line "
+             "'Final weights bit-width configuration' holds the widths mixed precision chose), or write the report "
+             "with tb_xquant_plugin.mct_run.xquant_report_with_manifest, which records every layer's bits. The "
+             "mixed-precision judge needs the last layer's.")
+
+
+def fill_weights_bits(source: EventSource, logdir: str, runs: List[str], stage_logs: Optional[str],
+                      quant: Dict[str, QuantParams], manifest: Optional[dict]) -> Optional[Problem]:
+    """Set ``weights_nbits`` of every layer with weights, from the first source that has it:
+
+    1. the stage graph: a layer whose weights have a single bit-width candidate in the last stage
+       logged before mixed precision (WEIGHTS_CANDIDATE_STAGES) -- that is its final width;
+    2. MCT's log line ``Final weights bit-width configuration: [...]`` (mct_log.log beside the stage
+       logs), one width per layer with several candidates, in MCT's topological order of the stage
+       graph (see ``readers.graphs.stage_weights_candidates``); used only when it has exactly one
+       width per such layer and each width is among that layer's candidates;
+    3. the manifest's ``bit_widths.layers``.
+
+    Returns a problem naming what is missing when a layer whose weights have several candidates (mixed
+    precision) is left without bits."""
+    candidates: Dict[str, List[int]] = {}
+    configurable: List[str] = []
+    log_note = ""
+    if stage_logs:
+        stages = stage_runs_by_folder(runs).get(stage_logs, {})
+        for st in WEIGHTS_CANDIDATE_STAGES:
+            if st in stages:
+                try:
+                    candidates, configurable = stage_weights_candidates(source.graph(stages[st]))
+                except Exception:  # noqa: BLE001 - an unreadable stage: try an earlier one
+                    continue
+                if candidates:
+                    break
+        final_config = None
+        if configurable:
+            final_config, log_note = art.final_weights_config(art.join(logdir, *stage_logs.split("/")))
+        if not assign_final_weights_bits(quant, candidates, configurable, final_config):
+            if len(final_config or []) != len(configurable):
+                log_note = ("%s has %d widths %s but the stage graph has %d layers with several candidates; it was "
+                            "not used" % (art.MCT_LOG, len(final_config or []), final_config, len(configurable)))
+            else:
+                log_note = ("%s's widths %s are not all among the stage graph's candidates; it was not used"
+                            % (art.MCT_LOG, final_config))
+    for name, bits in manifest_weights_bits(manifest).items():
+        qp = quant.setdefault(name, QuantParams())
+        if qp.weights_nbits is None:
+            qp.weights_nbits, qp.weights_nbits_source = bits, "manifest"
+    if not stage_logs:
+        return None  # without stage logs another problem already says the bit widths are unknown
+    # Stage logs without any stage from before mixed precision are not what MCT 2.6.1 writes (it logs
+    # them all); they are read as they are, without a problem (bench/mct_format.py writes such logs).
+    unknown = [n for n in candidates if quant[n].weights_nbits is None]
+    if not unknown:
+        return None
+    why = ("the stage graphs list several mixed-precision candidates (e.g. %s: %s) and %s"
+           % (unknown[0], candidates[unknown[0]], log_note or "MCT's log gives no final configuration"))
+    return Problem("weights bit widths of %d layer%s are unknown (%s): %s"
+                   % (len(unknown), "" if len(unknown) == 1 else "s", ", ".join(unknown[:5])
+                      + (", ..." if len(unknown) > 5 else ""), why), BITS_HINT)
 
 
 def _read_object(path: str, label: str, problems: List[Problem], hint: str) -> Optional[dict]:
@@ -195,15 +304,18 @@ def build_report(source: EventSource, logdir: str, rel: str, report_dir: str,
                                 "A NaN usually means the float output of that layer is all zeros (cs/sqnr undefined)."))
 
     # Stage logs: quantization parameters.
-    stage_logs, stage_run = find_stage_runs(runs, rel, manifest, [l.name for l in layers], source)
-    quant = {}
+    stage_logs, stage_run = find_stage_runs(runs, rel, manifest, [l.name for l in layers], source, problems)
+    quant: Dict[str, QuantParams] = {}
     if stage_run:
         try:
             quant = stage_quant_params(parse_graph(source.graph(stage_run), attrs=STAGE_ATTRS, shapes=False))
         except ValueError as e:
             problems.append(Problem("the MCT stage graph %s could not be read: %s" % (stage_run, e),
                                     "Re-run quantization after mct.set_log_folder(...)."))
-    else:
+    bits_problem = fill_weights_bits(source, logdir, runs, stage_logs if stage_run else None, quant, manifest)
+    if bits_problem:
+        problems.append(bits_problem)
+    if not stage_run:
         problems.append(Problem("no MCT stage logs found for this report; bit widths and activation thresholds are unknown "
                                 "and the unbalanced-concatenation judge can only use histograms",
                                 "Call mct.set_log_folder('<logdir>/<run>/mct_logs') before quantizing, and keep the "
@@ -212,7 +324,7 @@ def build_report(source: EventSource, logdir: str, rel: str, report_dir: str,
     ts = _read_object(art.join(report_dir, art.TROUBLESHOOT_REPORT), art.TROUBLESHOOT_REPORT, problems,
                       "Re-run xquant_report_troubleshoot_pytorch_experimental.")
 
-    return Report(
+    report = Report(
         id=art.report_id(rel),
         rel=rel,
         dir=report_dir,
@@ -232,6 +344,13 @@ def build_report(source: EventSource, logdir: str, rel: str, report_dir: str,
         has_quant_report=raw_qr is not None,
         has_graph=bool(nodes),
     )
+    if stage_run and not bits_problem:
+        last = last_layer_bits(report)
+        if last is not None and last["weights_nbits"] is None and last["activation_nbits"] is None:
+            report.problems.append(Problem(
+                "the bit widths of the last layer %s are unknown, so the mixed-precision judge cannot check it "
+                "(neither the stage graph nor a manifest has bits for it)" % last["layer"][:200], BITS_HINT))
+    return report
 
 
 def build_all(logdir: str, source: Optional[EventSource] = None) -> List[Report]:

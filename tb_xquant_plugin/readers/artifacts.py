@@ -6,8 +6,10 @@ import dataclasses
 import hashlib
 import json
 import math
+import os
 import posixpath
 import re
+import threading
 from typing import Any, Dict, List, Optional, Tuple
 
 from tensorboard.compat import tf
@@ -155,18 +157,116 @@ def list_artifacts(report_dir: str) -> List[Artifact]:
     return found
 
 
+# Node attribute names MCT puts on every compare point of the XQuant graph.  A GraphDef stores map
+# keys as plain bytes, so they can be looked for in the event files without decoding anything.
+XQUANT_ATTR_MARKERS = (b"xquant_repr", b"xquant_val")
+_SCAN_CHUNK = 4 * 1024 * 1024
+_MAX_MARKER_SCANS = 4096
+# event file path -> (file identity, bytes already scanned, marker found)
+_marker_scans: Dict[str, Tuple[Any, int, bool]] = {}
+_marker_lock = threading.Lock()
+
+
+def _file_identity(path: str) -> Tuple[Any, int]:
+    """(identity, size) of a file: device and inode for local files (a replaced file is a new one)."""
+    if "://" not in path:
+        st = os.stat(path)
+        return (st.st_dev, st.st_ino), st.st_size
+    return None, tf.io.gfile.stat(path).length
+
+
+def _chunks_from(path: str, offset: int):
+    """The bytes of a file from ``offset`` on, in chunks."""
+    if "://" not in path:
+        with open(path, "rb") as f:
+            f.seek(offset)
+            while True:
+                b = f.read(_SCAN_CHUNK)
+                if not b:
+                    return
+                yield b
+    skip = offset  # TensorBoard's gfile stub cannot seek: read and drop the scanned part
+    with tf.io.gfile.GFile(path, "rb") as f:
+        while True:
+            b = f.read(_SCAN_CHUNK)
+            if not b:
+                return
+            if skip >= len(b):
+                skip -= len(b)
+                continue
+            yield b[skip:]
+            skip = 0
+
+
+def event_file_has_xquant_metrics(path: str) -> bool:
+    """Whether an event file holds a graph whose nodes carry ``xquant_repr`` / ``xquant_val``.
+
+    A byte search, not a decode; remembered per file, and a file that grew is searched only in its
+    new bytes (event files are append-only), so the discovery loop re-checks growing files cheaply."""
+    identity, size = _file_identity(path)
+    with _marker_lock:
+        last = _marker_scans.get(path)
+    if last is not None and last[0] == identity and last[1] <= size:
+        if last[2] or last[1] == size:
+            return last[2]
+        start = last[1]
+    else:
+        start = 0
+    keep = max(len(m) for m in XQUANT_ATTR_MARKERS) - 1
+    pos = max(0, start - keep)
+    tail, found = b"", False
+    for chunk in _chunks_from(path, pos):
+        window = tail + chunk
+        if any(m in window for m in XQUANT_ATTR_MARKERS):
+            found = True
+            break
+        tail = window[-keep:]
+        pos += len(chunk)
+    with _marker_lock:
+        if len(_marker_scans) >= _MAX_MARKER_SCANS:
+            _marker_scans.clear()
+        _marker_scans[path] = (identity, size if found else min(pos, size), found)
+    return found
+
+
+def run_has_xquant_metrics(run_dir: str) -> bool:
+    """Whether one of the event files of a run directory carries MCT's XQuant metrics."""
+    gf = tf.io.gfile
+    try:
+        names = sorted(gf.listdir(run_dir))
+    except Exception:  # noqa: BLE001 - vanished
+        return False
+    for name in names:
+        if "tfevents" not in name:
+            continue
+        try:
+            if event_file_has_xquant_metrics(join(run_dir, name.rstrip("/"))):
+                return True
+        except Exception:  # noqa: BLE001 - unreadable or vanished file
+            continue
+    return False
+
+
 def discover_report_dirs(logdir: str, runs: List[str]) -> Dict[str, str]:
     """Report directories under ``logdir`` as ``{relative path: absolute path}``.
 
-    A report directory holds ``quant_report.json`` and/or an ``xquant`` run (MCT writes the
-    events of the report into ``<report_dir>/xquant/``)."""
+    A report directory holds ``quant_report.json``, or an ``xquant`` run (MCT writes the events
+    of the report into ``<report_dir>/xquant/``) whose graph carries MCT's per-layer metrics
+    (``xquant_repr`` / ``xquant_val`` node attributes): a run that is merely named ``xquant`` is
+    not a report."""
     gf = tf.io.gfile
     found: Dict[str, str] = {}
     for run in runs:
         parts = run.split("/")
         if parts and parts[-1] == XQUANT_RUN:
             rel = "/".join(parts[:-1]) or "."
-            found[rel] = join(logdir, *parts[:-1]) if rel != "." else logdir
+            report_dir = join(logdir, *parts[:-1]) if rel != "." else logdir
+            try:
+                has_json = gf.exists(join(report_dir, QUANT_REPORT))
+            except Exception:  # noqa: BLE001
+                has_json = False
+            if has_json or run_has_xquant_metrics(join(logdir, *parts)):
+                found[rel] = report_dir
     try:
         if gf.isdir(logdir):
             for dirpath, _dirs, files in gf.walk(logdir):
@@ -178,12 +278,81 @@ def discover_report_dirs(logdir: str, runs: List[str]) -> Dict[str, str]:
     return found
 
 
+MCT_LOG = "mct_log.log"  # written by MCT's logger into the folder mct.set_log_folder creates
+MAX_LOG_BYTES = 256 * 1024 * 1024
+_TB_LOGDIR_LINE = "To use Tensorboard, please run: tensorboard --logdir "
+_FINAL_WEIGHTS_RE = re.compile(r"Final weights bit-width configuration: \[([0-9,\s]*)\]")
+
+
+def _path_parts(path: str) -> List[str]:
+    return [p for p in re.split(r"[\\/]+", path.strip()) if p]
+
+
+def _common_tail(a: List[str], b: List[str]) -> int:
+    n = 0
+    while n < min(len(a), len(b)) and a[-1 - n] == b[-1 - n]:
+        n += 1
+    return n
+
+
+def final_weights_config(stage_logs_dir: str) -> Tuple[Optional[List[int]], str]:
+    """MCT's final weights bit widths for the quantization whose stage graphs are in
+    ``stage_logs_dir`` (``.../logs_<time>/tensorboard_logs``), read from ``mct_log.log`` beside it.
+
+    After mixed precision MCT 2.6.1 logs ``Final weights bit-width configuration: [8, 8, 2]``: one
+    width per layer whose weights had several candidates, in topological order
+    (``Graph.get_final_weights_config``).  MCT's logger keeps writing into every log file it has
+    opened in the process, so the file may also hold later quantizations: only the section that
+    starts with MCT's line ``To use Tensorboard, please run: tensorboard --logdir <this folder>``
+    and ends at the next such line is read.  Folders are matched on their trailing path components
+    (at least ``logs_<time>/tensorboard_logs``; the logdir may have been moved since); among
+    equally good matches the last section wins.
+
+    Returns ``(widths or None, what was found)``; the text explains a ``None``."""
+    here = _path_parts(stage_logs_dir)
+    log_path = join(posixpath.dirname(stage_logs_dir.rstrip("/")) if "://" in stage_logs_dir
+                    else os.path.dirname(os.path.normpath(stage_logs_dir)), MCT_LOG)
+    try:
+        if not tf.io.gfile.exists(log_path):
+            return None, "there is no %s beside the stage logs" % MCT_LOG
+        if tf.io.gfile.stat(log_path).length > MAX_LOG_BYTES:
+            return None, "%s is larger than %d bytes and was not read" % (MCT_LOG, MAX_LOG_BYTES)
+        best: Tuple[int, Optional[List[int]]] = (0, None)
+        score, widths, rest = 0, None, b""
+
+        def line(text: str):
+            nonlocal score, widths, best
+            i = text.find(_TB_LOGDIR_LINE)
+            if i >= 0:
+                if score >= 2 and score >= best[0]:
+                    best = (score, widths)
+                score, widths = _common_tail(_path_parts(text[i + len(_TB_LOGDIR_LINE):]), here), None
+                return
+            m = _FINAL_WEIGHTS_RE.search(text)
+            if m:
+                widths = [int(x) for x in re.findall(r"\d+", m.group(1))]
+
+        for chunk in _chunks_from(log_path, 0):
+            parts = (rest + chunk).split(b"\n")
+            rest = parts.pop()
+            for raw in parts:
+                line(raw.decode("utf-8", "replace"))
+        line(rest.decode("utf-8", "replace"))
+        line(_TB_LOGDIR_LINE)  # closes the last section
+    except Exception as e:  # noqa: BLE001
+        return None, "%s could not be read (%s)" % (MCT_LOG, e)
+    if best[0] == 0:
+        return None, "%s has no section for these stage logs (no line %r naming them)" % (
+            MCT_LOG, _TB_LOGDIR_LINE.strip())
+    if best[1] is None:
+        return None, "%s has no line 'Final weights bit-width configuration' for these stage logs" % MCT_LOG
+    return best[1], "%s: Final weights bit-width configuration %s" % (MCT_LOG, best[1])
+
+
 def _rel(root: str, path: str) -> str:
     if "://" in root:
         r = path[len(root):].strip("/")
     else:
-        import os
-
         r = os.path.relpath(path, root).replace("\\", "/")
     return r if r and r != "." else "."
 

@@ -11,6 +11,7 @@ from tb_xquant_plugin.judges import verdict as V
 from tb_xquant_plugin.judges.outlier import zscore_histogram
 from tb_xquant_plugin.judges.run import Analysis
 from tb_xquant_plugin.model.report import DATASETS, Report
+from tb_xquant_plugin.readers.graphs import as_bits
 from tb_xquant_plugin.model.scopes import module_scopes
 
 
@@ -177,15 +178,16 @@ def layer_detail(a: Analysis, name: str) -> Optional[Dict[str, Any]]:
                 "sigma": zh.sigma, "zscore": zh.zscore, "max_zscore": zh.max_zscore,
                 "suggested_z_threshold": zh.suggested_z_threshold,
                 "z_threshold": a.thresholds.zscore_outlier_removal}
-    bw = None
-    if isinstance(r.manifest, dict) and isinstance(r.manifest.get("bit_widths"), dict):
-        bw = (r.manifest["bit_widths"].get("layers") or {}).get(lname)
+    # weights_nbits comes from the stage graph, MCT's log or the manifest (model.builder.fill_weights_bits);
+    # the manifest adds the activation bits recorded from the quantized model.
     quant = qp.to_json() if qp else None
-    if bw:
+    bw = r.manifest.get("bit_widths") if isinstance(r.manifest, dict) else None
+    layers_bw = bw.get("layers") if isinstance(bw, dict) else None
+    entry = layers_bw.get(lname) if isinstance(layers_bw, dict) else None
+    act_final = as_bits(entry.get("activation")) if isinstance(entry, dict) else None
+    if act_final is not None:
         quant = dict(quant or {})
-        quant["weights_nbits"] = (bw.get("weights") or {}).get("weight")
-        if bw.get("activation") is not None:
-            quant["activation_nbits_final"] = bw.get("activation")
+        quant["activation_nbits_final"] = act_final
     names = {lname, node.name if node else lname}
     return {
         "name": lname, "node": node.id if node else None, "op": node.op if node else None,
