@@ -45,7 +45,8 @@ def report_json(path: str, overrides: dict) -> List[dict]:
             "layer_count": s["layer_count"], "degraded_layers": s["degraded_layers"],
             "degraded_ratio": s["degraded_ratio"], "judges_skipped": s["judges_skipped"],
             "thresholds": s["thresholds"], "output_metrics": s["output_metrics"],
-            "verdicts": s["verdicts"] + s["general"], "accuracy": s["accuracy"], "problems": s["problems"],
+            "verdicts": s["verdicts"] + s["general"], "concat_checks": a.concat_checks,
+            "concat_agreement": s["concat_agreement"], "accuracy": s["accuracy"], "problems": s["problems"],
         })
     return out
 
@@ -71,8 +72,38 @@ def print_text(reports: List[dict], out) -> None:
         for v in r["verdicts"]:
             print("   [%s/%s] %s" % (v["judge"], v["source"], v["message"]), file=out)
             print("       manual: tb-xquant manual %s" % v["manual"], file=out)
+        print_concat(r, out)
         for p in r["problems"]:
             print("   ! %s\n     -> %s" % (p["what"], p["hint"]), file=out)
+
+
+JOINS_SHOWN = 10
+
+
+def print_concat(r: dict, out) -> None:
+    """The measured joins (widest ratio first, at most JOINS_SHOWN) and the graph-vs-MCT comparison."""
+    checks = r.get("concat_checks") or []
+    ag = r.get("concat_agreement") or {}
+    thr = ag.get("threshold", r["thresholds"].get("ratio_unbalanced_concatenation"))
+    if checks:
+        measured = sorted((c for c in checks if c["ratio"] is not None), key=lambda c: -c["ratio"])
+        print("   joins: %d concatenation/add nodes, %d measured, %d at ratio >= %s" % (
+            len(checks), len(measured), sum(1 for c in checks if c["flagged"]), _fmt(thr)), file=out)
+        for c in measured[:JOINS_SHOWN]:
+            print("     %s %-24s ratio %8.3f  (%s vs %s)%s" % (
+                "!" if c["flagged"] else " ", c["node"], c["ratio"], c["wide_input"], c["scale_input"],
+                "  scale %s by %.4g" % (c["scale_input"], c["scale"]) if c["flagged"] else ""), file=out)
+        if len(measured) > JOINS_SHOWN:
+            print("     ... %d more" % (len(measured) - JOINS_SHOWN), file=out)
+        for c in checks:
+            if c["ratio"] is None:
+                print("       %-24s not measured: no range for %s" % (c["node"], ", ".join(c["unmeasured"])), file=out)
+    items = ag.get("items") or []
+    if items:
+        print("   unbalanced concatenation, graph vs MCT 2.6.1 (%s):" % (ag.get("mct_source") or "MCT's judge unavailable"),
+              file=out)
+        for it in items:
+            print("     [%s] %s" % (it["status"].replace("_", " "), it["reason"]), file=out)
 
 
 def main(argv: Optional[List[str]] = None) -> int:

@@ -18,6 +18,10 @@ class Analysis:
     detection: Detection
     verdicts: List[V.Verdict]  # computed then MCT's
     general: List[V.Verdict]
+    # Every concatenation / add node with its measured input ranges (judges.concat.measure, plus "flagged"), and
+    # where the graph and MCT 2.6.1's name heuristic agree on them (judges.concat.agreement).
+    concat_checks: List[Dict[str, Any]] = dataclasses.field(default_factory=list)
+    concat_agreement: Dict[str, Any] = dataclasses.field(default_factory=dict)
     # Serialized answers of the HTTP views of this analysis (view name -> JSON text), filled on
     # first use: an analysis never changes, so repeated requests are served from here.
     json_cache: Dict[str, str] = dataclasses.field(default_factory=dict, repr=False, compare=False)
@@ -50,6 +54,8 @@ def analyse(report: Report, th: Optional[Thresholds] = None) -> Analysis:
     computed: List[V.Verdict] = []
     general: List[V.Verdict] = []
     mct = per_report(report, "mct_verdicts", lambda: mct_verdicts.load(report) if report.mct_troubleshoot else [])
+    checks = per_report(report, "concat_checks", lambda: concat.measure(report))
+    concat_thr = th.ratio_unbalanced_concatenation
     if not report.layers:
         pass
     elif det.judges_skipped:
@@ -62,8 +68,7 @@ def analyse(report: Report, th: Optional[Thresholds] = None) -> Analysis:
     else:
         computed += outlier.judge(report, det.degraded, th.zscore_outlier_removal)
         computed += per_report(report, "shift_negative", lambda: shift_negative.judge(report))
-        computed += concat.judge(report, th.ratio_unbalanced_concatenation,
-                                 per_report(report, "concat_joins", lambda: concat.joins(report)))
+        computed += concat.judge(report, concat_thr, checks)
         computed += mixed_precision.judge(report, th.bitwidth_mixed_precision_with_model_output_loss_objective,
                                           per_report(report, "last_layer", lambda: mixed_precision.last_layer_bits(report)))
         if not det.degraded:
@@ -78,4 +83,5 @@ def analyse(report: Report, th: Optional[Thresholds] = None) -> Analysis:
                 "%d layers are degraded but none of the judges found a cause. Try the general countermeasures: "
                 "isolate a layer at 16 bits, bias correction, mixed precision or GPTQ." % len(det.degraded),
                 degraded=len(det.degraded)))
-    return Analysis(report, th, det, computed + mct, general)
+    agreement = concat.agreement(report, checks, det.degraded, concat_thr, det.judges_skipped) if report.layers else {}
+    return Analysis(report, th, det, computed + mct, general, concat.checks_json(checks, concat_thr), agreement)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional
 
 import numpy as np
 
@@ -96,11 +96,26 @@ def summary(a: Analysis) -> Dict[str, Any]:
         "metrics_without_threshold": a.detection.skipped_metrics,
         "verdicts": [v.to_json() for v in a.verdicts],
         "general": [v.to_json() for v in a.general],
+        "concat_summary": concat_summary(a),
+        "concat_agreement": a.concat_agreement,
         "artifacts": [x.to_json() for x in r.artifacts],
         "manifest": r.manifest,
         "accuracy": (r.manifest or {}).get("accuracy") if isinstance(r.manifest, dict) else None,
         "problems": [p.to_json() for p in r.problems],
     }
+
+
+CONCAT_WIDEST = 5
+
+
+def concat_summary(a: Analysis) -> Dict[str, Any]:
+    """Counts of the measured joins and the widest few; the full list (``concat_checks``, a few MB at 20,000
+    layers) is in ``GET verdicts``."""
+    checks = a.concat_checks
+    measured = [c for c in checks if c["ratio"] is not None]
+    return {"joins": len(checks), "measured": len(measured), "flagged": sum(1 for c in checks if c["flagged"]),
+            "threshold": a.thresholds.ratio_unbalanced_concatenation,
+            "widest": sorted(measured, key=lambda c: -c["ratio"])[:CONCAT_WIDEST]}
 
 
 def layers(a: Analysis) -> Dict[str, Any]:
@@ -155,7 +170,8 @@ def graph(a: Analysis) -> Dict[str, Any]:
 
 def verdicts(a: Analysis) -> Dict[str, Any]:
     return {"verdicts": [v.to_json() for v in a.verdicts], "general": [v.to_json() for v in a.general],
-            "judges_skipped": a.detection.judges_skipped}
+            "judges_skipped": a.detection.judges_skipped, "concat_checks": a.concat_checks,
+            "concat_agreement": a.concat_agreement}
 
 
 def layer_detail(a: Analysis, name: str) -> Optional[Dict[str, Any]]:
@@ -201,6 +217,134 @@ def layer_detail(a: Analysis, name: str) -> Optional[Dict[str, Any]]:
     }
 
 
+# Settings of B's stage graph (and manifest bit widths) compared with A's to tell whether B applied a
+# countermeasure; QuantParams fields (weights_nbits only where the stage-graph reader provides it).
+COUNTERMEASURE_PARAMS = ("z_threshold", "shift_negative_activation_correction", "shift_negative_ratio",
+                         "activation_nbits", "weights_nbits")
+
+
+def _same(x: Any, y: Any) -> bool:
+    if isinstance(x, float) and isinstance(y, float):
+        if math.isnan(x) or math.isnan(y):
+            return math.isnan(x) and math.isnan(y)
+        return x == y or math.isclose(x, y, rel_tol=1e-6, abs_tol=1e-12)
+    return x == y
+
+
+def _manifest_bits(r: Report) -> Dict[str, Dict[str, Any]]:
+    """layer -> {"weights_nbits", "activation_nbits"} recorded by xquant_report_with_manifest."""
+    bw = r.manifest.get("bit_widths") if isinstance(r.manifest, dict) else None
+    layers = bw.get("layers") if isinstance(bw, dict) else None
+    out: Dict[str, Dict[str, Any]] = {}
+    for name, entry in (layers or {}).items() if isinstance(layers, dict) else ():
+        if isinstance(entry, dict):
+            w = entry.get("weights")
+            out[name] = {"weights_nbits": w.get("weight") if isinstance(w, dict) else None,
+                         "activation_nbits": entry.get("activation")}
+    return out
+
+
+def countermeasure_changes(a: Report, b: Report) -> Dict[str, Any]:
+    """What B changed relative to A: B's manifest ``extra.countermeasure`` and every quantization setting
+    that differs between the two stage graphs (or recorded bit widths), grouped by (param, before, after)."""
+    extra = b.manifest.get("extra") if isinstance(b.manifest, dict) else None
+    declared = extra.get("countermeasure") if isinstance(extra, dict) else None
+    groups: Dict[tuple, Dict[str, Any]] = {}
+
+    def note(layer: str, param: str, va: Any, vb: Any, source: str) -> None:
+        key = (param, repr(va), repr(vb))
+        g = groups.setdefault(key, {"param": param, "a": va, "b": vb, "source": source, "layers": 0, "examples": []})
+        g["layers"] += 1
+        if len(g["examples"]) < 3:
+            g["examples"].append(layer)
+
+    seen = set()
+    for name, qb in b.quant.items():
+        qa = a.quant.get(name)
+        if qa is None:
+            continue
+        for param in COUNTERMEASURE_PARAMS:
+            va, vb = getattr(qa, param, None), getattr(qb, param, None)
+            if va is None and vb is None:
+                continue
+            seen.add((name, param))
+            if not _same(va, vb):
+                note(name, param, va, vb, "stage graph")
+    bits_a, bits_b = _manifest_bits(a), _manifest_bits(b)
+    for name, eb in bits_b.items():
+        ea = bits_a.get(name)
+        if ea is None:
+            continue
+        for param, vb in eb.items():
+            va = ea.get(param)
+            if (name, param) in seen or (va is None and vb is None) or _same(va, vb):
+                continue
+            note(name, param, va, vb, "manifest")
+    changes = sorted(groups.values(), key=lambda g: (-g["layers"], g["param"]))
+    return {"declared": declared if isinstance(declared, dict) and declared else None, "changes": changes,
+            "applied": bool(isinstance(declared, dict) and declared) or bool(changes)}
+
+
+def _accuracy(r: Report) -> Optional[float]:
+    acc = r.manifest.get("accuracy") if isinstance(r.manifest, dict) else None
+    q = acc.get("quantized") if isinstance(acc, dict) else None
+    return float(q) if isinstance(q, (int, float)) and not isinstance(q, bool) and math.isfinite(q) else None
+
+
+def _change_text(cm: Dict[str, Any]) -> str:
+    parts = []
+    if cm["declared"]:
+        parts.append(", ".join("%s=%s" % (k, _num_text(v)) for k, v in cm["declared"].items()))
+    for g in cm["changes"][:3]:
+        parts.append("%s %s -> %s on %d layer%s" % (g["param"], _num_text(g["a"]), _num_text(g["b"]), g["layers"],
+                                                    "" if g["layers"] == 1 else "s"))
+    if len(cm["changes"]) > 3:
+        parts.append("%d more changes" % (len(cm["changes"]) - 3))
+    return "; ".join(parts)
+
+
+def _num_text(v: Any) -> str:
+    return "%.4g" % v if isinstance(v, float) else str(v)
+
+
+def countermeasure_outcome(a: Analysis, b: Analysis, metrics: List[str]) -> Dict[str, Any]:
+    """Whether B applied a countermeasure and whether it improved on A: fewer degraded layers, better output
+    metrics (more of them moved towards "not degraded" than away, on validation data, else representative) or
+    a higher quantized accuracy.  ``did_not_improve`` only when a countermeasure was applied and none of the
+    three got better."""
+    th = a.thresholds
+    cm = countermeasure_changes(a.report, b.report)
+    deg_a, deg_b = len(a.degraded), len(b.degraded)
+    ds = "val" if a.report.output_metrics.get("val") and b.report.output_metrics.get("val") else "repr"
+    out_a, out_b = a.report.output_metrics.get(ds, {}), b.report.output_metrics.get(ds, {})
+    outputs: Dict[str, Dict[str, Any]] = {}
+    better = worse = 0
+    for m in metrics:
+        va, vb = out_a.get(m), out_b.get(m)
+        if not isinstance(va, (int, float)) or not isinstance(vb, (int, float)) or math.isnan(va) or math.isnan(vb):
+            continue
+        under = bool(th.detect_under.get(m, False))
+        tol = 1e-9 + 1e-6 * max(abs(va), abs(vb))
+        verdict = None if abs(vb - va) <= tol else ((vb > va) if under else (vb < va))
+        better += verdict is True
+        worse += verdict is False
+        outputs[m] = {"a": va, "b": vb, "better": verdict}
+    acc_a, acc_b = _accuracy(a.report), _accuracy(b.report)
+    acc_better = acc_a is not None and acc_b is not None and acc_b > acc_a + 1e-9
+    improved = {"degraded_layers": deg_b < deg_a, "output_metrics": better > worse, "accuracy": acc_better}
+    outcome = dict(cm, degraded_a=deg_a, degraded_b=deg_b, output_dataset=ds, output_metrics=outputs,
+                   accuracy_a=acc_a, accuracy_b=acc_b, improved=improved,
+                   did_not_improve=cm["applied"] and not any(improved.values()))
+    if not cm["applied"]:
+        outcome["reason"] = ("B records no countermeasure and its quantization settings match A's: there is no "
+                             "countermeasure to judge")
+    elif any(improved.values()):
+        outcome["reason"] = "improved: " + ", ".join(k.replace("_", " ") for k, v in improved.items() if v)
+    else:
+        outcome["reason"] = "applied (%s) without improvement" % _change_text(cm)
+    return outcome
+
+
 def compare(a: Analysis, b: Analysis) -> Dict[str, Any]:
     """Per-layer deltas from report A (before) to report B (after).  A layer improved when every
     metric moved towards "not degraded" or stayed, and at least one moved."""
@@ -241,20 +385,28 @@ def compare(a: Analysis, b: Analysis) -> Dict[str, Any]:
     general = []
     out_a, out_b = a.report.output_metrics.get("val", {}), b.report.output_metrics.get("val", {})
     out_delta = {m: out_b[m] - out_a[m] for m in metrics if m in out_a and m in out_b}
-    did_not_improve = len(deg_b) >= len(deg_a) and len(deg_a) > 0
-    if did_not_improve:
+    outcome = countermeasure_outcome(a, b, metrics)
+    if outcome["did_not_improve"]:
+        outs = ", ".join("%s %s -> %s" % (m, _num_text(v["a"]), _num_text(v["b"]))
+                         for m, v in outcome["output_metrics"].items())
+        acc = ("; quantized accuracy %s -> %s" % (_num_text(outcome["accuracy_a"]), _num_text(outcome["accuracy_b"]))
+               if outcome["accuracy_a"] is not None and outcome["accuracy_b"] is not None else "")
         general.append(V.general(
             V.COUNTERMEASURE_DID_NOT_IMPROVE,
-            "After the change, %d layers are still degraded (before: %d). The countermeasure did not help; move on "
-            "to the general troubleshoots." % (len(deg_b), len(deg_a)),
-            degraded_before=len(deg_a), degraded_after=len(deg_b)).to_json())
+            "B applied a countermeasure (%s) but nothing improved: %d degraded layers (before: %d); output metrics "
+            "on %s data %s%s. The countermeasure did not help; move on to the general troubleshoots."
+            % (_change_text(outcome), len(deg_b), len(deg_a), outcome["output_dataset"], outs or "unknown", acc),
+            degraded_before=len(deg_a), degraded_after=len(deg_b), output_metrics=outcome["output_metrics"],
+            output_dataset=outcome["output_dataset"], accuracy_before=outcome["accuracy_a"],
+            accuracy_after=outcome["accuracy_b"], countermeasure=outcome["declared"],
+            changes=outcome["changes"][:10]).to_json())
     acc = {}
     for key, r in (("a", a.report), ("b", b.report)):
         m = r.manifest if isinstance(r.manifest, dict) else {}
         acc[key] = m.get("accuracy")
     return {"a": a.report.id, "b": b.report.id, "a_name": a.report.rel, "b_name": b.report.rel,
             "metrics": metrics, "layers": rows, "summary": counts, "output_delta_val": out_delta,
-            "accuracy": acc, "general": general, "thresholds": th.to_json()}
+            "accuracy": acc, "countermeasure": outcome, "general": general, "thresholds": th.to_json()}
 
 
 # The views served per analysis (HTTP route -> view), serialized once per analysis.
