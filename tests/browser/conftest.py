@@ -173,10 +173,9 @@ def _ignored(url):
     return "/font-roboto/" in url or "favicon" in url
 
 
-def open_panel(browser, server, hash_=""):
-    ctx = browser.new_context(viewport={"width": 1440, "height": 1000})
-    page = ctx.new_page()
-    errors = []
+def watch_errors(page, errors=None):
+    """Collect the page's console errors, uncaught exceptions and HTTP errors (>= 400) into a list."""
+    errors = [] if errors is None else errors
 
     def on_console(m):
         url = (m.location or {}).get("url", "")
@@ -186,6 +185,13 @@ def open_panel(browser, server, hash_=""):
     page.on("console", on_console)
     page.on("pageerror", lambda e: errors.append(f"pageerror: {e}"))
     page.on("response", lambda r: errors.append(f"HTTP {r.status} {r.url}") if r.status >= 400 and not _ignored(r.url) else None)
+    return errors
+
+
+def open_panel(browser, server, hash_=""):
+    ctx = browser.new_context(viewport={"width": 1440, "height": 1000})
+    page = ctx.new_page()
+    errors = watch_errors(page)
     if FAKE:
         page.goto(f"{server.base}/data/plugin_entry.html?name=xquant{hash_}")
         frame = page.main_frame
