@@ -1,7 +1,7 @@
 """Generate the demo logdir: real MCT 2.6.1 PTQ + XQuant troubleshooting runs, one folder per scenario.
 
     python -m demo.generate --out demo_logs            # all scenarios
-    python -m demo.generate --out demo_logs clean mp   # a subset
+    python -m demo.generate --out demo_logs clean mixed_precision   # a subset
 
 Each scenario folder holds ``mct_logs/`` (from ``mct.set_log_folder``: the stage graphs under
 ``logs_<time>/tensorboard_logs/<stage>/``) and ``xquant_report/`` (MCT's report dir with
@@ -30,7 +30,7 @@ SCENARIOS: Dict[str, str] = {
     "outlier": "one channel in two blocks carries large offset values: activation outliers beyond the z-score threshold",
     "outlier_fixed": "the outlier model re-quantized with the z_threshold its verdict proposes",
     "shift_negative": "SiLU / GELU / Hardswish / PReLU / ELU, quantized without shift-negative correction",
-    "unbalanced_concat": "a stem whose convolution output range dwarfs its input range, and a concatenation of unequal branches",
+    "unbalanced_concat": "a stem whose convolution output range dwarfs its input range, and a concatenation of branches ~40x apart in range",
     "mixed_precision": "mixed precision under a tight weights-memory target: the classifier ends at 2 bits",
     "majority_degraded": "representative data normalised twice (preprocessing mismatch): most layers degrade",
 }
@@ -102,7 +102,7 @@ def build_shift_negative(data):
     return M.train(M.seeded(lambda: M.NegActNet()), data)
 
 
-def build_unbalanced(data, r: float = 6.0):
+def build_unbalanced(data, r: float = 16.0):
     model = M.train(M.seeded(lambda: M.BranchNet()), data)
     stem_conv, stem_bn = model.stem[0], model.stem[1]
     with torch.no_grad():
@@ -120,11 +120,15 @@ def build_unbalanced(data, r: float = 6.0):
         stem_bn.weight.mul_(g)
         stem_bn.bias.mul_(g)
         model.left[0].weight.div_(g)
-        # The right branch comes out r times larger than the left one before the concatenation.
-
+        # The right branch comes out r times larger than it was trained (the fuse convolution divides
+        # its channels by r again), so the concatenation joins inputs whose ranges differ by far more
+        # than threshold_ratio_unbalanced_concatenation (16): ~40x in the float histograms, 2 against
+        # 64 in MCT's activation thresholds.  The narrow left branch carries a quarter of the
+        # channels, so its coarse share of the joined range costs little and the fuse, residual and
+        # head layers stay under the MSE threshold (judges skip when half the layers degrade).
         model.right[0].weight.div_(g / r)
         model.right[0].bias.mul_(r)
-        model.fuse[0].weight[:, model.fuse[0].in_channels // 2:].div_(r)
+        model.fuse[0].weight[:, model.left[0].out_channels:].div_(r)
     return model
 
 
@@ -198,6 +202,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--out", default="demo_logs", help="logdir to (re)create scenario folders in")
     p.add_argument("scenarios", nargs="*", help="subset of: " + ", ".join(ORDER))
     args = p.parse_args(argv)
+    unknown = [n for n in args.scenarios if n not in SCENARIOS]
+    if unknown:  # before any scenario runs: a typo must not cost a minute of MCT runs first
+        p.error("unknown scenario(s) %s; choose from %s" % (", ".join(map(repr, unknown)), ", ".join(ORDER)))
     names = args.scenarios or ORDER
     if "outlier_fixed" in names and "outlier" not in names and not os.path.isdir(
             os.path.join(args.out, "outlier", "xquant_report")):

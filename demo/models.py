@@ -4,6 +4,8 @@ Each model is shaped so that one XQuant troubleshooting judge has something real
 """
 from __future__ import annotations
 
+from typing import Optional
+
 import numpy as np
 import torch
 import torch.nn as nn
@@ -45,10 +47,22 @@ class DigitsData:
         return gen
 
     def accuracy(self, model: nn.Module) -> float:
+        """Top-1 accuracy on the validation split, run on the model's device (MCT may move a quantized
+        model to CUDA when a GPU is present)."""
         model.eval()
+        device = model_device(model)
         with torch.no_grad():
-            pred = model(self.x_val).argmax(1)
+            pred = model(self.x_val.to(device)).argmax(1).cpu()
         return float((pred == self.y_val).float().mean())
+
+
+def model_device(model: nn.Module) -> torch.device:
+    """Where the model's parameters (or, failing those, buffers) live; CPU for a model without either."""
+    for tensor in model.parameters():
+        return tensor.device
+    for tensor in model.buffers():
+        return tensor.device
+    return torch.device("cpu")
 
 
 def seeded(make, seed: int = 0):
@@ -161,19 +175,22 @@ class BottleneckNet(nn.Module):
 
 
 class BranchNet(nn.Module):
-    """Two branches joined by a concatenation and a residual add, like real backbones.
+    """Two unequal branches joined by a concatenation, then a residual add, like real backbones.
 
-    Layers sit in ``nn.Sequential`` blocks (``stem.0``, ``stem.1`` ...) as in torchvision models;
-    MCT 2.6.1's unbalanced-concatenation judge maps its node names back to modules that way.
+    The left branch is a narrow 1x1 convolution (``left_width`` channels, a quarter of ``width`` by
+    default), the right one a full 3x3 convolution.  Layers sit in ``nn.Sequential`` blocks
+    (``stem.0``, ``stem.1`` ...) as in torchvision models; MCT 2.6.1's unbalanced-concatenation
+    judge maps its node names back to modules that way.
     """
 
-    def __init__(self, width: int = 16):
+    def __init__(self, width: int = 16, left_width: Optional[int] = None):
         super().__init__()
         w = width
+        lw = left_width or max(1, w // 4)
         self.stem = nn.Sequential(nn.Conv2d(1, w, 3, padding=1), nn.BatchNorm2d(w), nn.ReLU())
-        self.left = nn.Sequential(nn.Conv2d(w, w, 1), nn.ReLU())
+        self.left = nn.Sequential(nn.Conv2d(w, lw, 1), nn.ReLU())
         self.right = nn.Sequential(nn.Conv2d(w, w, 3, padding=1), nn.ReLU())
-        self.fuse = nn.Sequential(nn.Conv2d(2 * w, w, 1), nn.BatchNorm2d(w), nn.ReLU())
+        self.fuse = nn.Sequential(nn.Conv2d(lw + w, w, 1), nn.BatchNorm2d(w), nn.ReLU())
         self.res = nn.Sequential(nn.Conv2d(w, w, 3, padding=1))
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.head = nn.Linear(w, 10)

@@ -58,6 +58,48 @@ def raw_event_histograms(report_dir) -> dict:
     return out
 
 
+def raw_histogram_extent(report_dir) -> dict:
+    """tag -> (min, max) of each HistogramProto MCT wrote into the XQuant event files."""
+    from tensorboard.backend.event_processing.event_file_loader import RawEventFileLoader
+    from tensorboard.compat.proto import event_pb2
+
+    out = {}
+    for path in sorted(glob.glob(os.path.join(str(report_dir), "xquant", "*tfevents*"))):
+        for raw in RawEventFileLoader(path).Load():
+            for v in event_pb2.Event.FromString(raw).summary.value:
+                if v.HasField("histo"):
+                    out[v.tag] = (float(v.histo.min), float(v.histo.max))
+    return out
+
+
+def stage_graph(sc, stage: str) -> dict:
+    """short node name -> NodeDef of one MCT stage graph, read from the stage-log folder the manifest names
+    (``<report dir>/<stage_logs>/<stage>/events...``) without the plugin's readers."""
+    from tensorboard.backend.event_processing.event_file_loader import RawEventFileLoader
+    from tensorboard.compat.proto import event_pb2, graph_pb2
+
+    root = os.path.normpath(os.path.join(str(sc.dir), sc.manifest["stage_logs"]))
+    paths = sorted(glob.glob(os.path.join(root, stage, "*tfevents*")))
+    assert paths, "no %s stage log under %s" % (stage, root)
+    nodes = {}
+    for path in paths:
+        for raw in RawEventFileLoader(path).Load():
+            ev = event_pb2.Event.FromString(raw)
+            if ev.HasField("graph_def"):
+                for n in graph_pb2.GraphDef.FromString(ev.graph_def).node:
+                    nodes[n.name.rsplit("/", 1)[-1]] = n
+    return nodes
+
+
+def stage_activation_threshold(nodes: dict, name: str):
+    """(threshold, signed) MCT chose for a node's activation, from its ``<name>.activation`` stage-graph node."""
+    text = nodes[name + ".activation"].attr["activation_quantization_params"].s.decode()
+    thr = re.search(r"'threshold':\s*(?:np\.float\d+\()?([-+0-9.eE]+)", text)
+    signed = re.search(r"'is_signed':\s*(?:np\.)?(True|False)", text)
+    assert thr and signed, text
+    return float(thr.group(1)), signed.group(1) == "True"
+
+
 def verdicts(analysis, judge, source=None):
     return [v for v in analysis.verdicts if v.judge == judge and (source is None or v.source == source)]
 
@@ -197,7 +239,7 @@ def test_outlier_verdict_on_mct_layer(scenarios, demo_reports, analyses):
             assert (name in computed) == bool(np.any(z >= z_thr)), name
 
 
-def test_outlier_fixed_improves(scenarios, demo_reports, analyses):
+def test_outlier_fixed_has_no_degraded_layer(scenarios, demo_reports, analyses):
     before, after = scenarios["outlier"], scenarios["outlier_fixed"]
     cm = after.manifest["extra"]["countermeasure"]
     proposed = [v.numbers["z_threshold"] for v in verdicts(analyses["outlier"], V.OUTLIER_REMOVAL, "computed")]
@@ -206,11 +248,15 @@ def test_outlier_fixed_improves(scenarios, demo_reports, analyses):
     zs = {q.z_threshold for q in demo_reports["outlier_fixed"].quant.values() if q.z_threshold is not None}
     assert zs and all(z == pytest.approx(cm["z_threshold"], rel=1e-6) for z in zs)
     assert {q.z_threshold for q in demo_reports["outlier"].quant.values()} == {math.inf}
-    d_before = before.mct_degraded
-    d_after = after.mct_degraded
-    assert len(d_after) < len(d_before)
-    assert len(analyses["outlier_fixed"].degraded) < len(analyses["outlier"].degraded)
-    assert analyses["outlier_fixed"].degraded == d_after
+    # the README's claim: with the proposed z_threshold MCT reports no degraded layer at all (the outlier
+    # run had some), so its troubleshooting has nothing to judge, and neither do we
+    assert before.mct_degraded
+    assert after.mct_degraded == []
+    assert after.troubleshoot == {}
+    fixed = analyses["outlier_fixed"]
+    assert fixed.degraded == []
+    assert not [v for v in fixed.verdicts if v.judge != V.GENERAL]
+    assert [g.numbers["reason"] for g in fixed.general] == [V.NO_DEGRADED_LAYERS]
 
 
 def test_shift_negative_covers_mct_list(scenarios, demo_reports, analyses):
@@ -231,6 +277,27 @@ def test_shift_negative_covers_mct_list(scenarios, demo_reports, analyses):
         assert v.numbers["min_value"] == pytest.approx(float(bins.min()), rel=1e-5)  # HistogramProto.min
         # the demo turned the correction off; the stage graph says so
         assert v.numbers["shift_negative_activation_correction"] is False
+
+
+# The five activation types the README says the shift_negative scenario uses, as MCT's stage graph names
+# their ops (module classes, or the function for a functional call such as F.elu).
+SHIFT_NEGATIVE_TYPES = {"silu", "gelu", "hardswish", "elu", "prelu"}
+
+
+def test_shift_negative_lists_all_five_activation_types(scenarios, analyses):
+    sc = scenarios["shift_negative"]
+    mct = sc.troubleshoot[V.SHIFT_NEGATIVE_ACTIVATION]
+    # the type of each layer MCT listed, from MCT's own initial graph of the float model
+    ops = {n: node.op for n, node in stage_graph(sc, "initial_graph").items()}
+    mct_types = {layer: ops[layer].lower() for layer in mct}
+    assert set(mct_types.values()) == SHIFT_NEGATIVE_TYPES, mct_types
+    assert len(mct) == len(SHIFT_NEGATIVE_TYPES)  # one layer of each
+    # our computed judge lists the same layers, each with the type MCT's graph gives it
+    computed = {v.numbers["layer"]: v for v in verdicts(analyses["shift_negative"], V.SHIFT_NEGATIVE_ACTIVATION,
+                                                        "computed")}
+    assert set(computed) == set(mct)
+    assert {layer: v.numbers["activation"].lower() for layer, v in computed.items()} == mct_types
+    assert all(v.numbers["in_mct_list"] for v in computed.values())
 
 
 def test_mixed_precision_matches_mct(scenarios, analyses):
@@ -267,6 +334,56 @@ def test_unbalanced_concat_mct_verdict_loaded(scenarios, analyses):
         # MCT judged a degraded '<module>_bn' / '_collapsed' / 'bn_' layer derived from the first module
         base = item[0].replace(".", "_")
         assert {base + "_bn", base + "_collapsed", "bn_" + base} & set(a.degraded)
+
+
+def test_unbalanced_concat_computed_verdict_fires(scenarios, demo_reports, analyses):
+    """The graph-based judge flags the demo's concatenation, at the ratio of its inputs' ranges measured here
+    from MCT's own files: the float histograms of the XQuant events and the thresholds of the stage graph."""
+    sc = scenarios["unbalanced_concat"]
+    limit = sc.xquant_config["threshold_ratio_unbalanced_concatenation"]
+    nodes = stage_graph(sc, "after_statistics_correction")
+    cats = [n for n in nodes.values() if n.op == "cat"]
+    assert len(cats) == 1, [n.name for n in cats]
+    cat = cats[0]
+    # its data inputs ('.../left_1.activation:0'), without the '.weights' helper input
+    producers = [i.split(":")[0].rsplit("/", 1)[-1] for i in cat.input]
+    producers = [p[: -len(".activation")] if p.endswith(".activation") else p
+                 for p in producers if not p.endswith(".weights")]
+    assert len(producers) == 2, producers
+    extent = raw_histogram_extent(sc.dir)
+    hist_width = {p: extent[p][1] - extent[p][0] for p in producers}
+    thr_width = {}
+    for p in producers:
+        t, signed = stage_activation_threshold(nodes, p)
+        thr_width[p] = 2 * t if signed else t
+    hist_ratio = max(hist_width.values()) / min(hist_width.values())
+    thr_ratio = max(thr_width.values()) / min(thr_width.values())
+    # the demo is built with a margin: unbalanced both in the float data and after MCT chose its thresholds
+    assert thr_ratio >= limit
+    assert hist_ratio >= 2 * limit, hist_ratio
+
+    a = analyses["unbalanced_concat"]
+    computed = verdicts(a, V.UNBALANCED_CONCATENATION, "computed")
+    assert len(computed) == 1, [v.numbers for v in computed]
+    n = computed[0].numbers
+    assert n["node"] == cat.name.rsplit("/", 1)[-1] and n["kind"] == "concatenation"
+    assert n["threshold"] == limit
+    # the histograms take precedence over thresholds; TensorBoard keeps them as float32
+    assert {i["name"]: i["from"] for i in n["inputs"]} == {p: "histogram" for p in producers}
+    for i in n["inputs"]:
+        assert i["width"] == pytest.approx(hist_width[i["name"]], rel=1e-5)
+    assert n["ratio"] == pytest.approx(hist_ratio, rel=1e-5)
+    assert n["scale"] == pytest.approx(hist_ratio, rel=1e-5)
+    assert n["scale_input"] == min(hist_width, key=hist_width.get)
+    assert set(computed[0].layers) == {n["node"], *producers}
+    # MCT's own name-heuristic verdict is still there beside it
+    assert verdicts(a, V.UNBALANCED_CONCATENATION, "mct")
+    # and the verdict follows the ratio threshold
+    r = demo_reports["unbalanced_concat"]
+    assert not verdicts(analyse(r, r.defaults.with_overrides({"concat": str(hist_ratio * 1.01)})),
+                        V.UNBALANCED_CONCATENATION, "computed")
+    assert verdicts(analyse(r, r.defaults.with_overrides({"concat": str(hist_ratio * 0.99)})),
+                    V.UNBALANCED_CONCATENATION, "computed")
 
 
 # --------------------------------------------------------------------------------------------
