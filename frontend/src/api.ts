@@ -28,6 +28,14 @@ export interface ReportSummary {
   output_metrics: Record<string, Record<string, Num>>;
   layer_count: number; degraded_layers: string[]; degraded_ratio: Num; judges_skipped: boolean;
   verdicts: Verdict[]; general: Verdict[]; artifacts: Artifact[]; manifest?: unknown; problems?: Problem[];
+  /** counts of the measured concatenation / add joins and the widest few; every join is in GET verdicts */
+  concat_summary?: {joins: number; measured: number; flagged: number; threshold: Num; widest: ConcatCheck[]};
+}
+export interface VerdictsResponse { verdicts: Verdict[]; general: Verdict[]; judges_skipped: boolean; concat_checks?: ConcatCheck[] }
+export interface ConcatCheck {
+  node: string; node_id?: string | null; op?: string | null; kind?: string | null;
+  inputs: {name: string; node?: string; range: Num[]; width?: Num; from?: string}[];
+  unmeasured?: string[]; ratio: Num; flagged?: boolean; scale?: Num; scale_input?: string | null; wide_input?: string | null;
 }
 export interface GraphNode {
   id: string; name: string; op: string | null; group: string | null; inputs: string[];
@@ -56,6 +64,7 @@ export interface CompareLayer {
 export interface CompareResponse {
   a: string; b: string; metrics: string[]; layers: CompareLayer[];
   summary: Record<string, number>; general: Verdict[]; problems?: Problem[];
+  thresholds?: Thresholds;
 }
 export interface ManualEntry { id: string; title: string; kind: string; judge: string | null; markdown?: string; html?: string; snippets?: string[] }
 

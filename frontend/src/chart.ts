@@ -22,7 +22,15 @@ export class ChartsView {
     clear(this.el);
     this.canvases = [];
     if (!data || !data.layers.length) {
-      this.el.appendChild(h('div', {class: 'empty', text: 'No per-layer metrics in this report (quant_report.json missing or empty).'}));
+      this.el.appendChild(h('div', {class: 'empty big', id: 'charts-empty'},
+        h('div', {class: 'empty-title', text: 'No per-layer metrics in this report'}),
+        h('div', null, 'The charts plot ', h('code', {text: 'quant_report.json'}), ', which is missing or empty in this report folder. ' +
+          'MCT writes it when its XQuant report runs with ', h('code', {text: 'report_dir'}), ' inside the TensorBoard logdir, e.g.:'),
+        h('pre', {class: 'snippet', text: 'from model_compression_toolkit.xquant import XQuantConfig\n' +
+          'from tb_xquant_plugin.mct_run import xquant_report_with_manifest  # or MCT\'s xquant_report_troubleshoot_pytorch_experimental\n' +
+          'cfg = XQuantConfig(report_dir="<logdir>/my_model/xquant_report")\n' +
+          'xquant_report_with_manifest(float_model, quantized_model, repr_dataset, validation_dataset, cfg)'}),
+        h('div', {class: 'muted', text: 'Then press Reload.'})));
       return;
     }
     const grid = h('div', {class: 'chart-grid'});

@@ -66,3 +66,15 @@ export async function copyText(text: string): Promise<boolean> {
   ta.remove();
   return ok;
 }
+
+/** A "Copy" button that copies `text()` and says whether it worked (`data-copied` = 1 or 0). */
+export function copyButton(text: () => string, title = 'Copy this code to the clipboard'): HTMLButtonElement {
+  const btn = h('button', {class: 'btn small copy', text: 'Copy', title, type: 'button'});
+  btn.addEventListener('click', async () => {
+    const ok = await copyText(text());
+    btn.textContent = ok ? 'Copied' : 'Copy failed';
+    btn.dataset.copied = ok ? '1' : '0';
+    setTimeout(() => { btn.textContent = 'Copy'; }, 1500);
+  });
+  return btn;
+}

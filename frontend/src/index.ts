@@ -1,17 +1,41 @@
 // Entry point: TensorBoard imports this ES module inside the plugin iframe and calls render().
-import type {CompareResponse, GraphResponse, LayerDetail, LayersResponse, Problem, ReportRef, ReportsResponse, ReportSummary, Verdict} from './api';
+import type {CompareResponse, ConcatCheck, GraphResponse, LayerDetail, LayersResponse, Problem, ReportRef, ReportsResponse, ReportSummary, Verdict, VerdictsResponse} from './api';
 import {ApiError, fmt, getJson, num, routeUrl} from './api';
 import {ChartsView} from './chart';
-import {clear, debounce, GENERAL_REASON, h, judgeChip, judgeMark} from './dom';
+import {compareMarks} from './compare';
+import {clear, copyText, debounce, GENERAL_REASON, h, judgeChip, judgeMark} from './dom';
 import {GraphView} from './graph/view';
-import {renderLayerPanel, verdictCard} from './panel';
-import {type AppState, parseHash, thresholdQuery, toHash} from './state';
+import {ManualView, setManualNavigator} from './manual';
+import {concatChecksTable, renderLayerPanel, verdictCard} from './panel';
+import {type AppState, panelStateFromTb, parseHash, parseTbHash, thresholdQuery, toHash, type View, withPanelState} from './state';
 import {onThemeChange, watchTheme} from './theme';
 
 const POLL_MS = 30_000;
 
+/** The plugin's name in TensorBoard (the tab id in TensorBoard's page hash). */
+function pluginName(): string { return new URLSearchParams(location.search).get('name') || 'xquant'; }
+
+/** TensorBoard's page around the plugin iframe, when it is same-origin (it always is for a dynamic plugin). */
+function tbPage(): Window | null {
+  try {
+    const p = window.parent;
+    if (!p || p === window) return null;
+    void p.location.hash;   // throws when cross-origin
+    return p;
+  } catch { return null; }
+}
+
+/** The iframe's own hash wins; a fresh iframe (TensorBoard loads it without one) takes the state that a shared
+ *  link put into TensorBoard's page hash (`#xquant&xq=...`). */
+function initialState(): AppState {
+  if (location.hash.length > 1) return parseHash(location.hash);
+  const p = tbPage();
+  const xq = p ? panelStateFromTb(p.location.hash) : null;
+  return parseHash(xq ? '#' + xq : '');
+}
+
 class App {
-  state: AppState = parseHash(location.hash);
+  state: AppState = initialState();
   root = h('div', {id: 'xquant-root', class: 'xq', dataset: {state: 'loading'}});
   private reports: ReportRef[] = [];
   private reportsJson = '';
@@ -22,16 +46,19 @@ class App {
   private compare: CompareResponse | null = null;
   private reportSel = h('select', {id: 'report-select', 'aria-label': 'XQuant report'});
   private cmpSel = h('select', {id: 'compare-select', 'aria-label': 'Compare with report'});
-  private tabs = {graph: h('button', {class: 'tab', text: 'Graph', dataset: {view: 'graph'}}), chart: h('button', {class: 'tab', text: 'Error charts', dataset: {view: 'chart'}})};
+  private tabs = {graph: h('button', {class: 'tab', text: 'Graph', dataset: {view: 'graph'}}), chart: h('button', {class: 'tab', text: 'Error charts', dataset: {view: 'chart'}}),
+    manual: h('button', {class: 'tab', text: 'Manual', title: 'Every troubleshooting entry of the XQuant manual', dataset: {view: 'manual'}})};
   private banner = h('div', {class: 'banner', id: 'problems'});
   private header = h('div', {class: 'summary', id: 'summary'});
   private thrBar = h('div', {class: 'thresholds', id: 'thresholds'});
   private side = h('aside', {class: 'side', id: 'layer-panel', dataset: {state: 'empty'}});
   private graphHost = h('div', {class: 'view-host'});
   private chartHost = h('div', {class: 'view-host'});
+  private manualHost = h('div', {class: 'view-host', id: 'manual-host'});
   private updated = h('span', {class: 'muted small'});
   private graph: GraphView;
   private charts: ChartsView;
+  private manual: ManualView;
   private gen = 0;
   private graphRetries = 0;
   private abort: AbortController | null = null;
@@ -44,27 +71,41 @@ class App {
       this.selectLayer(name && (layer || this.verdictLayers().has(name)) ? name : null, nodeId, false);
     }});
     this.charts = new ChartsView((layer) => this.selectLayer(layer, null, true));
+    this.manual = new ManualView((id) => this.openManual(id));
+    setManualNavigator((id) => this.openManual(id));
     this.graphHost.appendChild(this.graph.el);
     this.chartHost.appendChild(this.charts.el);
+    this.manualHost.appendChild(this.manual.el);
     const reload = h('button', {class: 'btn', id: 'reload', title: 'Reload reports from the log directory', text: '⟳ Reload', onclick: () => this.loadAll(true)});
     const thrToggle = h('button', {class: 'btn', id: 'thr-toggle', text: 'Thresholds', 'aria-expanded': 'false', onclick: () => {
       const open = this.thrBar.classList.toggle('open');
       thrToggle.setAttribute('aria-expanded', String(open));
     }});
-    for (const t of Object.values(this.tabs)) t.addEventListener('click', () => this.setView(t.dataset.view as 'graph' | 'chart'));
+    for (const t of Object.values(this.tabs)) t.addEventListener('click', () => this.setView(t.dataset.view as View));
+    const copyLink = h('button', {class: 'btn', id: 'copy-link', text: 'Copy link', type: 'button',
+      title: 'Copy a link that opens TensorBoard on this view: report, layer, view, thresholds, comparison'});
+    copyLink.addEventListener('click', async () => {
+      const url = this.shareUrl();
+      const ok = await copyText(url);
+      copyLink.dataset.url = url;
+      copyLink.dataset.copied = ok ? '1' : '0';
+      copyLink.textContent = ok ? 'Link copied' : 'Copy failed';
+      setTimeout(() => { copyLink.textContent = 'Copy link'; }, 1500);
+    });
     this.reportSel.addEventListener('change', () => { this.graphRetries = 0; this.state.report = this.reportSel.value; this.state.layer = null; if (this.state.cmp === this.state.report) this.state.cmp = null; this.loadReport(); });
     this.cmpSel.addEventListener('change', () => { this.state.cmp = this.cmpSel.value || null; this.loadReport(false); });
     const top = h('div', {class: 'topbar'},
       h('span', {class: 'brand', text: 'XQuant'}),
       h('label', {class: 'field'}, h('span', {class: 'muted', text: 'Report '}), this.reportSel),
       h('label', {class: 'field'}, h('span', {class: 'muted', text: 'Compare with '}), this.cmpSel),
-      h('div', {class: 'tabs', role: 'tablist'}, this.tabs.graph, this.tabs.chart),
+      h('div', {class: 'tabs', role: 'tablist'}, this.tabs.graph, this.tabs.chart, this.tabs.manual),
       h('span', {class: 'spacer'}),
-      this.updated, thrToggle, reload);
-    const main = h('div', {class: 'main'}, h('div', {class: 'center'}, this.graphHost, this.chartHost), this.side);
+      this.updated, thrToggle, copyLink, reload);
+    const main = h('div', {class: 'main'}, h('div', {class: 'center'}, this.graphHost, this.chartHost, this.manualHost), this.side);
     this.root.append(top, this.thrBar, this.banner, this.header, main);
     this.renderSideEmpty();
     window.addEventListener('hashchange', () => this.onHashChange());
+    this.watchTbHash();
     onThemeChange(() => { this.graph.requestDraw(); this.charts.draw(); if (this.state.layer) this.loadLayer(); });
     setInterval(() => this.poll(), POLL_MS);
     this.watchParentReload();
@@ -73,6 +114,7 @@ class App {
 
   // --------------------------------------------------------------- state
   private writeHash() {
+    this.mirrorToTb();
     const hs = toHash(this.state);
     if (hs === location.hash || (hs === '' && location.hash === '')) return;
     // Absolute URL: the plugin entry page has <base href="plugin/xquant/">, so a bare '#...' would resolve
@@ -81,23 +123,78 @@ class App {
     u.hash = hs;
     history.replaceState(null, '', u.href);
   }
+  /** Mirror the state into TensorBoard's page hash (`#xquant&...&xq=<our hash>`) while our tab is the active one,
+   *  so that the address bar holds a link to this view. replaceState: no history entry, no hashchange. */
+  private mirrorToTb() {
+    const p = tbPage();
+    if (!p) return;
+    try {
+      if (parseTbHash(p.location.hash).tab !== pluginName()) return;
+      const next = withPanelState(p.location.hash, this.state, pluginName());
+      if (next === p.location.hash) return;
+      const u = new URL(p.location.href);
+      u.hash = next;
+      p.history.replaceState(p.history.state, '', u.href);
+      this.root.dataset.tbHash = 'mirrored';
+    } catch { /* TensorBoard page gone or not ours */ }
+  }
+  /** A link pasted into the address bar of an open TensorBoard changes only its hash: follow it. */
+  private watchTbHash() {
+    const p = tbPage();
+    if (!p) return;
+    p.addEventListener('hashchange', () => {
+      if (!this.root.isConnected) return;
+      let xq: string | null = null;
+      try {
+        if (parseTbHash(p.location.hash).tab !== pluginName()) return;
+        xq = panelStateFromTb(p.location.hash);
+      } catch { return; }
+      if (xq === null || '#' + xq === toHash(this.state)) return;
+      const u = new URL(location.href);
+      u.hash = xq;
+      history.replaceState(null, '', u.href);
+      this.onHashChange();
+    });
+  }
+  /** Link to this view: TensorBoard's page with our state in its hash, or this page when it runs on its own. */
+  shareUrl(): string {
+    const p = tbPage();
+    if (p) {
+      try {
+        const u = new URL(p.location.href);
+        u.hash = withPanelState(p.location.hash, this.state, pluginName());
+        return u.href;
+      } catch { /* fall back to the iframe's own URL */ }
+    }
+    const u = new URL(location.href);
+    u.hash = toHash(this.state);
+    return u.href;
+  }
   private onHashChange() {
     const s = parseHash(location.hash);
     const reportChanged = s.report !== this.state.report || s.cmp !== this.state.cmp || JSON.stringify(s.t) !== JSON.stringify(this.state.t);
     const layerChanged = s.layer !== this.state.layer;
     this.state = s;
+    this.mirrorToTb();
     this.setView(s.view, false);
     if (reportChanged) this.loadReport(false);
     else if (layerChanged) this.selectLayer(s.layer, null, true);
   }
-  private setView(v: 'graph' | 'chart', write = true) {
+  private setView(v: View, write = true) {
     this.state.view = v;
     this.graphHost.hidden = v !== 'graph';
     this.chartHost.hidden = v !== 'chart';
+    this.manualHost.hidden = v !== 'manual';
     for (const [k, t] of Object.entries(this.tabs)) { t.classList.toggle('active', k === v); t.setAttribute('aria-selected', String(k === v)); }
     if (v === 'chart') requestAnimationFrame(() => this.charts.draw());
+    else if (v === 'manual') void this.manual.show(this.state.man);
     else this.graph.requestDraw();
     if (write) this.writeHash();
+  }
+  /** Open a manual entry in the Manual view (list item, cross-reference, verdict countermeasure). */
+  openManual(id: string) {
+    this.state.man = id;
+    this.setView('manual');
   }
   private params(): Record<string, string> { return thresholdQuery(this.state.t); }
 
@@ -227,7 +324,7 @@ class App {
       }
       if (graph && !(graph instanceof Error) && graph.nodes?.length) this.graphRetries = 0;
       if (gen !== this.gen) return;
-      this.graph.setCompare(this.compare ? new Map(this.compare.layers.map((l) => [l.name, l.status])) : null);
+      this.graph.setCompare(this.compare ? compareMarks(this.compare.layers, this.compare.thresholds ?? summary.thresholds) : null);
       this.charts.set(this.layers, summary, this.compare, this.artifactLinks());
       this.setView(this.state.view, false);
       if (this.state.layer) await this.selectLayer(this.state.layer, null, true);
@@ -368,7 +465,42 @@ class App {
         ...gen.map((v) => verdictCard(v, (l) => this.selectLayer(l, null, true), false, this.known)));
       this.header.appendChild(box);
     }
+    const joins = this.concatSection(s);
+    if (joins) this.header.appendChild(joins);
     if (this.compare) this.header.appendChild(this.compareSummary(this.compare));
+  }
+
+  /** The concatenation / add joins the backend measured: the widest few from `report`, all of them from
+   *  `verdicts` (`concat_checks`, large for big graphs) when the section is opened. */
+  private concatSection(s: ReportSummary): HTMLElement | null {
+    const cs = s.concat_summary;
+    if (!cs || !cs.joins) return null;
+    const limit = num(cs.threshold ?? s.thresholds.ratio_unbalanced_concatenation);
+    const widest = cs.widest ?? [];
+    const all = cs.joins <= widest.length;
+    const body = h('div', {class: 'concat-checks'});
+    const det = h('details', {class: 'general', id: 'concat-checks', dataset: {state: all ? 'all' : 'widest', joins: String(cs.joins)}},
+      h('summary', {text: `Concatenation / add joins: ${cs.joins} (${cs.measured} measured, ${cs.flagged} unbalanced at ratio ≥ ${fmt(limit)})`}), body);
+    const onLayer = (l: string) => this.selectLayer(l, null, true);
+    const show = (checks: ConcatCheck[], note: string) => {
+      clear(body);
+      body.append(h('div', {class: 'muted small', text: note}), concatChecksTable(checks, limit, onLayer, this.known));
+    };
+    const why = 'Widest / narrowest input value range per join; at or over threshold_ratio_unbalanced_concatenation the narrow input loses precision.';
+    show(widest, all ? why : `${why} The ${widest.length} widest of ${cs.joins}; loading all…`);
+    if (!all) {
+      const report = this.state.report, gen = this.gen;
+      det.addEventListener('toggle', () => {
+        if (!det.open || det.dataset.state !== 'widest') return;
+        det.dataset.state = 'loading';
+        getJson<VerdictsResponse>('verdicts', {report, ...this.params()}).then((v) => {
+          if (gen !== this.gen) return;
+          show(v.concat_checks ?? widest, why);
+          det.dataset.state = 'all';
+        }).catch((e) => { det.dataset.state = 'widest'; body.appendChild(errorBox(e)); });
+      });
+    }
+    return det;
   }
 
   /** Float vs quantized accuracy, when the report's manifest recorded it (`accuracy` in `report`). */
@@ -522,6 +654,16 @@ export function render() {
       return g.nodePoint(id);
     },
     state: () => JSON.parse(JSON.stringify(a.state)),
+    // compare badge drawn on a layer's node in the last frame, and its hover text
+    drawnBadge: (name: string) => {
+      const g = (a as unknown as {graph: GraphView}).graph;
+      return g.drawnBadge(g.nodeIdForLayer(name) ?? name);
+    },
+    hoverText: (name: string) => {
+      const g = (a as unknown as {graph: GraphView}).graph;
+      return g.hoverText(g.nodeIdForLayer(name) ?? name);
+    },
+    shareUrl: () => a.shareUrl(),
     reload: () => a.loadAll(true),
   };
   a.loadAll();

@@ -1,27 +1,14 @@
 // Side panel for the selected layer: metrics vs thresholds, quantization config, activation histogram, verdicts
 // with their countermeasure (manual html, from our own `manual` route only) and a copyable snippet.
-import type {Histogram, LayerDetail, ManualEntry, ReportSummary, Verdict} from './api';
-import {fmt, getJson, num} from './api';
-import {clear, copyText, GENERAL_REASON, h, judgeChip, judgeMark} from './dom';
+import type {ConcatCheck, Histogram, LayerDetail, ReportSummary, Verdict} from './api';
+import {fmt, num} from './api';
+import {clear, copyButton, GENERAL_REASON, h, judgeChip, judgeMark} from './dom';
+import {getManual, listManual, openManual as openManualEntry, renderManualHtml} from './manual';
 import {palette} from './theme';
-
-const manualCache = new Map<string, Promise<ManualEntry>>();
-export function getManual(id: string): Promise<ManualEntry> {
-  let p = manualCache.get(id);
-  if (!p) { p = getJson<ManualEntry>('manual', {id}); manualCache.set(id, p); p.catch(() => manualCache.delete(id)); }
-  return p;
-}
 
 export function snippetBlock(code: string): HTMLElement {
   const pre = h('pre', {class: 'snippet'}, h('code', {text: code}));
-  const btn = h('button', {class: 'btn small copy', text: 'Copy', title: 'Copy this code to the clipboard'});
-  btn.addEventListener('click', async () => {
-    const ok = await copyText(code);
-    btn.textContent = ok ? 'Copied' : 'Copy failed';
-    btn.dataset.copied = ok ? '1' : '0';
-    setTimeout(() => { btn.textContent = 'Copy'; }, 1500);
-  });
-  return h('div', {class: 'snippet-wrap'}, btn, pre);
+  return h('div', {class: 'snippet-wrap'}, copyButton(() => code), pre);
 }
 
 /** A verdict card: judge mark, message, numbers, countermeasure from the manual, snippet. */
@@ -48,13 +35,16 @@ export function verdictCard(v: Verdict, onLayer?: (l: string) => void, openManua
     const body = h('div', {class: 'manual-body muted', text: 'Loading countermeasure…'});
     const det = h('details', {class: 'manual', open: openManual}, h('summary', {text: 'Countermeasure (from the XQuant manual)'}), body);
     card.appendChild(det);
-    getManual(v.manual).then((e) => {
+    const mid = v.manual;
+    Promise.all([getManual(mid), listManual().catch(() => null)]).then(([e, entries]) => {
       clear(body); body.classList.remove('muted');
-      if (e.title) body.appendChild(h('div', {class: 'manual-title', text: e.title}));
+      if (e.title) {
+        body.appendChild(h('div', {class: 'manual-title'}, h('span', {text: e.title + ' '}),
+          h('a', {href: '#', class: 'manual-open small', dataset: {entry: mid}, text: 'open in the Manual tab',
+            onclick: (ev: Event) => { ev.preventDefault(); openManualEntry(mid); }})));
+      }
       const html = h('div', {class: 'manual-html'});
-      // Trusted content: html produced by our own backend's manual route (never model-derived strings).
-      if (typeof e.html === 'string') html.innerHTML = e.html;
-      else html.textContent = e.markdown ?? '';
+      renderManualHtml(html, e, entries);
       body.appendChild(html);
       card.dataset.manualLoaded = '1';
     }).catch((err) => { body.textContent = 'Manual entry unavailable: ' + (err as Error).message; card.dataset.manualLoaded = 'error'; });
@@ -125,14 +115,37 @@ export function renderLayerPanel(el: HTMLElement, d: LayerDetail, summary: Repor
     el.appendChild(h('div', {class: 'muted small', text: 'No activation histogram for this layer (histograms are written by MCT when the report is run with a TensorBoard logger enabled: mct.set_log_folder(...)).'}));
   }
   // quantization
+  el.appendChild(h('div', {class: 'sub-h', text: 'Quantization config'}));
   if (d.quant) {
-    el.appendChild(h('div', {class: 'sub-h', text: 'Quantization config'}));
-    const q = h('table', {class: 'kv'});
+    const q = h('table', {class: 'kv', id: 'quant-config'});
     for (const [k, v] of Object.entries(d.quant)) {
-      q.appendChild(h('tr', null, h('td', {class: 'muted', text: k}), h('td', {text: typeof v === 'number' || v === 'Infinity' || v === 'NaN' ? fmt(v) : typeof v === 'object' ? JSON.stringify(v) : String(v)})));
+      q.appendChild(h('tr', {dataset: {key: k}}, h('td', {class: 'muted', text: k}),
+        h('td', {text: v === null || v === undefined ? '—' : typeof v === 'number' || v === 'Infinity' || v === 'NaN' ? fmt(v) : typeof v === 'object' ? JSON.stringify(v) : String(v)})));
     }
     el.appendChild(q);
+  } else {
+    el.appendChild(h('div', {class: 'muted small', text: 'No quantization parameters for this layer: they are read from MCT\'s stage logs, ' +
+      'which MCT writes when mct.set_log_folder(...) is called before quantizing.'}));
   }
+  const bits = weightBits(d, summary);
+  if (bits === 'none') el.appendChild(h('div', {class: 'muted small', id: 'weights-bits', dataset: {state: 'none'}, text: 'No quantized weights in this layer (from the final bit widths recorded for the report).'}));
+  else if (bits === 'unknown') {
+    el.appendChild(h('div', {class: 'note small', id: 'weights-bits', dataset: {state: 'unknown'}},
+      h('b', {text: 'Weight bit width unknown. '}),
+      'MCT\'s XQuant report does not record it. Run the report through ', h('code', {text: 'tb_xquant_plugin.mct_run.xquant_report_with_manifest(...)'}),
+      ' (it reads the final bit widths from the quantized model into ', h('code', {text: 'tb_xquant_manifest.json'}), '), or call ',
+      h('code', {text: 'mct.set_log_folder(...)'}), ' before quantizing so the stage logs with the quantization parameters are written beside the report; then press Reload.'));
+  }
+}
+
+/** Weight bit width of a layer: a number, 'none' (the recorded bit widths list no weights for it) or 'unknown'. */
+export function weightBits(d: LayerDetail, summary: ReportSummary | null): number | 'none' | 'unknown' {
+  const v = d.quant ? d.quant.weights_nbits : undefined;
+  if (typeof v === 'number') return v;
+  const layers = (summary?.manifest as {bit_widths?: {layers?: Record<string, {weights?: Record<string, unknown>}>}} | null | undefined)?.bit_widths?.layers;
+  const rec = layers && Object.prototype.hasOwnProperty.call(layers, d.name) ? layers[d.name] : undefined;
+  if (rec && !Object.keys(rec.weights ?? {}).length) return 'none';
+  return 'unknown';
 }
 
 function drawHistogram(c: HTMLCanvasElement, hist: Histogram, z: number, zCfg: number) {
@@ -192,4 +205,31 @@ function drawHistogram(c: HTMLCanvasElement, hist: Histogram, z: number, zCfg: n
   }
   ctx.textAlign = 'right'; ctx.textBaseline = 'top'; ctx.fillStyle = P.muted;
   ctx.fillText((logc ? 'count (log)' : 'count') + ' · x: value and z-score', w - g.r, g.t);
+}
+
+/** Measured concatenation / add joins (`concat_checks`): each input's value range and the widest / narrowest
+ *  ratio against `threshold_ratio_unbalanced_concatenation` (`limit`). */
+export function concatChecksTable(checks: ConcatCheck[], limit: number, onLayer: (l: string) => void, known?: (l: string) => boolean): HTMLElement {
+  const name = (l: string) => known?.(l)
+    ? h('a', {href: '#', class: 'layer-link', text: l, onclick: (e: Event) => { e.preventDefault(); onLayer(l); }})
+    : h('code', {text: l});
+  const t = h('table', {class: 'metrics concat-table'},
+    h('tr', null, h('th', {text: 'join'}), h('th', {text: 'inputs (value range)'}), h('th', {text: 'ratio'}), h('th', {text: 'scale'})));
+  for (const c of checks) {
+    const ratio = num(c.ratio);
+    const bad = typeof c.flagged === 'boolean' ? c.flagged : Number.isFinite(ratio) && Number.isFinite(limit) && ratio >= limit;
+    const inputs = h('td', {class: 'concat-inputs'});
+    for (const i of c.inputs ?? []) {
+      const r = Array.isArray(i.range) ? i.range : [];
+      inputs.append(h('div', null, name(String(i.name)), h('span', {class: 'muted', text: ` [${fmt(r[0], 3)}, ${fmt(r[1], 3)}]`})));
+    }
+    for (const u of c.unmeasured ?? []) inputs.append(h('div', {class: 'muted'}, h('code', {text: String(u)}), ' (range unknown)'));
+    t.appendChild(h('tr', {class: 'concat-row' + (bad ? ' flagged-row' : ''), dataset: {node: String(c.node), flagged: bad ? '1' : '0'}},
+      h('td', null, name(String(c.node)), h('div', {class: 'muted small', text: String(c.op ?? c.kind ?? '')})),
+      inputs,
+      h('td', {class: bad ? 'flagged' : '', title: Number.isFinite(limit) ? `unbalanced at ≥ ${fmt(limit)}` : '',
+        text: Number.isFinite(ratio) ? fmt(ratio, 3) + (bad ? ' ⚠' : '') : '—'}),
+      h('td', {text: c.scale_input && Number.isFinite(num(c.scale)) ? `×${fmt(c.scale, 3)} on ${c.scale_input}` : '—'})));
+  }
+  return t;
 }

@@ -1,6 +1,7 @@
 // Canvas graph view: zoom, pan, fit, search, keyboard navigation, collapsible name-scope groups.
 import type {GraphNode} from '../api';
 import {fmt} from '../api';
+import type {CompareMark} from '../compare';
 import {clear, h, judgeMark} from '../dom';
 import {palette} from '../theme';
 import {LayoutClient} from './client';
@@ -20,6 +21,7 @@ export class GraphView {
   private search: HTMLInputElement;
   private results: HTMLElement;
   private status: HTMLElement;
+  private compareLegend: HTMLElement;
   private model: GraphModel | null = null;
   private structureKey = '';
   private expanded = new Set<string>([ROOT]);
@@ -35,7 +37,9 @@ export class GraphView {
   private focusId: string | null = null;
   private hoverId: string | null = null;
   private matches = new Set<string>();
-  private compare: Map<string, string> | null = null;     // layer name -> status
+  private compare: Map<string, CompareMark> | null = null;     // layer name -> status, badge, deltas
+  /** badge text drawn on each node in the last frame (node id -> text), for the test hook */
+  private drawnBadges = new Map<string, string>();
   private width = 0; private height = 0; private dpr = 1;
   private fittedOnce = false;
   private layoutDone: Promise<void> = Promise.resolve();
@@ -63,6 +67,9 @@ export class GraphView {
         const s = h('span', {class: 'judge-chip', title: m.title, text: m.letter}); s.style.background = m.color;
         return h('span', {class: 'legend-item', title: m.title}, s, ' ' + m.title.split(' (')[0] + ' ');
       }));
+    this.compareLegend = h('span', {class: 'legend-item compare-legend', hidden: true},
+      h('span', {class: 'swatch improved'}), '▲ improved ', h('span', {class: 'swatch worse'}), '▼ worse (B vs A; badge: Δ of the worst metric, hover for all)');
+    legend.appendChild(this.compareLegend);
     this.el = h('div', {class: 'graph-view'}, toolbar, h('div', {class: 'canvas-wrap'}, this.canvas), legend);
     this.bind();
     new ResizeObserver(() => this.resize()).observe(this.canvas);
@@ -98,12 +105,23 @@ export class GraphView {
     this.model = null; this.structureKey = ''; this.layoutRes = null; this.boxById.clear();
     this.canvas.dataset.state = 'empty';
     this.canvas.dataset.degradedCount = '0';
+    this.canvas.dataset.drawnDegraded = '0';
     this.canvas.dataset.nodeCount = '0';
     this.status.textContent = message;
     this.requestDraw();
   }
 
-  setCompare(statusByLayer: Map<string, string> | null) { this.compare = statusByLayer; this.requestDraw(); }
+  setCompare(marks: Map<string, CompareMark> | null) {
+    this.compare = marks;
+    this.canvas.dataset.compare = marks ? 'on' : 'off';
+    this.compareLegend.hidden = !marks;
+    this.requestDraw();
+  }
+
+  /** Badge text drawn on a node in the last frame (null when the node was not drawn or has no badge). */
+  drawnBadge(nodeId: string): string | null { return this.drawnBadges.get(nodeId) ?? null; }
+  /** Hover text of a node or group (the canvas title while the pointer is over it). */
+  hoverText(id: string): string | null { const b = this.boxById.get(id); return b && this.model ? this.tooltip(b) : null; }
 
   private publishCounts() {
     if (!this.model) return;
@@ -353,6 +371,8 @@ export class GraphView {
     if (n.layer && n.layer !== n.name) lines.push(`layer: ${n.layer}`);
     if (n.worst) lines.push(`worst: ${n.worst.metric} (${n.worst.dataset}) = ${fmt(n.worst.value)}`);
     if (n.judges?.length) lines.push('judges: ' + n.judges.join(', '));
+    const cm = this.compare && n.layer ? this.compare.get(n.layer) : undefined;
+    if (cm) lines.push(...cm.lines);
     return lines.join('\n');
   }
 
@@ -436,7 +456,8 @@ export class GraphView {
     ctx.fillStyle = P.bg;
     ctx.fillRect(0, 0, this.width, this.height);
     const r = this.layoutRes;
-    if (!r || !this.model) { this.canvas.dataset.drawMs = '0'; return; }
+    this.drawnBadges.clear();
+    if (!r || !this.model) { this.canvas.dataset.drawMs = '0'; this.canvas.dataset.drawnDegraded = '0'; return; }
     const {k, tx, ty} = this.t;
     ctx.setTransform(this.dpr * k, 0, 0, this.dpr * k, this.dpr * tx, this.dpr * ty);
     const vx0 = -tx / k, vy0 = -ty / k, vx1 = (this.width - tx) / k, vy1 = (this.height - ty) / k;
@@ -495,17 +516,21 @@ export class GraphView {
     ctx.fill();
     // leaves and collapsed groups
     ctx.textBaseline = 'middle';
+    // Degraded layers actually drawn: red nodes plus the counts shown on collapsed groups.
+    let drawnDegraded = 0;
     for (const b of r.boxes) {
       if (b.expanded || !inView(b)) continue;
-      if (b.kind === 'group') this.drawGroup(ctx, b, showText, font);
-      else this.drawNode(ctx, b, showText, font);
+      if (b.kind === 'group') drawnDegraded += this.drawGroup(ctx, b, showText, font);
+      else drawnDegraded += this.drawNode(ctx, b, showText, font);
     }
+    this.canvas.dataset.drawnDegraded = String(drawnDegraded);
     this.canvas.dataset.drawMs = (performance.now() - t0).toFixed(2);
   }
 
-  private drawGroup(ctx: CanvasRenderingContext2D, b: Box, showText: boolean, font: string) {
+  /** Draws a collapsed group; returns the number of degraded layers it shows. */
+  private drawGroup(ctx: CanvasRenderingContext2D, b: Box, showText: boolean, font: string): number {
     const P = palette, it = this.model!.items.get(b.id);
-    if (!it) return;
+    if (!it) return 0;
     const d = this.model!.degradedIn.get(b.id) ?? 0;
     ctx.fillStyle = P.group;
     roundRect(ctx, b.x, b.y, b.w, b.h, 6); ctx.fill();
@@ -514,7 +539,7 @@ export class GraphView {
     ctx.stroke();
     // stacked look
     ctx.beginPath(); ctx.moveTo(b.x + 4, b.y + b.h + 3); ctx.lineTo(b.x + b.w - 4, b.y + b.h + 3); ctx.strokeStyle = P.groupStroke; ctx.lineWidth = 1; ctx.stroke();
-    if (!showText) return;
+    if (!showText) return d;
     ctx.fillStyle = P.fg; ctx.font = `600 12px ${font}`;
     ctx.fillText('+ ' + it.label, b.x + 8, b.y + 15, b.w - 16);
     ctx.fillStyle = P.muted; ctx.font = `11px ${font}`;
@@ -526,17 +551,22 @@ export class GraphView {
       ctx.fillStyle = P.degraded; roundRect(ctx, b.x + b.w - w - 6, b.y + 25, w, 14, 7); ctx.fill();
       ctx.fillStyle = '#fff'; ctx.fillText(txt, b.x + b.w - w - 1, b.y + 32);
     }
+    return d;
   }
 
-  private drawNode(ctx: CanvasRenderingContext2D, b: Box, showText: boolean, font: string) {
+  /** Draws a layer node; returns 1 when it is drawn as degraded. */
+  private drawNode(ctx: CanvasRenderingContext2D, b: Box, showText: boolean, font: string): number {
     const P = palette, n = this.model!.nodes.get(b.id);
-    if (!n) return;
+    if (!n) return 0;
     let fill = P.node, stroke = P.nodeStroke, lw = 1;
-    const cmp = this.compare && n.layer ? this.compare.get(n.layer) : undefined;
+    const cm = this.compare && n.layer ? this.compare.get(n.layer) : undefined;
+    const cmp = cm?.status;
     if (this.compare) {
       if (cmp === 'improved') { fill = P.improved; stroke = P.improved; }
       else if (cmp === 'worse') { fill = P.worse; stroke = P.worse; }
       lw = cmp === 'improved' || cmp === 'worse' ? 2 : 1;
+      // still degraded in B: red outline over the compare colour
+      if (n.degraded) { stroke = P.degraded; lw = 2; }
     } else if (n.degraded) { fill = P.degradedFill; stroke = P.degraded; lw = 2; }
     ctx.fillStyle = fill;
     if (this.compare && (cmp === 'improved' || cmp === 'worse')) ctx.globalAlpha = 0.3;
@@ -549,26 +579,23 @@ export class GraphView {
       ctx.setLineDash([4, 3]); ctx.lineWidth = 2; ctx.strokeStyle = P.accent;
       roundRect(ctx, b.x - 3, b.y - 3, b.w + 6, b.h + 6, 7); ctx.stroke(); ctx.setLineDash([]);
     }
-    if (!showText) return;
+    const deg = n.degraded ? 1 : 0;
+    if (!showText) return deg;
     ctx.fillStyle = P.fg; ctx.font = `12px ${font}`;
     ctx.fillText(n.name || n.id, b.x + 8, b.y + 12, b.w - 14);
     ctx.fillStyle = P.muted; ctx.font = `10px ${font}`;
     ctx.fillText(n.op ?? '', b.x + 8, b.y + 25, b.w - 14);
-    // worst-metric badge
-    if (n.degraded && n.worst && !this.compare) {
-      const txt = `${n.worst.metric} ${fmt(n.worst.value, 3)}`;
+    // worst-metric badge; in compare mode the status and the worst metric's delta A → B
+    let badge: string | null = null, badgeColor = P.degraded;
+    if (this.compare) {
+      if (cm?.badge) { badge = cm.badge; badgeColor = cmp === 'improved' ? P.improved : cmp === 'worse' ? P.worse : P.unchanged; }
+    } else if (n.degraded && n.worst) badge = `${n.worst.metric} ${fmt(n.worst.value, 3)}`;
+    if (badge) {
       ctx.font = `600 10px ${font}`;
-      const w = ctx.measureText(txt).width + 10;
-      ctx.fillStyle = P.degraded; roundRect(ctx, b.x - 4, b.y - 9, w, 14, 7); ctx.fill();
-      ctx.fillStyle = '#fff'; ctx.fillText(txt, b.x + 1, b.y - 2);
-    }
-    if (this.compare && cmp && cmp !== 'unchanged') {
-      const txt = cmp === 'improved' ? '▲ better' : cmp === 'worse' ? '▼ worse' : cmp.replace('_', ' ');
-      ctx.font = `600 10px ${font}`;
-      const w = ctx.measureText(txt).width + 10;
-      ctx.fillStyle = cmp === 'improved' ? P.improved : cmp === 'worse' ? P.worse : P.unchanged;
-      roundRect(ctx, b.x - 4, b.y - 9, w, 14, 7); ctx.fill();
-      ctx.fillStyle = '#fff'; ctx.fillText(txt, b.x + 1, b.y - 2);
+      const w = ctx.measureText(badge).width + 10;
+      ctx.fillStyle = badgeColor; roundRect(ctx, b.x - 4, b.y - 9, w, 14, 7); ctx.fill();
+      ctx.fillStyle = '#fff'; ctx.fillText(badge, b.x + 1, b.y - 2);
+      this.drawnBadges.set(b.id, badge);
     }
     // judge marks
     let jx = b.x + b.w - 8;
@@ -580,6 +607,7 @@ export class GraphView {
       ctx.fillText(m.letter, jx, b.y + 0.5); ctx.textAlign = 'left';
       jx -= 16;
     }
+    return deg;
   }
 }
 
