@@ -11,8 +11,8 @@ from tb_xquant_plugin.judges import verdict as V
 from tb_xquant_plugin.judges.outlier import zscore_histogram
 from tb_xquant_plugin.judges.run import Analysis
 from tb_xquant_plugin.model.report import DATASETS, Report
-from tb_xquant_plugin.readers.graphs import as_bits
 from tb_xquant_plugin.model.scopes import module_scopes
+from tb_xquant_plugin.readers.graphs import as_bits
 
 
 def safe(obj: Any) -> Any:

@@ -1,5 +1,5 @@
-// Hierarchical graph model: nodes grouped by their name scope (node.group = "Model/Linear_0"), groups nested by
-// path prefix. Groups with too many direct children are split into synthetic "part" groups so that no single
+// Hierarchical graph model: nodes grouped by their module scope (node.group = "blocks/1", recovered by the backend
+// from the torch.fx names, see tb_xquant_plugin/model/scopes.py), groups nested by path prefix. Groups with too many direct children are split into synthetic "part" groups so that no single
 // layout call ever sees more than MAX_CHILDREN boxes (dagre overflows its stack around 5,000 nodes).
 import type {GraphNode} from '../api';
 
@@ -77,7 +77,7 @@ export class GraphModel {
     this.refreshStatus();
   }
 
-  /** MCT puts nearly every node in its own scope (`Model/Conv2d_0/conv`): a group with a single child is
+  /** A module scope with a single child (a block holding one conv) is
    *  replaced by that child, and a chain of single-group scopes is merged into one "a/b" group. */
   private flatten(gid: string) {
     const g = this.items.get(gid)!;
