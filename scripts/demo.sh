@@ -4,7 +4,8 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$ROOT"
-"$ROOT/scripts/setup.sh"
+# The demo needs no browser: only the tests install Debian's chromium.
+TB_XQUANT_SKIP_BROWSER=1 "$ROOT/scripts/setup.sh"
 PORT="${1:-6006}"
 if [ ! -f demo_logs/.complete ]; then
   .venv/bin/python -m demo.generate --out demo_logs

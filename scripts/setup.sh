@@ -3,6 +3,7 @@
 #   .venv/ with the plugin (editable) + MCT 2.6.1 / torch / torchvision (extra [mct]) + test tools (extra [test]),
 #   Debian's chromium for the browser tests, and the frontend's npm packages (from package-lock.json).
 # Caches live inside the clone (.cache/), so nothing outside the project folder is written but the apt package.
+# TB_XQUANT_SKIP_BROWSER=1 leaves chromium out (scripts/demo.sh sets it: only the browser tests need it).
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$ROOT"

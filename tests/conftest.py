@@ -7,6 +7,7 @@ browser tests in ``tests/browser/``, whose ``demo_logdir`` defers to this one) u
 """
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import json
 import os
@@ -24,6 +25,55 @@ SCENARIOS = ("clean", "outlier", "outlier_fixed", "shift_negative", "unbalanced_
              "majority_degraded")
 REPORT_SUBDIR = "xquant_report"
 GENERATE_TIMEOUT = 1200  # seconds; the demo takes ~1-2 min on 2 cores
+
+# scripts/test.sh (so CI, .ci/run) sets TB_XQUANT_REQUIRE_ALL=1: a test that would be skipped because MCT, torch or
+# another tool of the [mct,test] extras is missing fails instead, so a broken setup cannot pass as a green run.
+# (tests/browser/conftest.py does the same for a missing chromium.)
+REQUIRE_ALL = os.environ.get("TB_XQUANT_REQUIRE_ALL") == "1"
+REQUIRED_MODULES = ("model_compression_toolkit", "torch", "torchvision", "sklearn", "playwright")
+
+
+def skip_or_fail(reason: str):
+    """``pytest.skip(reason)``, or a failure under ``TB_XQUANT_REQUIRE_ALL=1``."""
+    if REQUIRE_ALL:
+        pytest.fail("%s [TB_XQUANT_REQUIRE_ALL=1: a missing tool fails instead of skipping]" % reason, pytrace=False)
+    pytest.skip(reason)
+
+
+def require_module(name: str):
+    """``pytest.importorskip(name)`` that fails under ``TB_XQUANT_REQUIRE_ALL=1``."""
+    try:
+        return importlib.import_module(name)
+    except ImportError as e:
+        skip_or_fail("could not import %r: %s" % (name, e))
+
+
+def missing_modules() -> list:
+    return [m for m in REQUIRED_MODULES if importlib.util.find_spec(m) is None]
+
+
+def _skip_to_failure(rep) -> None:
+    """Under TB_XQUANT_REQUIRE_ALL=1 with a required module missing, no skip passes silently (this also catches
+    ``pytest.importorskip`` in test modules that do not use :func:`require_module`)."""
+    if not (REQUIRE_ALL and rep.skipped):
+        return
+    missing = missing_modules()
+    if missing:
+        rep.outcome = "failed"
+        rep.longrepr = "skipped (%s) while %s cannot be imported, and TB_XQUANT_REQUIRE_ALL=1" % (
+            rep.longrepr[-1] if isinstance(rep.longrepr, tuple) else rep.longrepr, ", ".join(missing))
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    _skip_to_failure(outcome.get_result())
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector):
+    outcome = yield
+    _skip_to_failure(outcome.get_result())
 
 
 def is_generated_logdir(path: Optional[str]) -> bool:
@@ -47,7 +97,7 @@ def generated_demo_logdir(tmp_path_factory) -> Path:
     if is_generated_logdir(env):
         return Path(env).resolve()
     if importlib.util.find_spec("model_compression_toolkit") is None or importlib.util.find_spec("torch") is None:
-        pytest.skip("model_compression_toolkit (MCT 2.6.1) / torch not importable: cannot generate the demo logdir; "
+        skip_or_fail("model_compression_toolkit (MCT 2.6.1) / torch not importable: cannot generate the demo logdir; "
                     "install the 'mct' extra or set TB_XQUANT_DEMO_LOGDIR to a generated demo")
     out = tmp_path_factory.mktemp("demo_logs")
     proc = subprocess.run([sys.executable, "-m", "demo.generate", "--out", str(out)], cwd=str(REPO),

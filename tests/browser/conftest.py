@@ -123,7 +123,10 @@ def demo_logdir(request):
 @pytest.fixture(scope="session")
 def chromium_path():
     if not os.path.exists(CHROMIUM):
-        pytest.skip(f"{CHROMIUM} not found: apt-get install -y chromium")
+        reason = f"{CHROMIUM} not found: apt-get install -y chromium"
+        if os.environ.get("TB_XQUANT_REQUIRE_ALL") == "1":  # scripts/test.sh: a missing browser fails the run
+            pytest.fail(reason + " [TB_XQUANT_REQUIRE_ALL=1]", pytrace=False)
+        pytest.skip(reason)
     return CHROMIUM
 
 
