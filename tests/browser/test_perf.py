@@ -182,3 +182,39 @@ def test_generated_5000_layer_model_in_tensorboard(browser, mct_5000):
         assert not panel.errors, "\n".join(panel.errors)
     finally:
         ctx.close()
+
+
+@pytest.fixture(scope="module")
+def mct_300(tmp_path_factory):
+    if FAKE:
+        pytest.skip("needs a real tensorboard (TB_XQUANT_FAKE=1)")
+    mct_format = pytest.importorskip("bench.mct_format")
+    out = tmp_path_factory.mktemp("mct_300")
+    mct_format.write_model_logdir(str(out), 300, seed=0)
+    srv = start_server(out / "model_300", tmp_path_factory)
+    yield srv
+    srv.stop()
+
+
+def test_300_layer_model_opens_on_its_modules_with_input_and_output_in_view(browser, mct_300):
+    """The issue's 300-layer readability check: the model opens on its module scopes (not on arbitrary slices),
+    with the first and last layer drawn and every block reachable by expanding its group."""
+    panel, ctx = open_panel(browser, mct_300)
+    try:
+        c = panel.frame.locator("canvas.graph-canvas")
+        rid = panel.state()["report"]
+        nodes = mct_300.api("graph", report=rid)["nodes"]
+        layers = [l["name"] for l in mct_300.api("layers", report=rid)["layers"] if l.get("node")]
+        groups = {n["group"].split("/")[0] for n in nodes if n["group"]}
+        assert {"stem", "blocks", "classifier"} <= groups, groups
+        assert 0 < attr(c, "visible-count") <= BOX_LIMIT
+        panel.frame.get_by_role("button", name="Fit", exact=True).click()
+        panel.frame.wait_for_selector("canvas.graph-canvas[data-state=ready]")
+        box = c.bounding_box()
+        for name in (layers[0], layers[-1]):
+            pt = panel.frame.evaluate("n => window.__xquant.nodePoint(n)", name)
+            assert pt is not None, f"{name} is hidden in a collapsed group when the model opens"
+            assert 0 <= pt["x"] <= box["width"] and 0 <= pt["y"] <= box["height"], (name, pt)
+        assert not panel.errors, "\n".join(panel.errors)
+    finally:
+        ctx.close()
