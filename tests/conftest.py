@@ -7,7 +7,6 @@ browser tests in ``tests/browser/``, whose ``demo_logdir`` defers to this one) u
 """
 from __future__ import annotations
 
-import importlib
 import importlib.util
 import json
 import os
@@ -21,6 +20,8 @@ import pytest
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:  # the demo package (demo/) lives at the repository root, next to tests/
+    sys.path.insert(0, str(REPO))
 SCENARIOS = ("clean", "outlier", "outlier_fixed", "shift_negative", "unbalanced_concat", "mixed_precision",
              "majority_degraded")
 REPORT_SUBDIR = "xquant_report"
@@ -40,21 +41,13 @@ def skip_or_fail(reason: str):
     pytest.skip(reason)
 
 
-def require_module(name: str):
-    """``pytest.importorskip(name)`` that fails under ``TB_XQUANT_REQUIRE_ALL=1``."""
-    try:
-        return importlib.import_module(name)
-    except ImportError as e:
-        skip_or_fail("could not import %r: %s" % (name, e))
-
-
 def missing_modules() -> list:
     return [m for m in REQUIRED_MODULES if importlib.util.find_spec(m) is None]
 
 
 def _skip_to_failure(rep) -> None:
-    """Under TB_XQUANT_REQUIRE_ALL=1 with a required module missing, no skip passes silently (this also catches
-    ``pytest.importorskip`` in test modules that do not use :func:`require_module`)."""
+    """Under TB_XQUANT_REQUIRE_ALL=1 with a required module missing, no skip passes silently: this turns the
+    ``pytest.importorskip`` of every test module (at collection or in a test) into a failure."""
     if not (REQUIRE_ALL and rep.skipped):
         return
     missing = missing_modules()
