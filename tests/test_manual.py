@@ -539,6 +539,29 @@ def test_mixed_precision_change_lifts_the_last_layer(demo_models, isolated_mct, 
     assert weights_bytes(ns["quantized_model"]) <= ns["new_target"]
 
 
+def test_mixed_precision_verdict_snippet_runs_and_lifts_the_last_layer(demo_models, isolated_mct, demo_reports):
+    """The snippet the panel pastes beside the computed verdict, filled with the demo report's numbers (layer,
+    weights_memory, width to pin), runs on the scenario's model and keeps the last layer above the threshold."""
+    mct, calls = isolated_mct
+    from tb_xquant_plugin.judges.run import analyse
+    from tb_xquant_plugin.mct_run import quantized_bit_widths
+
+    report = demo_reports[JUDGEABLE_SCENARIO["mixed-precision-model-output-loss"]]
+    verdict = next(v for v in analyse(report).verdicts
+                   if v.judge == "mixed_precision_with_model_output_loss_objective" and v.source == "computed")
+    code = verdict.snippet
+    assert "WEIGHTS_MEMORY_BYTES" not in code, "the demo manifest records the weights_memory target"
+    model, data = demo_models
+    float_model = model(JUDGEABLE_SCENARIO["mixed-precision-model-output-loss"])
+    namespace = {"float_model": float_model, "representative_data_gen": data.representative(), "__name__": "__v__"}
+    exec(compile(code, "<mixed precision verdict snippet>", "exec"), namespace)
+    assert any(m is float_model for m in calls)
+    last = quantized_bit_widths(namespace["quantized_model"])["last_layer"]
+    assert last["name"] == verdict.layers[0]
+    assert last["weights_nbits"] == verdict.numbers["pin_bits"] > verdict.numbers["threshold"]
+    assert weights_bytes(namespace["quantized_model"]) <= namespace["new_target"]
+
+
 def test_mixed_precision_inline_edit_rule(demo_models, isolated_mct):
     """The network-editor alternative the entry writes inline (not as a snippet) pins the last layer too."""
     mct, _ = isolated_mct

@@ -41,18 +41,57 @@ def last_layer_bits(report: Report) -> Optional[dict]:
     return {"layer": name, "weights_nbits": w, "activation_nbits": a, "from": source, "weights_from": w_from}
 
 
-def snippet(weights_memory_hint: str = "a larger weights_memory") -> str:
-    return (
-        "import model_compression_toolkit as mct\n\n"
-        "# Give mixed precision more room so the last layer keeps more bits, and weigh the\n"
-        "# sensitivity of the model output more (distance to the last layer's output).\n"
-        "ru = mct.core.ResourceUtilization(weights_memory=WEIGHTS_MEMORY_BYTES)  # %s\n"
-        "mp = mct.core.MixedPrecisionQuantizationConfig(\n"
-        "    distance_weighting_method=mct.core.MpDistanceWeighting.LAST_LAYER)\n"
-        "core_config = mct.core.CoreConfig(mixed_precision_config=mp)\n"
-        "quantized_model, quantization_info = mct.ptq.pytorch_post_training_quantization(\n"
-        "    float_model, representative_data_gen, target_resource_utilization=ru, core_config=core_config)\n"
-    ) % weights_memory_hint
+def pin_bits(report: Report, layer: str, bits_threshold: float) -> int:
+    """The width to pin the last layer at: its smallest candidate above the threshold (MCT's default
+    mixed-precision candidates are 8, 4 and 2 bits), else the next power of two above the threshold."""
+    qp = report.quant.get(layer)
+    candidates = sorted(c for c in (qp.weights_nbits_candidates or []) if c > bits_threshold) if qp else []
+    if candidates:
+        return candidates[0]
+    bits = 2
+    while bits <= bits_threshold:
+        bits *= 2
+    return bits
+
+
+def snippet(layer: str, low: List[str], now_bits: Optional[int], pin: int, weights_memory: Optional[float]) -> str:
+    """PTQ again with the last layer pinned at ``pin`` bits (the manual's first countermeasure), the weights
+    target raised by exactly what the wider last layer costs, so the old allocation still fits."""
+    lines = ["import model_compression_toolkit as mct", ""]
+    if "weights" in low:
+        target = repr(weights_memory) if weights_memory is not None else "WEIGHTS_MEMORY_BYTES"
+        lines += [
+            "# %s ended at %s-bit weights: mixed precision met the memory target by taking bits from the" % (
+                layer, now_bits),
+            "# layer the output depends on most. Pin it at %d bits and give the target the bytes that costs." % pin,
+            "last_layer = %r  # MCT's node name: the module path with '.' -> '_'" % layer,
+            "last_module = next(m for name, m in float_model.named_modules() if name.replace('.', '_') == last_layer)",
+            "old_target = %s  # bytes: the weights_memory of the run in this report" % target,
+            "new_target = old_target + last_module.weight.numel() * (%d - %s) / 8" % (pin, now_bits),
+            "",
+            "bit_width_config = mct.core.BitWidthConfig()",
+            "bit_width_config.set_manual_weights_bit_width(",
+            "    mct.core.network_editor.NodeNameFilter(last_layer), %d, 'weight')" % pin,
+            "quantized_model, quantization_info = mct.ptq.pytorch_post_training_quantization(",
+            "    float_model, representative_data_gen,",
+            "    target_resource_utilization=mct.core.ResourceUtilization(weights_memory=new_target),",
+            "    core_config=mct.core.CoreConfig(bit_width_config=bit_width_config))",
+        ]
+    else:
+        lines += [
+            "# %s's output ended at %s-bit activations. Pin it at %d bits (raise activation_memory in" % (
+                layer, now_bits, pin),
+            "# your ResourceUtilization target by what that costs, if you set one).",
+            "last_layer = %r  # MCT's node name: the module path with '.' -> '_'" % layer,
+            "bit_width_config = mct.core.BitWidthConfig()",
+            "bit_width_config.set_manual_activation_bit_width(",
+            "    mct.core.network_editor.NodeNameFilter(last_layer), %d)" % pin,
+            "quantized_model, quantization_info = mct.ptq.pytorch_post_training_quantization(",
+            "    float_model, representative_data_gen,",
+            "    target_resource_utilization=target_resource_utilization,  # the target of the run in this report",
+            "    core_config=mct.core.CoreConfig(bit_width_config=bit_width_config))",
+        ]
+    return "\n".join(lines) + "\n"
 
 
 def judge(report: Report, bits_threshold: float, info: Optional[dict] = None) -> List[Verdict]:
@@ -71,6 +110,7 @@ def judge(report: Report, bits_threshold: float, info: Optional[dict] = None) ->
         numbers["weights_memory"] = mem
     msg = ("The last layer %s ends at %s bits (weights) / %s bits (activation), at or under %g bits: mixed precision "
            "took the bits from the layer the model output depends on most." % (info["layer"], w, a, bits_threshold))
-    hint = ("was %g; try at least %g" % (mem, mem * 1.5)) if mem else "raise it"
-    code = snippet(hint).replace("WEIGHTS_MEMORY_BYTES", str(round(mem * 1.5)) if mem else "WEIGHTS_MEMORY_BYTES")
+    pin = pin_bits(report, info["layer"], bits_threshold)
+    numbers["pin_bits"] = pin
+    code = snippet(info["layer"], low, w if "weights" in low else a, pin, mem)
     return [Verdict(MIXED_PRECISION, "computed", [info["layer"]], numbers, MANUAL_FOR_JUDGE[MIXED_PRECISION], msg, code)]
