@@ -42,7 +42,7 @@ class Analysis:
 
 
 def per_report(report: Report, key: str, compute: Callable[[], Any]) -> Any:
-    """A result that does not depend on the thresholds, computed once per report."""
+    """A result that does not depend on the thresholds (or only on one named in ``key``), computed once per report."""
     if key not in report.memo:
         report.memo[key] = compute()
     return report.memo[key]
@@ -68,7 +68,8 @@ def analyse(report: Report, th: Optional[Thresholds] = None) -> Analysis:
     else:
         computed += outlier.judge(report, det.degraded, th.zscore_outlier_removal)
         computed += per_report(report, "shift_negative", lambda: shift_negative.judge(report))
-        computed += concat.judge(report, concat_thr, checks)
+        # depends on the ratio threshold only: computed once per report and ratio
+        computed += per_report(report, "concat_judge@%r" % concat_thr, lambda: concat.judge(report, concat_thr, checks))
         computed += mixed_precision.judge(report, th.bitwidth_mixed_precision_with_model_output_loss_objective,
                                           per_report(report, "last_layer", lambda: mixed_precision.last_layer_bits(report)))
         if not det.degraded:
@@ -84,4 +85,5 @@ def analyse(report: Report, th: Optional[Thresholds] = None) -> Analysis:
                 "isolate a layer at 16 bits, bias correction, mixed precision or GPTQ." % len(det.degraded),
                 degraded=len(det.degraded)))
     agreement = concat.agreement(report, checks, det.degraded, concat_thr, det.judges_skipped) if report.layers else {}
-    return Analysis(report, th, det, computed + mct, general, concat.checks_json(checks, concat_thr), agreement)
+    checks_json = per_report(report, "concat_checks_json@%r" % concat_thr, lambda: concat.checks_json(checks, concat_thr))
+    return Analysis(report, th, det, computed + mct, general, checks_json, agreement)
