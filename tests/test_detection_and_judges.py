@@ -20,6 +20,7 @@ from tb_xquant_plugin.judges.outlier import zscore_histogram
 from tb_xquant_plugin.judges.run import analyse
 from tb_xquant_plugin.model.report import Layer, Report
 from tb_xquant_plugin.model.thresholds import Thresholds
+from mct_test_utils import stage_event_files, stage_nodes
 
 # The demo scenarios (demo/generate.py); the `scenarios` fixture of conftest.py loads each one.
 SCENARIOS = ("clean", "outlier", "outlier_fixed", "shift_negative", "unbalanced_concat", "mixed_precision",
@@ -75,20 +76,10 @@ def raw_histogram_extent(report_dir) -> dict:
 def stage_graph(sc, stage: str) -> dict:
     """short node name -> NodeDef of one MCT stage graph, read from the stage-log folder the manifest names
     (``<report dir>/<stage_logs>/<stage>/events...``) without the plugin's readers."""
-    from tensorboard.backend.event_processing.event_file_loader import RawEventFileLoader
-    from tensorboard.compat.proto import event_pb2, graph_pb2
-
     root = os.path.normpath(os.path.join(str(sc.dir), sc.manifest["stage_logs"]))
-    paths = sorted(glob.glob(os.path.join(root, stage, "*tfevents*")))
+    paths = stage_event_files(os.path.join(root, stage))
     assert paths, "no %s stage log under %s" % (stage, root)
-    nodes = {}
-    for path in paths:
-        for raw in RawEventFileLoader(path).Load():
-            ev = event_pb2.Event.FromString(raw)
-            if ev.HasField("graph_def"):
-                for n in graph_pb2.GraphDef.FromString(ev.graph_def).node:
-                    nodes[n.name.rsplit("/", 1)[-1]] = n
-    return nodes
+    return stage_nodes(paths)
 
 
 def stage_activation_threshold(nodes: dict, name: str):

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import glob
 import json
-import logging
 import math
 import os
 import re
@@ -16,6 +15,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 import pytest
 
+from mct_test_utils import mct_logging_restored, stage_event_files, stage_nodes
 from tb_xquant_plugin.model.thresholds import MANIFEST_FILENAME, MANIFEST_SCHEMA
 
 SCENARIOS = ("clean", "outlier", "outlier_fixed", "shift_negative", "unbalanced_concat", "mixed_precision",
@@ -32,16 +32,7 @@ FIRST_STAGE, QUANTIZED_STAGE = "initial_graph", "after_statistics_correction"
 
 def stage_node_names(stage_dir: str) -> list:
     """Full node names of the GraphDef(s) MCT wrote into one stage folder."""
-    from tensorboard.backend.event_processing.event_file_loader import RawEventFileLoader
-    from tensorboard.compat.proto import event_pb2, graph_pb2
-
-    names = []
-    for path in sorted(glob.glob(os.path.join(stage_dir, "*tfevents*"))):
-        for raw in RawEventFileLoader(path).Load():
-            ev = event_pb2.Event.FromString(raw)
-            if ev.HasField("graph_def"):
-                names.extend(n.name for n in graph_pb2.GraphDef.FromString(ev.graph_def).node)
-    return names
+    return [n.name for n in stage_nodes(stage_event_files(stage_dir)).values()]
 
 
 def config_fields(cfg) -> dict:
@@ -201,24 +192,8 @@ def test_manifest_stage_logs_hold_this_runs_stage_graphs(name, scenarios):
 def mct_logger_restored():
     """MCT's log folder and logger handlers are process-global: put them back after the test."""
     mct = pytest.importorskip("model_compression_toolkit")
-    from model_compression_toolkit.logger import Logger
-
-    logger = logging.getLogger("Model Compression Toolkit")
-    handlers, log_path = list(logger.handlers), Logger.LOG_PATH
-    try:
+    with mct_logging_restored():
         yield mct
-    finally:
-        for handler in list(logger.handlers):
-            if handler not in handlers:
-                logger.removeHandler(handler)
-                handler.close()
-        Logger.LOG_PATH = log_path
-        try:
-            import matplotlib.pyplot as plt
-
-            plt.close("all")
-        except ImportError:  # pragma: no cover
-            pass
 
 
 def test_wrapper_on_a_tiny_model(tmp_path, monkeypatch, mct_logger_restored):

@@ -10,7 +10,7 @@ instead under TB_XQUANT_REQUIRE_ALL=1, see conftest.py).
 """
 
 import copy
-import logging
+import glob
 import math
 import os
 import re
@@ -22,6 +22,7 @@ import pytest
 
 os.environ.setdefault("MPLBACKEND", "Agg")
 
+from mct_test_utils import mct_logging_restored, stage_nodes  # noqa: E402
 from tb_xquant_plugin import manual  # noqa: E402
 
 REQUIRED_JUDGEABLE = {
@@ -277,13 +278,7 @@ def tiny_setup():
 def isolated_mct(tmp_path, monkeypatch):
     """Run a snippet in a scratch directory and undo MCT's global logger state afterwards."""
     mct = pytest.importorskip("model_compression_toolkit")
-    from model_compression_toolkit.logger import Logger
-
     monkeypatch.chdir(tmp_path)
-    logger = logging.getLogger("Model Compression Toolkit")
-    handlers_before = list(logger.handlers)
-    log_path_before = Logger.LOG_PATH
-
     calls = []
     real_ptq = mct.ptq.pytorch_post_training_quantization
     real_gptq = mct.gptq.pytorch_gradient_post_training_quantization
@@ -301,23 +296,14 @@ def isolated_mct(tmp_path, monkeypatch):
     # core_config flags it and breaks every later call in the process. Snippets must not do that.
     shared_defaults = [d for f in (real_ptq, real_gptq) for d in (f.__defaults__ or ())
                        if isinstance(d, mct.core.CoreConfig)]
-    try:
-        yield mct, calls
-        polluted = [d for d in shared_defaults if d.is_mixed_precision_enabled]
-        assert not polluted, "snippet ran mixed precision without an explicit core_config"
-    finally:
-        for d in shared_defaults:
-            d.mixed_precision_config._is_mixed_precision_enabled = False
-        for handler in list(logger.handlers):
-            if handler not in handlers_before:
-                logger.removeHandler(handler)
-                handler.close()
-        Logger.LOG_PATH = log_path_before
+    with mct_logging_restored():
         try:
-            import matplotlib.pyplot as plt
-            plt.close("all")
-        except Exception:  # pragma: no cover
-            pass
+            yield mct, calls
+            polluted = [d for d in shared_defaults if d.is_mixed_precision_enabled]
+            assert not polluted, "snippet ran mixed precision without an explicit core_config"
+        finally:
+            for d in shared_defaults:
+                d.mixed_precision_config._is_mixed_precision_enabled = False
 
 
 @pytest.mark.parametrize("entry_id,index", _snippet_cases())
@@ -403,21 +389,9 @@ def activation_thresholds(quantized):
 
 def stage_graph_nodes(log_root, stage):
     """short node name -> NodeDef of an MCT stage graph written under ``mct.set_log_folder(log_root)``."""
-    import glob
-
-    from tensorboard.backend.event_processing.event_file_loader import RawEventFileLoader
-    from tensorboard.compat.proto import event_pb2, graph_pb2
-
     paths = glob.glob(os.path.join(str(log_root), "*", "tensorboard_logs", stage, "*tfevents*"))
     assert paths, f"MCT wrote no {stage} stage log under {log_root}"
-    nodes = {}
-    for path in paths:
-        for raw in RawEventFileLoader(path).Load():
-            ev = event_pb2.Event.FromString(raw)
-            if ev.HasField("graph_def"):
-                for n in graph_pb2.GraphDef.FromString(ev.graph_def).node:
-                    nodes[n.name.rsplit("/", 1)[-1]] = n
-    return nodes
+    return stage_nodes(paths)
 
 
 def test_outlier_removal_change_sets_z_threshold(demo_models, isolated_mct, tmp_path):

@@ -132,14 +132,19 @@ def test_pan_and_zoom_move_the_view_of_a_big_graph(big_page):
 # ------------------------------------------------------------------------------------------------------------
 # a generated MCT logdir through a real tensorboard
 
-@pytest.fixture(scope="module")
-def mct_5000(tmp_path_factory):
+def generated_server(tmp_path_factory, n):
+    """A real tensorboard on an N-layer logdir that bench/mct_format.py writes in MCT 2.6.1's format."""
     if FAKE:
         pytest.skip("needs a real tensorboard (TB_XQUANT_FAKE=1)")
     mct_format = pytest.importorskip("bench.mct_format")
-    out = tmp_path_factory.mktemp("mct_5000")
-    mct_format.write_model_logdir(str(out), 5000, seed=0)
-    srv = start_server(out / "model_5000", tmp_path_factory)
+    out = tmp_path_factory.mktemp(f"mct_{n}")
+    mct_format.write_model_logdir(str(out), n, seed=0)
+    return start_server(out / f"model_{n}", tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def mct_5000(tmp_path_factory):
+    srv = generated_server(tmp_path_factory, 5000)
     yield srv
     srv.stop()
 
@@ -186,12 +191,7 @@ def test_generated_5000_layer_model_in_tensorboard(browser, mct_5000):
 
 @pytest.fixture(scope="module")
 def mct_300(tmp_path_factory):
-    if FAKE:
-        pytest.skip("needs a real tensorboard (TB_XQUANT_FAKE=1)")
-    mct_format = pytest.importorskip("bench.mct_format")
-    out = tmp_path_factory.mktemp("mct_300")
-    mct_format.write_model_logdir(str(out), 300, seed=0)
-    srv = start_server(out / "model_300", tmp_path_factory)
+    srv = generated_server(tmp_path_factory, 300)
     yield srv
     srv.stop()
 
