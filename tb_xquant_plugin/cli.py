@@ -12,9 +12,11 @@ import os
 import sys
 from typing import List, Optional
 
+from tb_xquant_plugin import manual
+from tb_xquant_plugin.api import views
 from tb_xquant_plugin.judges.run import analyse
-from tb_xquant_plugin.model.builder import build_all
-from tb_xquant_plugin.server import views
+from tb_xquant_plugin.model.thresholds import KNOBS
+from tb_xquant_plugin.producers import build_all
 
 
 def _overrides(args) -> dict:
@@ -29,26 +31,15 @@ def _overrides(args) -> dict:
             raise ValueError("--under takes METRIC=0|1, got %r" % item)
         k, v = item.split("=", 1)
         out["under." + k.strip()] = v
-    for key in ("ratio", "z", "concat", "bits"):
-        if getattr(args, key) is not None:
-            out[key] = str(getattr(args, key))
+    for knob in KNOBS:
+        if getattr(args, knob.key) is not None:
+            out[knob.key] = getattr(args, knob.key)
     return out
 
 
 def report_json(path: str, overrides: dict) -> List[dict]:
-    out = []
-    for r in build_all(path):
-        a = analyse(r, r.defaults.with_overrides(overrides))
-        s = views.summary(a)
-        out.append({
-            "name": s["name"], "id": s["id"], "model_name": s["model_name"],
-            "layer_count": s["layer_count"], "degraded_layers": s["degraded_layers"],
-            "degraded_ratio": s["degraded_ratio"], "judges_skipped": s["judges_skipped"],
-            "thresholds": s["thresholds"], "output_metrics": s["output_metrics"],
-            "verdicts": s["verdicts"] + s["general"], "concat_checks": a.concat_checks,
-            "concat_agreement": s["concat_agreement"], "accuracy": s["accuracy"], "problems": s["problems"],
-        })
-    return out
+    """``tb-xquant report --json``: one ``api.contract.CliReport`` per report."""
+    return [views.cli_report(analyse(r, r.defaults.with_overrides(overrides))) for r in build_all(path)]
 
 
 def _fmt(v) -> str:
@@ -111,19 +102,17 @@ def main(argv: Optional[List[str]] = None) -> int:
     sub = p.add_subparsers(dest="cmd", required=True)
     rp = sub.add_parser("report", help="analyse every XQuant report under PATH")
     rp.add_argument("path")
-    rp.add_argument("--json", action="store_true", help="print JSON (schema in the README)")
+    rp.add_argument("--json", action="store_true", help="print JSON (api.contract.CliReport; docs/api.md)")
     rp.add_argument("--threshold", action="append", metavar="METRIC=VALUE", help="threshold_quantize_error override")
     rp.add_argument("--under", action="append", metavar="METRIC=0|1", help="is_detect_under_threshold override")
-    rp.add_argument("--ratio", type=float, help="threshold_degrade_layer_ratio")
-    rp.add_argument("--z", type=float, help="threshold_zscore_outlier_removal")
-    rp.add_argument("--concat", type=float, help="threshold_ratio_unbalanced_concatenation")
-    rp.add_argument("--bits", type=float, help="threshold_bitwidth_mixed_precision_with_model_output_loss_objective")
+    rp.add_argument("--ratio", help="threshold_degrade_layer_ratio")
+    rp.add_argument("--z", help="threshold_zscore_outlier_removal")
+    rp.add_argument("--concat", help="threshold_ratio_unbalanced_concatenation")
+    rp.add_argument("--bits", help="threshold_bitwidth_mixed_precision_with_model_output_loss_objective")
     mp = sub.add_parser("manual", help="show the troubleshooting manual (an entry by id)")
     mp.add_argument("id", nargs="?")
     args = p.parse_args(argv)
     if args.cmd == "manual":
-        from tb_xquant_plugin import manual
-
         return manual.cli_main([args.id] if args.id else [])
     if not os.path.exists(args.path) and "://" not in args.path:
         print("tb-xquant: no such path: %s" % args.path, file=sys.stderr)

@@ -16,7 +16,8 @@ import json
 import os
 from typing import Any, Callable, Dict, Mapping, Optional
 
-from tb_xquant_plugin.model.thresholds import MANIFEST_FILENAME, MANIFEST_SCHEMA
+from tb_xquant_plugin.model.manifest import FILENAME as MANIFEST_FILENAME
+from tb_xquant_plugin.model.manifest import SCHEMA as MANIFEST_SCHEMA
 
 __all__ = ["xquant_report_with_manifest", "write_manifest", "MANIFEST_FILENAME"]
 

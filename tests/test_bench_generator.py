@@ -15,8 +15,10 @@ from typing import Dict, List, Set, Tuple
 import pytest
 
 from tb_xquant_plugin.judges.run import analyse
-from tb_xquant_plugin.model.builder import STAGE_LOGS_FOLDER, build_all
-from tb_xquant_plugin.readers import artifacts as art
+from tb_xquant_plugin.producers import build_all
+from tb_xquant_plugin.producers.mct_pytorch import STAGE_LOGS_FOLDER
+from tb_xquant_plugin.producers import mct_files as art
+from tb_xquant_plugin.readers import files
 from tb_xquant_plugin.readers.events import LocalEventSource
 from tb_xquant_plugin.readers.graphs import XQUANT_REPR, XQUANT_VAL, GraphNode, parse_graph, parse_metric_dict
 
@@ -41,7 +43,7 @@ class Logdir:
         self.analyses = {r.rel: analyse(r) for r in self.reports}
 
     def xquant_graph(self, report) -> List[GraphNode]:
-        return parse_graph(self.source.graph(art.run_path(report.rel, art.XQUANT_RUN)))
+        return parse_graph(self.source.graph(files.run_path(report.rel, art.XQUANT_RUN)))
 
     def stage_graph(self, report) -> List[GraphNode]:
         return parse_graph(self.source.graph(report.stage_run))

@@ -13,9 +13,9 @@ import re
 import numpy as np
 import pytest
 
-from tb_xquant_plugin.judges import verdict as V
+from tb_xquant_plugin.model import verdict as V
 from tb_xquant_plugin.judges.detection import detect, is_degraded
-from tb_xquant_plugin.judges.mct_verdicts import resolve_name
+from tb_xquant_plugin.model.names import resolve_name
 from tb_xquant_plugin.judges.outlier import zscore_histogram
 from tb_xquant_plugin.judges.run import analyse
 from tb_xquant_plugin.model.report import Layer, Report

@@ -16,6 +16,8 @@ from tb_xquant_plugin.judges import concat
 from tb_xquant_plugin.judges.detection import detect
 from tb_xquant_plugin.model.thresholds import Thresholds
 
+pytestmark = pytest.mark.mct  # runs MCT's own detection
+
 mct_detect = pytest.importorskip("model_compression_toolkit.xquant.pytorch.core_detect_degrade_layer",
                                  reason="MCT 2.6.1 is not importable (the viewer runs without it)")
 from model_compression_toolkit.xquant import XQuantConfig  # noqa: E402

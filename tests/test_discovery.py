@@ -12,8 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from tb_xquant_plugin.model.builder import build_report
-from tb_xquant_plugin.readers import artifacts as art
+from tb_xquant_plugin.producers.mct_pytorch import build_report
+from tb_xquant_plugin.producers import mct_files as art
+from tb_xquant_plugin.model import manifest as mf
+from tb_xquant_plugin.readers import events, files
 from tb_xquant_plugin.readers.events import LocalEventSource
 
 
@@ -29,9 +31,9 @@ def stage_events(scenario_dir: Path, stage: str = "initial_graph") -> Path:
 
 @pytest.fixture(autouse=True)
 def fresh_scan_cache():
-    art._marker_scans.clear()
+    events._marker_scans.clear()
     yield
-    art._marker_scans.clear()
+    events._marker_scans.clear()
 
 
 def discover(logdir: Path):
@@ -65,17 +67,17 @@ def test_a_growing_event_file_becomes_a_report_when_the_graph_arrives(tmp_path, 
     run.mkdir(parents=True)
     target = run / "events.out.tfevents.1.local"
     # small chunks so that the attribute names straddle chunk boundaries
-    monkeypatch.setattr(art, "_SCAN_CHUNK", 7)
+    monkeypatch.setattr(files, "CHUNK", 7)
     target.write_bytes(stage_events(clean).read_bytes())  # a first event file without metrics
     assert discover(tmp_path) == {}
-    scanned = art._marker_scans[str(target)][1]
+    scanned = events._marker_scans[str(target)][1]
     assert scanned == target.stat().st_size
     # the XQuant graph is appended (records are self-delimiting: two event streams concatenate)
     with open(target, "ab") as f:
         f.write(events_in(clean / "xquant_report" / "xquant").read_bytes())
     reads = []
-    real_chunks = art._chunks_from
-    monkeypatch.setattr(art, "_chunks_from", lambda path, offset: reads.append(offset) or real_chunks(path, offset))
+    real_chunks = files.chunks
+    monkeypatch.setattr(files, "chunks", lambda path, offset=0, limit=None: reads.append(offset) or real_chunks(path, offset, limit))
     assert list(discover(tmp_path)) == ["late"]
     # only the new bytes were searched (plus an overlap as long as a marker)
     assert reads == [scanned - (max(len(m) for m in art.XQUANT_ATTR_MARKERS) - 1)]
@@ -91,8 +93,8 @@ def test_discovery_does_not_reread_unchanged_event_files(tmp_path, demo_logdir, 
     shutil.copytree(clean / "xquant_report" / "xquant", tmp_path / "graph_only" / "xquant")
     first = discover(tmp_path)
     reads = []
-    real_chunks = art._chunks_from
-    monkeypatch.setattr(art, "_chunks_from", lambda path, offset: reads.append(path) or real_chunks(path, offset))
+    real_chunks = files.chunks
+    monkeypatch.setattr(files, "chunks", lambda path, offset=0, limit=None: reads.append(path) or real_chunks(path, offset, limit))
     for _ in range(3):
         assert discover(tmp_path) == first == {"graph_only": str(tmp_path / "graph_only")}
     assert reads == []
@@ -108,7 +110,7 @@ def test_discovery_does_not_reread_unchanged_event_files(tmp_path, demo_logdir, 
 def test_manifest_stage_logs_that_match_no_run_are_a_problem(tmp_path, demo_logdir):
     src = demo_logdir / "outlier"
     shutil.copytree(src, tmp_path / "outlier")
-    manifest_path = tmp_path / "outlier" / "xquant_report" / art.MANIFEST_FILENAME
+    manifest_path = tmp_path / "outlier" / "xquant_report" / mf.FILENAME
     manifest = json.loads(manifest_path.read_text())
     rel = "outlier/xquant_report"
 
@@ -122,7 +124,7 @@ def test_manifest_stage_logs_that_match_no_run_are_a_problem(tmp_path, demo_logd
     manifest_path.write_text(json.dumps(manifest))
     r = build()
     (p,) = [p for p in r.problems if "stage_logs" in p.what]
-    assert "moved_elsewhere" in p.what and "matches no" in p.what and art.MANIFEST_FILENAME in p.hint
+    assert "moved_elsewhere" in p.what and "matches no" in p.what and mf.FILENAME in p.hint
     # ... and the stage logs are still found by the name rule: the same run as with the right path
     assert r.stage_run == good.stage_run
     assert {k: v.to_json() for k, v in r.quant.items()} == {k: v.to_json() for k, v in good.quant.items()}

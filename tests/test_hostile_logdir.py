@@ -161,7 +161,7 @@ def copy_scenario(demo_logdir: Path, name: str, dst: Path) -> Path:
 
 
 def rid_of(rel: str) -> str:
-    from tb_xquant_plugin.readers.artifacts import report_id
+    from tb_xquant_plugin.model.report import report_id
 
     return report_id(rel)
 

@@ -568,16 +568,16 @@ def test_bit_width_threshold_is_an_integer(api, ids):
 def test_one_failing_report_does_not_take_the_others_down(demo_logdir, make_api, monkeypatch):
     """An unexpected failure while building one report: that report lists the reason among its
     problems, every other report and route still answers 200."""
-    from tb_xquant_plugin.server import store as store_mod
+    from tb_xquant_plugin.producers.mct_pytorch import MCTPyTorch
 
-    real_build = store_mod.build_report
+    real_build = MCTPyTorch.build
 
-    def build(source, logdir, rel, report_dir, runs=None):
+    def build(self, source, logdir, rel, report_dir, runs=None):
         if rel.startswith("outlier/"):
             raise RuntimeError("simulated reader failure")
-        return real_build(source, logdir, rel, report_dir, runs)
+        return real_build(self, source, logdir, rel, report_dir, runs)
 
-    monkeypatch.setattr(store_mod, "build_report", build)
+    monkeypatch.setattr(MCTPyTorch, "build", build)
     api = make_api(str(demo_logdir))
     body = api.json("reports")
     by_name = {r["name"]: r for r in body["reports"]}
@@ -612,12 +612,12 @@ class _ReloadingProvider:
 
 def test_reloading_provider_never_replaces_a_full_build_with_an_empty_one(demo_logdir, monkeypatch):
     from tb_xquant_plugin.readers.events import LocalEventSource
-    from tb_xquant_plugin.readers import artifacts as art
+    from tb_xquant_plugin.model.report import report_id
     from tb_xquant_plugin.server import store as store_mod
 
     inner = LocalEventSource(str(demo_logdir))
     rel = "clean/xquant_report"
-    rid_ = art.report_id(rel)
+    rid_ = report_id(rel)
 
     # 1) the provider is still loading on the first build: a provisional report saying so
     source = _ReloadingProvider(inner)
@@ -646,7 +646,7 @@ def test_prefetch_builds_reports_and_views_before_any_request(demo_logdir):
     that opening the tab finds them ready; the answers are the same as built on request."""
     from tb_xquant_plugin.readers.events import LocalEventSource
     from tb_xquant_plugin.server import store as store_mod
-    from tb_xquant_plugin.server import views
+    from tb_xquant_plugin.api import views
 
     logdir = str(demo_logdir)
     st = store_mod.ReportStore(logdir, lambda: LocalEventSource(logdir), background=False)

@@ -15,13 +15,13 @@ import numpy as np
 import pytest
 
 from tb_xquant_plugin.judges import concat
-from tb_xquant_plugin.judges import verdict as V
+from tb_xquant_plugin.model import verdict as V
 from tb_xquant_plugin.judges.run import analyse
 from tb_xquant_plugin.mct_run import write_manifest
-from tb_xquant_plugin.model.builder import build_report
+from tb_xquant_plugin.producers.mct_pytorch import build_report
 from tb_xquant_plugin.readers.events import LocalEventSource
-from tb_xquant_plugin.readers.graphs import QuantParams
-from tb_xquant_plugin.server import views
+from tb_xquant_plugin.model.report import QuantParams
+from tb_xquant_plugin.api import views
 
 GOOD = {"mse": 0.001, "cs": 0.999, "sqnr": 900.0}
 BAD = {"mse": 0.5, "cs": 0.6, "sqnr": 0.05}

@@ -86,7 +86,7 @@ def test_cold_start_under_load_graph_never_shrinks(load_fast, demo_logdir, tmp_p
     may have no nodes before its events are loaded, but once an answer with N nodes has been received, no request
     started afterwards gets fewer; and the end state is the full graph (as read from the files)."""
     expected_nodes = {}
-    from tb_xquant_plugin.model.builder import build_all
+    from tb_xquant_plugin.producers import build_all
     for r in build_all(str(demo_logdir)):
         expected_nodes[r.id] = sorted(n.id for n in r.nodes)
     tb = load.TensorBoard(demo_logdir, load_fast, log_path=str(tmp_path / "tensorboard.log"))

@@ -16,7 +16,7 @@ from importlib.metadata import PackageNotFoundError, version
 import pytest
 
 from mct_test_utils import mct_logging_restored, stage_event_files, stage_nodes
-from tb_xquant_plugin.model.thresholds import MANIFEST_FILENAME, MANIFEST_SCHEMA
+from tb_xquant_plugin.mct_run import MANIFEST_FILENAME, MANIFEST_SCHEMA
 
 SCENARIOS = ("clean", "outlier", "outlier_fixed", "shift_negative", "unbalanced_concat", "mixed_precision",
              "majority_degraded")
@@ -280,7 +280,7 @@ def test_wrapper_on_a_tiny_model(tmp_path, monkeypatch, mct_logger_restored):
     names = {n.rsplit("/", 1)[-1] for n in stage_node_names(os.path.join(stage_logs, QUANTIZED_STAGE))}
     assert set(similarity["intermediate_similarity_metrics_repr"]) <= names
     # the plugin reads this manifest back
-    from tb_xquant_plugin.model.builder import analyse_report_dir
+    from tb_xquant_plugin.api import analyse_report_dir
 
     analysis = analyse_report_dir(str(report_dir))
     assert analysis.report.defaults.quantize_error["mse"] == thresholds["mse"]

@@ -98,7 +98,7 @@ def test_grouping_a_topologically_ordered_graph_never_makes_a_cycle(token_lists,
 
 def test_graph_route_groups_the_demo_by_module(demo_logdir):
     from tb_xquant_plugin.readers.events import LocalEventSource
-    from tb_xquant_plugin.server import views
+    from tb_xquant_plugin.api import views
     from tb_xquant_plugin.server.store import ReportStore
 
     store = ReportStore(str(demo_logdir), lambda: LocalEventSource(str(demo_logdir)), background=False)

@@ -1,100 +1,41 @@
 """A real ``tensorboard`` process: the plugin is discovered through its entry point, and its routes
 answer through TensorBoard's data provider (``DataProviderSource``), both the Python multiplexer
-(``--load_fast=false``) and the Rust data server (``--load_fast=true``) when it is installed."""
+(``--load_fast=false``) and the Rust data server (``--load_fast=true``) when it is installed.
+
+Each logdir is served twice, by tensorboard and by the werkzeug test client on the files directly; once
+tensorboard has loaded the event files, both must answer the same.  The synthetic logdir of
+``bench/mct_format.py`` needs no torch; the demo (real MCT runs) adds its scenario-specific checks."""
 from __future__ import annotations
 
 import importlib.util
 import json
-import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.parse
-import urllib.request
 
 import pytest
 
-DEADLINE = 60.0
-POLL = 0.2  # polling interval of the deadline loops (not synchronisation)
+from testkit.procs import TensorBoardProcess
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class TensorBoard:
-    def __init__(self, logdir, log_path, load_fast: str):
-        self.port = free_port()
-        self.base = "http://127.0.0.1:%d" % self.port
-        self.log = open(log_path, "w+")
-        cmd = [sys.executable, "-m", "tensorboard.main", "--logdir", str(logdir), "--port", str(self.port),
-               "--host", "127.0.0.1", "--load_fast=%s" % load_fast, "--reload_interval", "1"]
-        # (--bind_all is a store_true flag in TensorBoard 2.21; leaving it out with --host 127.0.0.1 binds locally)
-        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT,
-                                     env=dict(os.environ, PYTHONUNBUFFERED="1"))
-
-    def get(self, path: str, **params):
-        url = self.base + path + ("?" + urllib.parse.urlencode(params) if params else "")
-        try:
-            with urllib.request.urlopen(url, timeout=30) as r:
-                return r.status, r.headers.get_content_type(), r.read()
-        except urllib.error.HTTPError as e:
-            return e.code, e.headers.get_content_type(), e.read()
-
-    def json(self, path: str, **params):
-        status, ctype, body = self.get(path, **params)
-        assert status == 200, (path, status, body[:500])
-        assert ctype == "application/json"
-        return json.loads(body)
-
-    def output(self) -> str:
-        self.log.seek(0)
-        return self.log.read()[-4000:]
-
-    def poll(self, what: str, fn, deadline: float = DEADLINE):
-        """Call fn() until it returns a truthy value; fail with the server log after the deadline."""
-        end = time.monotonic() + deadline
-        last = None
-        while time.monotonic() < end:
-            if self.proc.poll() is not None:
-                pytest.fail("tensorboard exited with %s while waiting for %s:\n%s"
-                            % (self.proc.returncode, what, self.output()))
-            try:
-                value = fn()
-                if value:
-                    return value
-            except (urllib.error.URLError, ConnectionError, OSError, ValueError, KeyError) as e:
-                last = e
-            time.sleep(POLL)
-        pytest.fail("%s not reached after %.0fs (last error: %r)\n%s" % (what, deadline, last, self.output()))
-
-    def xquant_listing(self):
-        return self.json("/data/plugins_listing").get("xquant")
-
-    def stop(self):
-        self.proc.terminate()
-        try:
-            self.proc.wait(15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(15)
-        self.log.close()
-
+DEADLINE = 60.0  # seconds for tensorboard to load a logdir's event files
 
 LOAD_FAST = ["false"]
 if importlib.util.find_spec("tensorboard_data_server") is not None:
     LOAD_FAST.append("true")
 
 
+def start_tensorboard(logdir, log_path, load_fast: str) -> TensorBoardProcess:
+    return TensorBoardProcess(logdir, load_fast=load_fast, reload_interval=1, log_path=log_path).start()
+
+
 @pytest.fixture(scope="module", params=LOAD_FAST, ids=lambda v: "load_fast=" + v)
 def tb(request, demo_logdir, tmp_path_factory):
-    srv = TensorBoard(demo_logdir, tmp_path_factory.mktemp("tb") / "tensorboard.log", request.param)
-    yield srv
-    srv.stop()
+    with start_tensorboard(demo_logdir, tmp_path_factory.mktemp("tb") / "tensorboard.log", request.param) as srv:
+        yield srv
+
+
+@pytest.fixture(scope="module", params=LOAD_FAST, ids=lambda v: "load_fast=" + v)
+def tb_generated(request, mct_format_logdir, tmp_path_factory):
+    with start_tensorboard(mct_format_logdir, tmp_path_factory.mktemp("tb") / "tensorboard.log",
+                           request.param) as srv:
+        yield srv
 
 
 def approx_tree(obj, rel=1e-5):
@@ -108,83 +49,129 @@ def approx_tree(obj, rel=1e-5):
     return obj
 
 
-def reference_summaries(api):
-    out = {}
-    for name, rid in api.report_ids().items():
-        out[name] = api.json("report", report=rid)
-    return out
+def xquant(tb, route, **params):
+    return tb.plugin_json(route, params or None)
 
 
-def test_plugin_listed_and_reports_match_werkzeug(tb, demo_api, scenarios):
-    entry = tb.poll("xquant listed and enabled", lambda: (lambda e: e if e and e["enabled"] else None)(
-        tb.xquant_listing()))
+def enabled_listing(tb):
+    entry = tb.poll("xquant listed and enabled",
+                    lambda: (lambda e: e if e and e["enabled"] else None)(tb.xquant_listing()), DEADLINE)
     assert entry["tab_name"] == "XQuant"
     assert entry["loading_mechanism"]["type"] == "IFRAME"
+    return entry
 
-    ref = reference_summaries(demo_api)
-    ref_reports = {r["name"]: r for r in demo_api.json("reports")["reports"]}
 
-    # The data provider loads event files in the background: poll until every report has its
-    # graph, histograms and stage logs (as read directly from the files), then compare.
+def loaded_reports(tb, api):
+    """Poll until every report has its graph, histograms and stage logs as read directly from the files (the data
+    provider loads event files in the background); returns name -> tensorboard's entry."""
+    want = {r["name"]: r for r in api.json("reports")["reports"]}
+
     def loaded():
-        body = tb.json("/data/plugin/xquant/reports")
-        by_name = {r["name"]: r for r in body["reports"]}
-        if set(by_name) != set(ref_reports):
+        by_name = {r["name"]: r for r in xquant(tb, "reports")["reports"]}
+        if set(by_name) != set(want):
             return None
         for name, r in by_name.items():
-            want = ref_reports[name]
-            if (r["has_graph"], r["has_histograms"], r["stage_logs"]) != (
-                    want["has_graph"], want["has_histograms"], want["stage_logs"]):
+            w = want[name]
+            if (r["has_graph"], r["has_histograms"], r["stage_logs"]) != (w["has_graph"], w["has_histograms"],
+                                                                           w["stage_logs"]):
                 return None
         return by_name
 
-    reports = tb.poll("all reports loaded through the data provider", loaded)
+    reports = tb.poll("all reports loaded through the data provider", loaded, DEADLINE)
     for name, r in reports.items():
-        assert r["id"] == ref_reports[name]["id"]
-        assert r["problems"] == ref_reports[name]["problems"] == []
-        s = tb.json("/data/plugin/xquant/report", report=r["id"])
-        want = ref[name]
-        assert s["degraded_layers"] == want["degraded_layers"]
-        assert len(s["degraded_layers"]) == len(scenarios[name.split("/")[0]].mct_degraded)
+        assert r["id"] == want[name]["id"]
+        assert r["problems"] == want[name]["problems"] == []
+    return reports
+
+
+def assert_same_answers(tb, api, reports, mct_degraded):
+    """report, graph and the histograms of every report as tensorboard serves them equal the files' answers.
+    ``mct_degraded``: report name -> MCT's degraded layers."""
+    for name, r in reports.items():
+        s = xquant(tb, "report", report=r["id"])
+        want = api.json("report", report=r["id"])
+        assert s["degraded_layers"] == want["degraded_layers"] == mct_degraded[name]
         assert s["judges_skipped"] == want["judges_skipped"]
         # the Rust data server keeps MCT's float64 histograms, the Python one float32: numbers agree to 1e-5
         assert s["verdicts"] == approx_tree(want["verdicts"])
         assert s["general"] == want["general"]
         assert s["layer_count"] == want["layer_count"]
-        g = tb.json("/data/plugin/xquant/graph", report=r["id"])
-        assert g == approx_tree(demo_api.json("graph", report=r["id"]))
+        assert xquant(tb, "graph", report=r["id"]) == approx_tree(api.json("graph", report=r["id"]))
 
-    # histograms through the data provider give the same z-scores as from the files
-    rid = ref_reports["outlier/xquant_report"]["id"]
-    layer = scenarios["outlier"].troubleshoot["outlier_removal"][0][0]
-    via_tb = tb.json("/data/plugin/xquant/layer", report=rid, layer=layer)["histogram"]
-    direct = demo_api.json("layer", report=rid, layer=layer)["histogram"]
+
+def assert_histogram_matches(tb, api, rid, layer):
+    via_tb = xquant(tb, "layer", report=rid, layer=layer)["histogram"]
+    direct = api.json("layer", report=rid, layer=layer)["histogram"]
+    assert direct is not None, layer
     assert via_tb["max_zscore"] == pytest.approx(direct["max_zscore"])
     assert via_tb["mu"] == pytest.approx(direct["mu"]) and via_tb["sigma"] == pytest.approx(direct["sigma"])
 
-    # the static bundle and a PNG artifact through the real server
-    status, ctype, body = tb.get("/data/plugin/xquant/static/index.js")
+
+def assert_static_and_errors(tb, rid):
+    status, ctype, body = tb.plugin_request("static/index.js")
     assert status == 200 and ctype == "text/javascript" and body
-    art = ref["outlier/xquant_report"]["artifacts"][0]
-    status, ctype, body = tb.get("/data/plugin/xquant/artifact", report=rid, id=art["id"])
-    assert status == 200 and ctype == "image/png" and body.startswith(b"\x89PNG")
-    status, ctype, body = tb.get("/data/plugin/xquant/artifact", report=rid, id="../quant_report.json")
+    status, ctype, body = tb.plugin_request("artifact", {"report": rid, "id": "../quant_report.json"})
     assert status == 404 and ctype == "application/json"
-    status, ctype, body = tb.get("/data/plugin/xquant/report", report=rid, ratio="abc")
+    status, ctype, body = tb.plugin_request("report", {"report": rid, "ratio": "abc"})
     assert status == 400 and "error" in json.loads(body)
+
+
+def test_generated_logdir_matches_werkzeug(tb_generated, generated_api, generated_models):
+    """Torch-free: the synthetic MCT-format logdir through a real tensorboard."""
+    enabled_listing(tb_generated)
+    reports = loaded_reports(tb_generated, generated_api)
+    assert set(reports) == {m.rel for m in generated_models.values()}
+    assert_same_answers(tb_generated, generated_api, reports,
+                        {m.rel: m.mct_degraded for m in generated_models.values()})
+    for m in generated_models.values():
+        rid = reports[m.rel]["id"]
+        layers = generated_api.json("layers", report=rid)["layers"]
+        with_hist = [l["name"] for l in layers
+                     if generated_api.json("layer", report=rid, layer=l["name"])["histogram"]]
+        assert with_hist, m.name
+        for layer in (with_hist[0], with_hist[-1]):
+            assert_histogram_matches(tb_generated, generated_api, rid, layer)
+    assert_static_and_errors(tb_generated, reports[generated_models["model_60"].rel]["id"])
+
+
+def test_plugin_listed_and_reports_match_werkzeug(tb, demo_api, scenarios):
+    enabled_listing(tb)
+    reports = loaded_reports(tb, demo_api)
+    assert_same_answers(tb, demo_api, reports, {sc.rel: sc.mct_degraded for sc in scenarios.values()})
+
+    # histograms through the data provider give the same z-scores as from the files
+    rid = reports["outlier/xquant_report"]["id"]
+    layer = scenarios["outlier"].troubleshoot["outlier_removal"][0][0]
+    assert_histogram_matches(tb, demo_api, rid, layer)
+
+    # the static bundle and a PNG artifact through the real server
+    art = demo_api.json("report", report=rid)["artifacts"][0]
+    status, ctype, body = tb.plugin_request("artifact", {"report": rid, "id": art["id"]})
+    assert status == 200 and ctype == "image/png" and body.startswith(b"\x89PNG")
+    assert_static_and_errors(tb, rid)
 
 
 def test_logdir_without_report_is_listed_disabled(tmp_path):
     logdir = tmp_path / "empty_logdir"
     (logdir / "some_run").mkdir(parents=True)
     (logdir / "some_run" / "notes.txt").write_text("no XQuant here")
-    srv = TensorBoard(logdir, tmp_path / "tensorboard.log", "false")
-    try:
-        entry = srv.poll("xquant in plugins_listing", srv.xquant_listing)
+    with start_tensorboard(logdir, tmp_path / "tensorboard.log", "false") as srv:
+        entry = srv.poll("xquant in plugins_listing", srv.xquant_listing, DEADLINE)
         assert entry["enabled"] is False
-        body = srv.json("/data/plugin/xquant/reports")
+        body = xquant(srv, "reports")
         assert body["reports"] == [] and body["hint"]
         # still disabled once discovery has certainly run (reports above triggered it)
         assert srv.xquant_listing()["enabled"] is False
+
+
+def test_port_is_polled_and_process_stopped(tmp_path):
+    """The helper itself: base URL, log file, readiness by polling, and a clean stop."""
+    srv = start_tensorboard(tmp_path, tmp_path / "tensorboard.log", "false")
+    try:
+        assert srv.base == "http://127.0.0.1:%d" % srv.port and srv.alive()
+        assert srv.request("/data/environment").status == 200
     finally:
-        srv.stop()
+        rc = srv.stop()
+    assert not srv.alive() and rc is not None
+    assert (tmp_path / "tensorboard.log").is_file()
+    assert srv.stop() == rc  # twice is harmless

@@ -15,12 +15,13 @@ from pathlib import Path
 
 import pytest
 
-from tb_xquant_plugin.judges import verdict as V
+from tb_xquant_plugin.model import verdict as V
 from tb_xquant_plugin.judges.run import analyse
-from tb_xquant_plugin.model.builder import WEIGHTS_CANDIDATE_STAGES, build_report
-from tb_xquant_plugin.readers import artifacts as art
+from tb_xquant_plugin.producers.mct_pytorch import WEIGHTS_CANDIDATE_STAGES, build_report
+from tb_xquant_plugin.producers import mct_files as art
+from tb_xquant_plugin.model import manifest as mf
 from tb_xquant_plugin.readers.events import LocalEventSource
-from tb_xquant_plugin.readers.graphs import _topological_order, stage_weights_candidates
+from tb_xquant_plugin.producers.mct_stages import _topological_order, stage_weights_candidates
 
 SCENARIOS = ("clean", "outlier", "outlier_fixed", "shift_negative", "unbalanced_concat", "mixed_precision",
              "majority_degraded")
@@ -36,7 +37,7 @@ def manifest_weights(sc) -> dict:
 def strip_to_mct_output(src: Path, dst: Path) -> Path:
     """A copy of one demo scenario holding only what MCT wrote (no manifest, no troubleshoot_report.json)."""
     shutil.copytree(src, dst)
-    for name in (art.MANIFEST_FILENAME, art.TROUBLESHOOT_REPORT):
+    for name in (mf.FILENAME, art.TROUBLESHOOT_REPORT):
         (dst / "xquant_report" / name).unlink()
     return dst
 
@@ -170,7 +171,7 @@ def test_a_log_line_that_does_not_fit_is_not_used(tmp_path, demo_logdir, scenari
     assert "not all among" in p.what and "not used" in p.what
     assert all(qp.weights_nbits is None for qp in r.quant.values() if qp.weights_nbits_candidates)
     # the manifest, when there is one, still gives them
-    shutil.copy(demo_logdir / "mixed_precision" / "xquant_report" / art.MANIFEST_FILENAME, d / "xquant_report")
+    shutil.copy(demo_logdir / "mixed_precision" / "xquant_report" / mf.FILENAME, d / "xquant_report")
     r = build(tmp_path, "mixed_precision")
     assert not [p for p in r.problems if "bit width" in p.what]
     expected = manifest_weights(scenarios["mixed_precision"])

@@ -23,9 +23,14 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from tb_xquant_plugin.judges.verdict import MANUAL_FOR_JUDGE, UNBALANCED_CONCATENATION, Verdict
-from tb_xquant_plugin.model.report import Report
-from tb_xquant_plugin.readers.graphs import GraphNode, layer_name_of, main_nodes, parse_graph
+from tb_xquant_plugin import manual
+from tb_xquant_plugin.judges.base import CAUSE, Judge, JudgeContext
+from tb_xquant_plugin.judges.facts import bounded_put, facts_of
+from tb_xquant_plugin.judges.snippets import py_num, py_str
+from tb_xquant_plugin.model.names import resolve_name
+from tb_xquant_plugin.model.report import GRAPH, Report
+from tb_xquant_plugin.model.verdict import COMPUTED, UNBALANCED_CONCATENATION, Verdict
+from tb_xquant_plugin.readers.graphs import GraphNode, layer_name_of, main_nodes
 
 CONCAT_OPS = {"cat", "concat", "concatenate", "stack", "hstack", "vstack"}
 ADD_OPS = {"add", "iadd", "__add__", "sum"}
@@ -61,17 +66,20 @@ def _range(report: Report, node_id: str) -> Optional[Tuple[float, float, str]]:
 
 
 def snippet(node: str, small: str, factor: float) -> str:
+    """Scale the narrow input by ``factor``; names appear only as string literals (judges.snippets)."""
     return (
-        "# Balance the inputs of %(node)s: scale the narrow branch up before the concatenation and\n"
-        "# undo it in the layer that consumes it (or fold the factor into the producing layer).\n"
-        "SCALE = %(f).4g  # range(widest input) / range(%(small)s)\n"
-        "# in forward():  %(small)s_out = %(small)s_out * SCALE\n\n"
+        "# Balance the inputs of the join: scale the narrow branch up before it and undo the factor in the\n"
+        "# layer that consumes the join (or fold it into the producing layer).\n"
+        "join_node = %(node)s\n"
+        "narrow_input = %(small)s\n"
+        "SCALE = %(f)s  # range of the widest input / range of narrow_input\n"
+        "# in forward(): multiply the output of narrow_input by SCALE before the join\n\n"
         "# Or stop MCT from merging layers around it and compare:\n"
         "import model_compression_toolkit as mct\n"
         "core_config = mct.core.CoreConfig(mct.core.QuantizationConfig(linear_collapsing=False, residual_collapsing=False))\n"
         "quantized_model, quantization_info = mct.ptq.pytorch_post_training_quantization(\n"
         "    float_model, representative_data_gen, core_config=core_config)\n"
-    ) % {"node": node, "small": small.replace("-", "_"), "f": factor}
+    ) % {"node": py_str(node), "small": py_str(small), "f": py_num(float("%.4g" % factor))}
 
 
 # --------------------------------------------------------------------------------------------
@@ -133,8 +141,8 @@ def judge(report: Report, ratio_threshold: float, checks: Optional[List[Dict[str
                "or move the %s to where the ranges match." % (
                    kind, node, wide["name"], wide["width"], narrow["name"], narrow["width"], ratio,
                    narrow["name"], ratio, kind))
-        out.append(Verdict(UNBALANCED_CONCATENATION, "computed", [node] + [r["name"] for r in ranges], numbers,
-                           MANUAL_FOR_JUDGE[UNBALANCED_CONCATENATION], msg, snippet(node, narrow["name"], ratio)))
+        out.append(Verdict(UNBALANCED_CONCATENATION, COMPUTED, [node] + [r["name"] for r in ranges], numbers,
+                           manual.JUDGE_TO_MANUAL[UNBALANCED_CONCATENATION], msg, snippet(node, narrow["name"], ratio)))
     return out
 
 
@@ -218,50 +226,18 @@ class PairingGraph:
         return cls(names, nodes, last_index, longest, modules, {n.name: n for n in main}, branch_index(main), joins)
 
 
-def _logdir_of(report: Report) -> str:
-    d, rel = report.dir.rstrip("/\\"), report.rel.strip("/")
-    if rel in ("", "."):
-        return d
-    if d.replace("\\", "/").endswith("/" + rel):
-        return d[: len(d) - len(rel) - 1]
-    return d
-
-
 def read_pairing_graph(report: Report) -> Tuple[Optional[PairingGraph], Optional[str]]:
     """The stage graph MCT's judge pairs names in, or None and why MCT's judge would not run."""
-    from tensorboard.backend.event_processing import event_file_loader
-    from tensorboard.compat import tf
-
-    from tb_xquant_plugin.readers.events import join
-
-    if not report.stage_run or "/" not in report.stage_run:
+    if report.stage_graph_loader is None:
         return None, "no MCT stage logs were found for this report (MCT's judge reads them)"
-    folder = join(_logdir_of(report), *report.stage_run.rsplit("/", 1)[0].split("/"))
-    gf = tf.io.gfile
-    files: Dict[str, List[str]] = {}
-    for stage in MCT_STAGE_LOGS:
-        d = join(folder, stage)
-        try:
-            files[stage] = sorted(join(d, f) for f in gf.listdir(d) if f.startswith("events.out.tfevents.")) \
-                if gf.isdir(d) else []
-        except Exception:  # noqa: BLE001 - a folder that vanished
-            files[stage] = []
-    missing = [s for s in MCT_STAGE_LOGS if not files[s]]
+    missing = [s for s in MCT_STAGE_LOGS if report.stage_graph(s)[0] is None]
     if missing:
+        reasons = [report.stage_graph(s)[1] or "" for s in missing]
+        if any("could not be read" in r for r in reasons) and MCT_PAIRING_STAGE in missing:
+            return None, report.stage_graph(MCT_PAIRING_STAGE)[1]
         return None, ("the stage logs lack %s, so MCT 2.6.1's judge skips unbalanced concatenation"
                       % ", ".join(missing))
-    graph = None
-    try:
-        # MCT opens the first event file of the stage (sorted names) with an EventAccumulator: its last graph.
-        for ev in event_file_loader.LegacyEventFileLoader(files[MCT_PAIRING_STAGE][0]).Load():
-            if ev.HasField("graph_def"):
-                graph = ev.graph_def
-        nodes = parse_graph(graph, attrs=(), shapes=False)
-    except Exception as e:  # noqa: BLE001 - truncated or foreign files
-        return None, "the %s stage graph could not be read: %s" % (MCT_PAIRING_STAGE, e)
-    if not nodes:
-        return None, "the %s stage log holds no graph" % MCT_PAIRING_STAGE
-    return PairingGraph.of(nodes), None
+    return PairingGraph.of(report.stage_graph(MCT_PAIRING_STAGE)[0]), None
 
 
 _UNSET = object()
@@ -366,20 +342,17 @@ def _fmt(x: Optional[float]) -> str:
 
 
 def pairing_graph(report: Report) -> Tuple[Optional[PairingGraph], Optional[str]]:
-    """:func:`read_pairing_graph`, memoized per report (read only when MCT's rule has something to pair)."""
-    key = "concat_pairing_graph"
-    if key not in report.memo:
-        report.memo[key] = read_pairing_graph(report)
-    return report.memo[key]
+    """:func:`read_pairing_graph` (the stage graphs are loaded once per report, when MCT's rule needs them)."""
+    return read_pairing_graph(report)
 
 
 def display_joins(report: Report) -> Tuple[Dict[str, List[Tuple[str, int]]], Dict[str, GraphNode]]:
-    """Input branches and joins of the quantized graph, memoized per report."""
-    key = "concat_display_joins"
-    if key not in report.memo:
+    """Input branches and joins of the quantized graph, once per report."""
+    f = facts_of(report)
+    if f.display_joins is None:
         joins = {n.name: n for n in report.nodes if join_kind(n.op) is not None and len(n.inputs) >= 2}
-        report.memo[key] = (branch_index(report.nodes, display=True), joins)
-    return report.memo[key]
+        f.display_joins = (branch_index(report.nodes, display=True), joins)
+    return f.display_joins
 
 
 def _needs_pairing(degraded: Sequence[str]) -> bool:
@@ -416,7 +389,8 @@ def agreement(report: Report, checks: List[Dict[str, Any]], degraded: Sequence[s
     reported: List[Tuple[str, str, Optional[float]]] = []
     if ts is not None:
         out["mct_source"] = "troubleshoot_report"
-        for item in ts.get(UNBALANCED_CONCATENATION) or []:
+        items = ts.get(UNBALANCED_CONCATENATION)
+        for item in (items[:2000] if isinstance(items, list) else []):  # wrong shapes: a problem of the producer
             if isinstance(item, (list, tuple)) and len(item) >= 2:
                 reported.append((str(item[0]), str(item[1]), _mct_ratio(item[2]) if len(item) > 2 else None))
     elif problem is None:
@@ -533,11 +507,37 @@ def _locate(report: Report, g: Optional[PairingGraph], pair: Dict[str, Any]) -> 
             return None, "%s consumes %s" % (pair["first"], pair["second"])
         return None, None
     # No stage graph: find the modules in the quantized graph by the names MCT gives them there.
-    from tb_xquant_plugin.judges.mct_verdicts import resolve_name
-
     ra, rb = resolve_name(report, pair["first"]), resolve_name(report, pair["second"])
     if ra is None or rb is None:
         missing = pair["first"] if ra is None else pair["second"]
         return None, "%s is not in the quantized graph" % missing
     branches, joins = display_joins(report)
     return pair_join(branches, joins, ra, rb), None
+
+
+def joins_of(report: Report) -> List[Dict[str, Any]]:
+    """:func:`measure`, once per report."""
+    f = facts_of(report)
+    if f.joins is None:
+        f.joins = measure(report)
+    return f.joins
+
+
+def joins_json(report: Report, ratio_threshold: float) -> List[Dict[str, Any]]:
+    """:func:`checks_json` for one ratio threshold, kept for a bounded number of thresholds."""
+    f = facts_of(report)
+    if ratio_threshold not in f.joins_json:
+        bounded_put(f.joins_json, ratio_threshold, checks_json(joins_of(report), ratio_threshold))
+    return f.joins_json[ratio_threshold]
+
+
+def run(ctx: JudgeContext) -> List[Verdict]:
+    f = facts_of(ctx.report)
+    thr = ctx.thresholds.ratio_unbalanced_concatenation
+    if thr not in f.concat_verdicts:  # depends on the ratio threshold only
+        bounded_put(f.concat_verdicts, thr, judge(ctx.report, thr, joins_of(ctx.report)))
+    return f.concat_verdicts[thr]
+
+
+JUDGE = Judge(UNBALANCED_CONCATENATION, CAUSE, frozenset((GRAPH,)), run,
+              doc="a concatenation or add whose inputs' value ranges are at least the ratio threshold apart")

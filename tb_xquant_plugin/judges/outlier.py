@@ -7,8 +7,12 @@ from typing import List, Optional
 
 import numpy as np
 
-from tb_xquant_plugin.judges.verdict import MANUAL_FOR_JUDGE, OUTLIER_REMOVAL, Verdict, core_config_snippet
-from tb_xquant_plugin.model.report import Report
+from tb_xquant_plugin import manual
+from tb_xquant_plugin.judges.base import CAUSE, Judge, JudgeContext
+from tb_xquant_plugin.judges.facts import facts_of
+from tb_xquant_plugin.judges.snippets import core_config_snippet
+from tb_xquant_plugin.model.report import HISTOGRAMS, LAYER_METRICS, Report
+from tb_xquant_plugin.model.verdict import COMPUTED, OUTLIER_REMOVAL, Verdict
 
 
 @dataclasses.dataclass
@@ -88,13 +92,18 @@ def _tail_start(bins, counts, z, mu) -> Optional[float]:
     return None if best is None else round(best, 2)
 
 
+def zscore_of(report: Report, name: str) -> Optional[ZScoreHistogram]:
+    """:func:`zscore_histogram` of a layer's logged histogram, once per report and layer."""
+    cache = facts_of(report).zscores
+    if name not in cache:
+        cache[name] = zscore_histogram(report.histogram(name))
+    return cache[name]
+
+
 def judge(report: Report, degraded: List[str], z_threshold: float) -> List[Verdict]:
     out = []
     for name in degraded:
-        key = "zscore_histogram:" + name  # independent of the thresholds: once per report and layer
-        if key not in report.memo:
-            report.memo[key] = zscore_histogram(report.histogram(name))
-        zh = report.memo[key]
+        zh = zscore_of(report, name)
         if zh is None or not np.any(zh.zscore >= z_threshold):
             continue
         suggestion = zh.suggested_z_threshold
@@ -112,6 +121,14 @@ def judge(report: Report, degraded: List[str], z_threshold: float) -> List[Verdi
         msg = ("Layer %s has float outputs up to %.1f standard deviations from the mean (z-score >= %g). "
                "Setting z_threshold=%g removes the tail beyond z=%g when MCT picks activation thresholds."
                % (name, zh.max_zscore, z_threshold, suggestion, suggestion))
-        out.append(Verdict(OUTLIER_REMOVAL, "computed", [name], numbers, MANUAL_FOR_JUDGE[OUTLIER_REMOVAL], msg,
+        out.append(Verdict(OUTLIER_REMOVAL, COMPUTED, [name], numbers, manual.JUDGE_TO_MANUAL[OUTLIER_REMOVAL], msg,
                            core_config_snippet(z_threshold=suggestion)))
     return out
+
+
+def run(ctx: JudgeContext) -> List[Verdict]:
+    return judge(ctx.report, ctx.detection.degraded, ctx.thresholds.zscore_outlier_removal)
+
+
+JUDGE = Judge(OUTLIER_REMOVAL, CAUSE, frozenset((LAYER_METRICS, HISTOGRAMS)), run,
+              doc="a degraded layer whose logged float histogram reaches z-scores at or over the threshold")

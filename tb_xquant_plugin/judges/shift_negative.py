@@ -9,8 +9,12 @@ from typing import List
 
 import numpy as np
 
-from tb_xquant_plugin.judges.verdict import MANUAL_FOR_JUDGE, SHIFT_NEGATIVE_ACTIVATION, Verdict, core_config_snippet
-from tb_xquant_plugin.model.report import Report
+from tb_xquant_plugin import manual
+from tb_xquant_plugin.judges.base import CAUSE, Judge, JudgeContext
+from tb_xquant_plugin.judges.facts import facts_of
+from tb_xquant_plugin.judges.snippets import core_config_snippet
+from tb_xquant_plugin.model.report import GRAPH, Report
+from tb_xquant_plugin.model.verdict import COMPUTED, SHIFT_NEGATIVE_ACTIVATION, Verdict
 
 MCT_NEGATIVE_ACTIVATIONS = {"prelu", "elu", "hardswish", "silu", "gelu"}
 OTHER_ACTIVATIONS = {"leakyrelu", "leaky_relu", "selu", "celu", "mish", "tanh", "softsign", "hardtanh", "rrelu"}
@@ -39,12 +43,29 @@ def judge(report: Report) -> List[Verdict]:
         snc = qp.shift_negative_activation_correction if qp else None
         numbers = {"layer": n.name, "activation": n.op, "min_value": min_value,
                    "shift_negative_activation_correction": snc, "in_mct_list": known}
+        if snc is True:
+            # The correction was on for this run: the next knob is the search of its parameters (a ratio of
+            # 0.1 or more made MCT 2.6.1 fail in our runs, so the default ratio stays).
+            advice = ("shift-negative correction was already on for it; the next step is "
+                      "shift_negative_params_search=True")
+            code = core_config_snippet(shift_negative_activation_correction=True, shift_negative_params_search=True)
+        else:
+            advice = ("shift-negative correction was off for it" if snc is False else
+                      "turn shift_negative_activation_correction on (its setting is not in the logs)")
+            code = core_config_snippet(shift_negative_activation_correction=True)
         msg = "%s (%s) outputs negative values%s; %s" % (
-            n.name, n.op, (" down to %.3g" % min_value) if min_value is not None else "",
-            "shift-negative correction was off for it" if snc is False else
-            "check that shift_negative_activation_correction is on and tune shift_negative_ratio")
-        out.append(Verdict(SHIFT_NEGATIVE_ACTIVATION, "computed", [n.name], numbers,
-                           MANUAL_FOR_JUDGE[SHIFT_NEGATIVE_ACTIVATION], msg,
-                           core_config_snippet(shift_negative_activation_correction=True, shift_negative_ratio=0.05,
-                                               shift_negative_params_search=True)))
+            n.name, n.op, (" down to %.3g" % min_value) if min_value is not None else "", advice)
+        out.append(Verdict(SHIFT_NEGATIVE_ACTIVATION, COMPUTED, [n.name], numbers,
+                           manual.JUDGE_TO_MANUAL[SHIFT_NEGATIVE_ACTIVATION], msg, code))
     return out
+
+
+def run(ctx: JudgeContext) -> List[Verdict]:
+    f = facts_of(ctx.report)
+    if f.shift_negative is None:  # does not depend on the thresholds: once per report
+        f.shift_negative = judge(ctx.report)
+    return f.shift_negative
+
+
+JUDGE = Judge(SHIFT_NEGATIVE_ACTIVATION, CAUSE, frozenset((GRAPH,)), run,
+              doc="activations whose outputs go negative (MCT's list, or a logged histogram below zero)")

@@ -8,13 +8,13 @@ count, exactly as TensorBoard's histogram plugin stores them).
 from __future__ import annotations
 
 import logging
-import os
-import posixpath
-from typing import Dict, Iterable, List, Optional
+import threading
+from typing import Dict, Iterable, List, Optional, Sequence
 
 import numpy as np
 
-from tensorboard.compat import tf
+from tb_xquant_plugin.readers import files
+from tb_xquant_plugin.readers.files import join
 
 logger = logging.getLogger(__name__)
 
@@ -39,13 +39,6 @@ class EventSource:
         """What changes when the source has new data for these runs (event files read directly: nothing
         beyond the files themselves, which the store stats)."""
         return ()
-
-
-def join(*parts: str) -> str:
-    """Join path parts the way gfile paths need (keeps URL-style roots such as gs://)."""
-    if "://" in parts[0]:
-        return posixpath.join(*parts)
-    return os.path.join(*parts)
 
 
 def _is_event_file(name: str) -> bool:
@@ -110,13 +103,11 @@ class LocalEventSource(EventSource):
     def _scan(self) -> Dict[str, List[str]]:
         if self._runs is None:
             runs: Dict[str, List[str]] = {}
-            gf = tf.io.gfile
-            if gf.isdir(self.logdir):
-                for dirpath, _dirs, files in gf.walk(self.logdir):
-                    evs = sorted(f for f in files if _is_event_file(f))
-                    if evs:
-                        rel = os.path.relpath(dirpath, self.logdir) if "://" not in dirpath else dirpath[len(self.logdir):].strip("/")
-                        runs[rel.replace(os.sep, "/") or "."] = [join(dirpath, f) for f in evs]
+            for dirpath, names in files.walk(self.logdir):
+                evs = [join(dirpath, f) for f in sorted(names) if _is_event_file(f)]
+                evs = [p for p in evs if files.exists(p, self.logdir)]  # regular files inside the logdir
+                if evs:
+                    runs[files.rel_path(self.logdir, dirpath)] = evs
             self._runs = runs
         return self._runs
 
@@ -230,3 +221,70 @@ class DataProviderSource(EventSource):
                 for tag, ts in sorted(res[run].items()):
                     out.append((kind, run, tag, ts.max_step, ts.max_wall_time))
         return tuple(out)
+
+
+def last_graph_in_file(path: str, root: Optional[str] = None) -> Optional[bytes]:
+    """The last ``graph_def`` of one event file (what TensorBoard's EventAccumulator keeps), or None."""
+    from tensorboard.backend.event_processing import event_file_loader
+
+    if not files.exists(path, root):
+        return None
+    graph = None
+    for ev in event_file_loader.LegacyEventFileLoader(path).Load():
+        if ev.HasField("graph_def"):
+            graph = ev.graph_def
+    return graph
+
+
+def event_files(folder: str, root: Optional[str] = None) -> List[str]:
+    """The event files of a run folder, in name order."""
+    return [join(folder, f) for f in sorted(files.list_dir(folder, root))
+            if _is_event_file(f) and files.exists(join(folder, f), root)]
+
+
+# event file path -> (file identity, bytes already scanned, marker found)
+_marker_scans: Dict[str, tuple] = {}
+_marker_lock = threading.Lock()
+_MAX_MARKER_SCANS = 4096
+
+
+def file_contains(path: str, markers: Sequence[bytes]) -> bool:
+    """Whether an (append-only) event file holds one of ``markers``: a byte search, not a decode.
+
+    Remembered per file; a file that grew is searched only in its new bytes, so the discovery loop
+    re-checks growing files cheaply."""
+    identity, size = files.file_identity(path)
+    with _marker_lock:
+        last = _marker_scans.get(path)
+    if last is not None and last[0] == identity and last[1] <= size:
+        if last[2] or last[1] == size:
+            return last[2]
+        start = last[1]
+    else:
+        start = 0
+    keep = max(len(m) for m in markers) - 1
+    pos = max(0, start - keep)
+    tail, found = b"", False
+    for chunk in files.chunks(path, pos, max(0, size - pos)):
+        window = tail + chunk
+        if any(m in window for m in markers):
+            found = True
+            break
+        tail = window[-keep:]
+        pos += len(chunk)
+    with _marker_lock:
+        if len(_marker_scans) >= _MAX_MARKER_SCANS:
+            _marker_scans.clear()
+        _marker_scans[path] = (identity, size if found else min(pos, size), found)
+    return found
+
+
+def run_contains(run_dir: str, markers: Sequence[bytes], root: Optional[str] = None) -> bool:
+    """Whether one of the event files of a run folder holds one of ``markers``."""
+    for path in event_files(run_dir, root):
+        try:
+            if file_contains(path, markers):
+                return True
+        except Exception:  # noqa: BLE001 - unreadable or vanished file
+            continue
+    return False

@@ -1,6 +1,7 @@
-"""Parse the GraphDefs MCT writes: the XQuant graph of the quantized model and the stage graphs
-of ``mct.set_log_folder`` (which carry quantization parameters in ``.activation`` / ``.weights``
-helper nodes)."""
+"""GraphDef bytes -> :class:`GraphNode` records, and the display form of a quantized graph.
+
+Generic over producers; what a toolchain's node attributes mean is read in its producer
+(MCT's stage-graph attributes: ``producers.mct_stages``)."""
 from __future__ import annotations
 
 import dataclasses
@@ -18,8 +19,6 @@ _METRIC_RE = re.compile(
     r"""['"]([^'"]+)['"]\s*:\s*(?:np\.float\d*\(|float\()?\s*([-+]?(?:nan|inf|infinity|\d+\.?\d*(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+)?))""",
     re.IGNORECASE,
 )
-_THRESHOLD_RE = re.compile(r"""['"]threshold['"]\s*:\s*(?:np\.float\d*\()?\s*([-+]?[0-9.eE+-]+|inf|nan)""")
-_SIGNED_RE = re.compile(r"""['"]is_signed['"]\s*:\s*(?:np\.)?(True|False)_?""")
 
 
 @dataclasses.dataclass
@@ -43,7 +42,7 @@ def parse_metric_dict(text: str) -> Dict[str, float]:
     return out
 
 
-def _attr_value(v) -> Any:
+def attr_value(v) -> Any:
     kind = v.WhichOneof("value")
     if kind == "s":
         return v.s.decode("utf-8", "replace")
@@ -94,7 +93,7 @@ def parse_graph(data: Optional[bytes], attrs: Optional[Iterable[str]] = None,
             names = [k for k in wanted if k in attr_map]
         for k in names:
             if k != "_output_shapes":
-                values[k] = _attr_value(attr_map[k])
+                values[k] = attr_value(attr_map[k])
         if shapes and "_output_shapes" in attr_map:
             node_shapes = _shapes(attr_map["_output_shapes"])
         inputs = [i.split(":")[0].lstrip("^") for i in n.input]
@@ -109,233 +108,6 @@ def is_fake_quant(node: GraphNode) -> bool:
 def layer_name_of(node: GraphNode) -> str:
     """The name MCT uses for the layer (PyTorch wrappers add ``_layer`` in the quantized graph)."""
     return node.name[: -len("_layer")] if node.name.endswith("_layer") else node.name
-
-
-@dataclasses.dataclass
-class QuantParams:
-    """Quantization parameters of one node from an MCT stage graph."""
-
-    activation_nbits: Optional[int] = None
-    activation_threshold: Optional[float] = None
-    signed: Optional[bool] = None
-    quant_mode: Optional[str] = None
-    z_threshold: Optional[float] = None
-    shift_negative_activation_correction: Optional[bool] = None
-    shift_negative_ratio: Optional[float] = None
-    activation_error_method: Optional[str] = None
-    weights_bias_correction: Optional[bool] = None
-    op: Optional[str] = None
-    # Final bits of the kernel (the weights mixed precision configures) and where they were read:
-    # "stage graph" (a single candidate), "mct log" (MCT's "Final weights bit-width configuration"
-    # line) or "manifest"; the candidates the stage graph lists (several when mixed precision chose).
-    weights_nbits: Optional[int] = None
-    weights_nbits_source: Optional[str] = None
-    weights_nbits_candidates: Optional[List[int]] = None
-
-    def to_json(self) -> Dict[str, Any]:
-        return dataclasses.asdict(self)
-
-
-def _num(text: str) -> Optional[float]:
-    try:
-        return float(text)
-    except (TypeError, ValueError):
-        return None
-
-
-# Node attributes stage_quant_params reads (pass as ``parse_graph(..., attrs=STAGE_ATTRS)``).
-STAGE_ATTRS = ("activation_n_bits", "activation_quantization_params", "quant_mode", "z_threshold",
-               "shift_negative_activation_correction", "shift_negative_ratio", "_activation_error_method",
-               "activation_error_method", "weights_bias_correction", "weights_n_bits")
-
-_BIT_LIST_RE = re.compile(r"\[\s*\d+(?:\s*,\s*\d+)*\s*\]|\d+", re.ASCII)
-
-
-def bit_candidates(value: Any) -> Optional[List[int]]:
-    """The bit widths a stage-graph attribute lists: MCT logs the chosen value as an int once the bits
-    are final, and before that the text of the per-candidate list (``'[8, 4, 2]'``, one entry per
-    mixed-precision candidate, repeats included).  ``None`` for anything else."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return [value]
-    if isinstance(value, str):
-        text = value.strip()
-        if _BIT_LIST_RE.fullmatch(text):
-            return [int(x) for x in re.findall(r"[0-9]+", text)]
-    return None
-
-
-def as_bits(value: Any) -> Optional[int]:
-    """A bit width from JSON (the manifest): an int, or a float holding one; anything else is None."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return None
-
-
-def decided_bits(candidates: Optional[List[int]]) -> Optional[int]:
-    """The bit width when every candidate has the same one (nothing left for mixed precision to choose)."""
-    if candidates and len(set(candidates)) == 1:
-        return candidates[0]
-    return None
-
-
-def stage_quant_params(nodes: List[GraphNode]) -> Dict[str, QuantParams]:
-    """Map node name (last path component) -> quantization parameters from a stage graph."""
-    by_id = {n.id: n for n in nodes}
-    out: Dict[str, QuantParams] = {}
-    for n in nodes:
-        if n.id.endswith(".activation"):
-            base = by_id.get(n.id[: -len(".activation")])
-            name = (base.name if base else n.name[: -len(".activation")])
-            qp = out.setdefault(name, QuantParams())
-            qp.op = base.op if base else None
-            a = n.attrs
-            bits = decided_bits(bit_candidates(a.get("activation_n_bits")))
-            if bits is not None:
-                qp.activation_nbits = bits
-            params = a.get("activation_quantization_params") or ""
-            m = _THRESHOLD_RE.search(params)
-            if m:
-                qp.activation_threshold = _num(m.group(1))
-            m = _SIGNED_RE.search(params)
-            if m:
-                qp.signed = m.group(1) == "True"
-            qp.quant_mode = (a.get("quant_mode") or "").replace("ActivationQuantizationMode.", "") or None
-            if isinstance(a.get("z_threshold"), float):
-                qp.z_threshold = a["z_threshold"]
-            if isinstance(a.get("shift_negative_activation_correction"), bool):
-                qp.shift_negative_activation_correction = a["shift_negative_activation_correction"]
-            if isinstance(a.get("shift_negative_ratio"), float):
-                qp.shift_negative_ratio = a["shift_negative_ratio"]
-            em = a.get("_activation_error_method") or a.get("activation_error_method")
-            if isinstance(em, str):
-                qp.activation_error_method = em.replace("QuantizationErrorMethod.", "")
-        elif n.id.endswith(".weights"):
-            name = n.name[: -len(".weights")]
-            qp = out.setdefault(name, QuantParams())
-            if isinstance(n.attrs.get("weights_bias_correction"), bool):
-                qp.weights_bias_correction = n.attrs["weights_bias_correction"]
-            # MCT 2.6.1 logs final weights configurations without their bits (stage graphs after
-            # mixed precision); read them only where a stage does carry them.
-            candidates = bit_candidates(n.attrs.get("weights_n_bits"))
-            if candidates:
-                qp.weights_nbits_candidates = candidates
-                bits = decided_bits(candidates)
-                if bits is not None:
-                    qp.weights_nbits, qp.weights_nbits_source = bits, "stage graph"
-    return out
-
-
-def _topological_order(ids: List[str], inputs: Dict[str, List[str]]) -> List[str]:
-    """Node ids in the order networkx's ``topological_sort`` gives (MCT sorts configurable nodes
-    with it): generation by generation, starting from the nodes without inputs.  Inside a
-    generation networkx follows the order edges were added, which the GraphDef does not record;
-    the stage graph's node order stands in for it (exact for chains, where each generation holds
-    one node)."""
-    pos = {i: k for k, i in enumerate(ids)}
-    children: Dict[str, List[str]] = {i: [] for i in ids}
-    indegree = dict.fromkeys(ids, 0)
-    for i in ids:
-        for src in inputs.get(i, ()):
-            if src in children and src != i:
-                children[src].append(i)
-                indegree[i] += 1
-    for c in children.values():
-        c.sort(key=pos.__getitem__)
-    order: List[str] = []
-    generation = [i for i in ids if indegree[i] == 0]
-    while generation:
-        order.extend(generation)
-        nxt = []
-        for i in generation:
-            for c in children[i]:
-                indegree[c] -= 1
-                if indegree[c] == 0:
-                    nxt.append(c)
-        generation = nxt
-    if len(order) < len(ids):  # a cycle: not an MCT graph; keep the rest in graph order
-        seen = set(order)
-        order += [i for i in ids if i not in seen]
-    return order
-
-
-def stage_weights_candidates(data: Optional[bytes]) -> Tuple[Dict[str, List[int]], List[str]]:
-    """Weights bit-width candidates of a stage graph MCT logged before mixed precision chose
-    (``weights_n_bits`` of the ``.weights`` helper nodes: ``'[8]'``, or ``'[8, 4, 2]'`` while
-    undecided), and the names of the nodes whose weights mixed precision configures (more than one
-    distinct candidate) in MCT's topological order -- the order of MCT's log line "Final weights
-    bit-width configuration: [...]".  Raises ``ValueError`` when the bytes are not a GraphDef.
-
-    Only node names, inputs and that one attribute are read, so a large graph stays cheap."""
-    if not data:
-        return {}, []
-    g = GraphDef()
-    try:
-        g.ParseFromString(data)
-    except Exception as e:  # noqa: BLE001 - protobuf raises DecodeError
-        raise ValueError("graph is not a valid GraphDef: %s" % e) from None
-    candidates: Dict[str, List[int]] = {}
-    weights_of: Dict[str, str] = {}  # main node id -> layer name with several candidates
-    for n in g.node:
-        nid = n.name
-        if nid.endswith(".weights"):
-            attr = n.attr.get("weights_n_bits")
-            c = bit_candidates(_attr_value(attr)) if attr is not None else None
-            if c:
-                name = nid.rsplit("/", 1)[-1][: -len(".weights")]
-                candidates[name] = c
-                if len(set(c)) > 1:
-                    weights_of[nid[: -len(".weights")]] = name
-    if not weights_of:  # no mixed precision: no order needed (reading every input is the slow part)
-        return candidates, []
-    ids: List[str] = []
-    inputs: Dict[str, List[str]] = {}
-    for n in g.node:
-        nid = n.name
-        if nid.endswith(".weights") or nid.endswith(".activation"):
-            continue
-        ids.append(nid)
-        ins = []
-        for i in n.input:
-            i = i.split(":")[0].lstrip("^")
-            if i.endswith(".activation"):
-                i = i[: -len(".activation")]
-            elif i.endswith(".weights"):
-                continue
-            ins.append(i)
-        inputs[nid] = ins
-    return candidates, [weights_of[i] for i in _topological_order(ids, inputs) if i in weights_of]
-
-
-def assign_final_weights_bits(quant: Dict[str, QuantParams], candidates: Dict[str, List[int]],
-                              configurable: List[str], final_config: Optional[List[int]]) -> bool:
-    """Fill ``weights_nbits`` of the layers whose weights have stage-graph candidates: a single
-    candidate is the final width; several are resolved with MCT's final configuration (one entry per
-    configurable layer, in ``configurable`` order).  Returns False when that configuration does not
-    fit -- not one entry per configurable layer, or a width that is not among a layer's candidates
-    (it then belongs to another run and is not used)."""
-    for name, c in candidates.items():
-        qp = quant.setdefault(name, QuantParams())
-        if qp.weights_nbits_candidates is None:
-            qp.weights_nbits_candidates = c
-        bits = decided_bits(c)
-        if bits is not None and qp.weights_nbits is None:
-            qp.weights_nbits, qp.weights_nbits_source = bits, "stage graph"
-    if not configurable or final_config is None:
-        return True
-    if len(final_config) != len(configurable) or any(
-            b not in candidates[name] for name, b in zip(configurable, final_config)):
-        return False
-    for name, bits in zip(configurable, final_config):
-        qp = quant[name]
-        if qp.weights_nbits is None:
-            qp.weights_nbits, qp.weights_nbits_source = int(bits), "mct log"
-    return True
 
 
 def main_nodes(nodes: List[GraphNode]) -> List[GraphNode]:

@@ -9,17 +9,19 @@ import re
 from typing import Any, Callable, Dict
 
 from tensorboard.backend import http_util
-from tensorboard.compat import tf
 from werkzeug import wrappers
 
-from tb_xquant_plugin.server import views
+from tb_xquant_plugin import manual
+from tb_xquant_plugin.api import views
+from tb_xquant_plugin.producers.mct_files import MAX_PNG_BYTES
+from tb_xquant_plugin.readers import files
 from tb_xquant_plugin.server.store import ReportStore, threshold_args
 
 logger = logging.getLogger(__name__)
 
 STATIC_DIR = os.path.join(os.path.dirname(os.path.dirname(__file__)), "static")
 _STATIC_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
-MAX_PNG_BYTES = 32 * 1024 * 1024
+MAX_STATIC_BYTES = 16 * 1024 * 1024
 
 
 def _json(request, obj: Any, code: int = 200):
@@ -161,21 +163,17 @@ class Routes:
         artifact = report.artifact_by_id.get(aid)
         if artifact is None:
             return _error(request, 404, "unknown artifact %r" % aid[:80], "Use artifact ids from GET report.")
-        gf = tf.io.gfile
         try:
-            if gf.stat(artifact.path).length > MAX_PNG_BYTES:
-                return _error(request, 404, "artifact too large", "")
-            with gf.GFile(artifact.path, "rb") as f:
-                data = f.read()
-        except Exception:  # noqa: BLE001
-            return _error(request, 404, "artifact %s is no longer readable" % artifact.name, "Reload the report.")
+            data = files.read_bytes(artifact.path, artifact.name, MAX_PNG_BYTES, root=self.store.logdir)
+        except files.ReadError as e:
+            return _error(request, 404, e.what, e.hint)
+        if data is None:
+            return _error(request, 404, "artifact %s is no longer there" % artifact.name, "Reload the report.")
         if not data.startswith(b"\x89PNG"):
             return _error(request, 404, "artifact %s is not a PNG" % artifact.name, "")
         return http_util.Respond(request, data, "image/png")
 
     def manual(self, request):
-        from tb_xquant_plugin import manual
-
         mid = request.args.get("id")
         if not mid:
             return _json(request, {"entries": manual.list_entries()})
@@ -189,11 +187,12 @@ class Routes:
         # Only plain file names of the bundle folder: no separators, no dot-dot.
         if not _STATIC_NAME.match(name) or name.startswith("."):
             return _error(request, 404, "not found", "")
-        path = os.path.join(STATIC_DIR, name)
-        if not os.path.isfile(path):
+        try:
+            data = files.read_bytes(os.path.join(STATIC_DIR, name), name, MAX_STATIC_BYTES, root=STATIC_DIR)
+        except files.ReadError:
+            data = None
+        if data is None:
             return _error(request, 404, "not found", "Build the frontend: cd frontend && npm ci && npm run build")
-        with open(path, "rb") as f:
-            data = f.read()
         ctype = mimetypes.guess_type(name)[0] or "application/octet-stream"
         if name.endswith((".js", ".mjs")):
             ctype = "text/javascript"

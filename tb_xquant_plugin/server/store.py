@@ -13,48 +13,35 @@ import threading
 import time
 from typing import Callable, Dict, List, Optional, Tuple
 
-from tensorboard.compat import tf
-
+from tb_xquant_plugin import producers
+from tb_xquant_plugin.api import views
 from tb_xquant_plugin.judges.run import Analysis, analyse
-from tb_xquant_plugin.model.builder import build_report
-from tb_xquant_plugin.model.report import Report
-from tb_xquant_plugin.model.thresholds import Thresholds
-from tb_xquant_plugin.readers import artifacts as art
-from tb_xquant_plugin.readers.artifacts import Problem
-from tb_xquant_plugin.readers.events import EventSource, join
-from tb_xquant_plugin.server import views
+from tb_xquant_plugin.model.report import Problem, Report, report_id, unreadable_report
+from tb_xquant_plugin.model.thresholds import is_threshold_key
+from tb_xquant_plugin.producers.base import Producer
+from tb_xquant_plugin.readers import events, files
+from tb_xquant_plugin.readers.events import EventSource
+from tb_xquant_plugin.readers.files import join
 
 logger = logging.getLogger(__name__)
 
 
-def _stat_key(path: str) -> Tuple:
-    """What identifies one version of a file.  TensorBoard's gfile stub (no TensorFlow) reports only the length,
-    so local files are stat'ed directly: size, mtime in ns and inode (an os.replace() gives a new inode)."""
-    if "://" not in path:
-        st = os.stat(path)
-        return (st.st_size, st.st_mtime_ns, st.st_ino)
-    st = tf.io.gfile.stat(path)
-    return (st.length, getattr(st, "mtime_nsec", None))
-
-
-def _signature(report_dir: str) -> Tuple:
-    gf = tf.io.gfile
+def _signature(report_dir: str, producer: Producer) -> Tuple:
+    """Versions of the files a report is built from: the producer's files and its event run's files."""
     sig = []
-    for name in (art.QUANT_REPORT, art.TROUBLESHOOT_REPORT, art.MANIFEST_FILENAME):
+    for name in producer.signature_files():
         try:
-            sig.append((name,) + _stat_key(join(report_dir, name)))
+            sig.append((name,) + files.version_key(join(report_dir, name)))
         except Exception:  # noqa: BLE001 - missing file
             sig.append((name, None))
-    xdir = join(report_dir, art.XQUANT_RUN)
-    try:
-        if gf.isdir(xdir):
-            for f in sorted(gf.listdir(xdir)):
-                try:
-                    sig.append((f,) + _stat_key(join(xdir, f)))
-                except Exception:  # noqa: BLE001
-                    sig.append((f, None))
-    except Exception:  # noqa: BLE001
-        pass
+    run = producer.event_run(".")
+    xdir = join(report_dir, run) if run and run != "." else None
+    if xdir and files.is_dir(xdir):
+        for f in sorted(files.list_dir(xdir)):
+            try:
+                sig.append((f,) + files.version_key(join(xdir, f)))
+            except Exception:  # noqa: BLE001
+                sig.append((f, None))
     return tuple(sig)
 
 
@@ -69,28 +56,15 @@ def _completeness(report: Report) -> int:
     return int(report.has_graph) + int(bool(report.histograms)) + int(report.stage_run is not None)
 
 
-def _provisional(report: Report) -> bool:
+def _provisional(report: Report, producer: Producer) -> bool:
     if _completeness(report) == 3:
         return False
-    xdir = join(report.dir, art.XQUANT_RUN)
-    try:
-        return tf.io.gfile.isdir(xdir) and any("tfevents" in f for f in tf.io.gfile.listdir(xdir))
-    except Exception:  # noqa: BLE001
-        return False
+    run = producer.event_run(".")
+    return bool(run and run != "." and events.event_files(join(report.dir, run)))
 
 
 LOADING = Problem("TensorBoard is still loading the event files of this report; what they hold appears on reload",
                   "Wait a few seconds and reload (TensorBoard reads new event files every --reload_interval seconds).")
-
-
-def _unreadable(rid: str, rel: str, report_dir: str, error: Exception) -> Report:
-    """Stand-in for a report whose build failed unexpectedly, so that the other reports still load."""
-    return Report(
-        id=rid, rel=rel, dir=report_dir, manifest=None, defaults=Thresholds.defaults(), metrics=[], layers=[],
-        output_metrics={"repr": {}, "val": {}}, nodes=[], node_alias={}, histograms={}, quant={}, stage_run=None,
-        mct_troubleshoot=None, artifacts=[],
-        problems=[Problem("this report could not be read: %s: %s" % (type(error).__name__, str(error)[:300]),
-                          "The files of this report may be half-written; reload later. Other reports are unaffected.")])
 
 
 # Cached analyses (one per report and threshold set): at most this many, holding at most this many
@@ -106,7 +80,7 @@ class ReportStore:
         self._source_factory = source_factory
         self._refresh_seconds = refresh_seconds
         self._lock = threading.RLock()
-        self._dirs: Optional[Dict[str, str]] = None  # rel -> dir
+        self._dirs: Optional[Dict[str, Tuple[str, Producer]]] = None  # rel -> (dir, producer)
         self._runs: List[str] = []
         self._discovered_at = 0.0
         self._reports: Dict[str, Tuple[Tuple, Report, float]] = {}  # rid -> (signature, report, expires)
@@ -153,11 +127,11 @@ class ReportStore:
             pending = pending or (cached is not None and cached[2] != float("inf"))
         return pending
 
-    def discover(self) -> Dict[str, str]:
+    def discover(self) -> Dict[str, Tuple[str, Producer]]:
         with self._discover_lock:
             source = self._source_factory()
             runs = source.runs()
-            dirs = art.discover_report_dirs(self.logdir, runs)
+            dirs = producers.discover(self.logdir, runs)
             with self._lock:
                 self._runs, self._dirs, self._discovered_at = runs, dirs, time.time()
             return dirs
@@ -167,7 +141,7 @@ class ReportStore:
         with self._lock:
             return bool(self._dirs)
 
-    def report_dirs(self, refresh: bool = False) -> Dict[str, str]:
+    def _found(self, refresh: bool = False) -> Dict[str, Tuple[str, Producer]]:
         with self._lock:
             stale = self._dirs is None or refresh
         if stale:
@@ -175,21 +149,29 @@ class ReportStore:
         with self._lock:
             return dict(self._dirs or {})
 
+    def report_dirs(self, refresh: bool = False) -> Dict[str, str]:
+        """``{report path relative to the logdir: report folder}``."""
+        return {rel: d for rel, (d, _p) in self._found(refresh).items()}
+
     def ids(self, refresh: bool = False) -> Dict[str, Tuple[str, str]]:
-        return {art.report_id(rel): (rel, d) for rel, d in self.report_dirs(refresh).items()}
+        """``{report id: (relative path, folder)}``."""
+        return {rid: (rel, d) for rid, (rel, d, _p) in self._entries(refresh).items()}
+
+    def _entries(self, refresh: bool = False) -> Dict[str, Tuple[str, str, Producer]]:
+        return {report_id(rel): (rel, d, p) for rel, (d, p) in self._found(refresh).items()}
 
     # -- reports ---------------------------------------------------------------------------
     def report(self, rid: str) -> Optional[Report]:
-        ids = self.ids()
+        ids = self._entries()
         if rid not in ids:
-            ids = self.ids(refresh=True)
+            ids = self._entries(refresh=True)
             if rid not in ids:
                 return None
-        rel, d = ids[rid]
+        rel, d, producer = ids[rid]
         with self._lock:
             cached = self._reports.get(rid)
-        file_sig = _signature(d)
-        sig = file_sig + self._provider_fingerprint(rel, cached[1] if cached else None)
+        file_sig = _signature(d, producer)
+        sig = file_sig + self._provider_fingerprint(rel, cached[1] if cached else None, producer)
         if cached and cached[0] == sig and time.monotonic() < cached[2]:
             return cached[1]
         with self._lock:
@@ -199,9 +181,9 @@ class ReportStore:
                 cached = self._reports.get(rid)
             if cached and cached[0] == sig and time.monotonic() < cached[2]:
                 return cached[1]
-            report = self._build(rid, rel, d)
-            expires = time.monotonic() + PROVISIONAL_SECONDS if _provisional(report) else float("inf")
-            changed_while_read = _signature(d) != file_sig
+            report = self._build(rid, rel, d, producer)
+            expires = time.monotonic() + PROVISIONAL_SECONDS if _provisional(report, producer) else float("inf")
+            changed_while_read = _signature(d, producer) != file_sig
             if cached and cached[0] == sig and _completeness(report) < _completeness(cached[1]):
                 # TensorBoard's data provider answered with less than before for unchanged files (it is
                 # reloading): keep the fuller build rather than flicker to an empty graph.
@@ -213,7 +195,7 @@ class ReportStore:
                 expires = 0.0
             # The fingerprint covers the report's stage run, known only once it is built: store the signature
             # the next call will compute, or the first build is always thrown away and built again.
-            sig = file_sig + self._provider_fingerprint(rel, report)
+            sig = file_sig + self._provider_fingerprint(rel, report, producer)
             with self._lock:
                 if cached is None or cached[1] is not report:
                     for k in [k for k in self._analyses if k[0] == rid]:
@@ -223,8 +205,9 @@ class ReportStore:
 
     FINGERPRINT_SECONDS = 1.0  # the data provider reloads every few seconds: ask it at most this often
 
-    def _provider_fingerprint(self, rel: str, last: Optional[Report]) -> Tuple:
-        runs = [art.run_path(rel, art.XQUANT_RUN)] + ([last.stage_run] if last is not None and last.stage_run else [])
+    def _provider_fingerprint(self, rel: str, last: Optional[Report], producer: Producer) -> Tuple:
+        own = producer.event_run(rel)
+        runs = ([own] if own else []) + ([last.stage_run] if last is not None and last.stage_run else [])
         now = time.monotonic()
         with self._lock:
             hit = self._fingerprints.get(rel)
@@ -238,7 +221,7 @@ class ReportStore:
             self._fingerprints[rel] = (runs, now, fp)
         return fp
 
-    def _build(self, rid: str, rel: str, report_dir: str) -> Report:
+    def _build(self, rid: str, rel: str, report_dir: str, producer: Producer) -> Report:
         try:
             source = self._source_factory()
             try:
@@ -246,10 +229,10 @@ class ReportStore:
             except Exception:  # noqa: BLE001 - fall back to the runs of the last discovery
                 with self._lock:
                     runs = list(self._runs)
-            return build_report(source, self.logdir, rel, report_dir, runs)
+            return producer.build(source, self.logdir, rel, report_dir, runs)
         except Exception as e:  # noqa: BLE001 - one unreadable report must not take the others down
             logger.exception("tb-xquant: report %s could not be built", rel)
-            return _unreadable(rid, rel, report_dir, e)
+            return unreadable_report(rid, rel, report_dir, e)
 
     def analysis(self, rid: str, th_args: Dict[str, str]) -> Tuple[Optional[Analysis], Optional[Report]]:
         """Raises ValueError for bad threshold arguments."""
@@ -292,8 +275,8 @@ class ReportStore:
 
 
 def threshold_args(args) -> Dict[str, str]:
-    keys = ("ratio", "z", "concat", "bits")
-    return {k: args.get(k) for k in args.keys() if k.startswith("thr.") or k.startswith("under.") or k in keys}
+    """The threshold parameters of a query (validated by ``Thresholds.with_overrides``)."""
+    return {k: args.get(k) for k in args.keys() if is_threshold_key(k)}
 
 
 __all__ = ["ReportStore", "threshold_args"]

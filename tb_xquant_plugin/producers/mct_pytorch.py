@@ -7,26 +7,44 @@ import math
 import os
 from typing import Dict, List, Optional, Tuple
 
-from tb_xquant_plugin.judges.mixed_precision import last_layer_bits
-from tb_xquant_plugin.model.report import Layer, Report
+from tb_xquant_plugin.model import manifest as mf
+from tb_xquant_plugin.model.report import (
+    BIT_WIDTHS,
+    GRAPH,
+    HISTOGRAMS,
+    LAYER_METRICS,
+    PRODUCER_VERDICTS,
+    QUANT_PARAMS,
+    STAGE_GRAPHS,
+    LastLayer,
+    Layer,
+    Problem,
+    QuantParams,
+    Report,
+    StageGraph,
+    report_id,
+)
 from tb_xquant_plugin.model.thresholds import Thresholds
-from tb_xquant_plugin.readers import artifacts as art
-from tb_xquant_plugin.readers.artifacts import Problem
-from tb_xquant_plugin.readers.events import EventSource, LocalEventSource
-from tb_xquant_plugin.readers.graphs import (
+from tb_xquant_plugin.producers import mct_files as art
+from tb_xquant_plugin.producers import mct_verdicts
+from tb_xquant_plugin.producers.base import MCT_PYTORCH, Producer
+from tb_xquant_plugin.producers.mct_stages import (
     STAGE_ATTRS,
+    assign_final_weights_bits,
+    stage_quant_params,
+    stage_weights_candidates,
+)
+from tb_xquant_plugin.readers import events, files
+from tb_xquant_plugin.readers.events import EventSource
+from tb_xquant_plugin.readers.files import ReadError, join
+from tb_xquant_plugin.readers.graphs import (
     XQUANT_REPR,
     XQUANT_VAL,
-    QuantParams,
-    as_bits,
-    assign_final_weights_bits,
     display_graph,
     layer_name_of,
     main_nodes,
     parse_graph,
     parse_metric_dict,
-    stage_quant_params,
-    stage_weights_candidates,
 )
 
 logger = logging.getLogger(__name__)
@@ -81,16 +99,16 @@ def find_stage_runs(runs: List[str], report_rel: str, manifest: Optional[dict],
     """
     by_folder = stage_runs_by_folder(runs)
     wanted: Optional[str] = None
-    if isinstance(manifest, dict) and isinstance(manifest.get("stage_logs"), str):
-        wanted = art.normpath_rel(report_rel, manifest["stage_logs"]).strip("/")
+    if mf.stage_logs(manifest) is not None:
+        wanted = files.normpath_rel(report_rel, mf.stage_logs(manifest)).strip("/")
         if wanted not in by_folder and problems is not None:
             problems.append(Problem(
                 "the manifest's stage_logs %r (%s from the logdir) matches no folder of MCT stage graphs in the "
                 "logdir; the stage logs were looked for by name instead"
-                % (manifest["stage_logs"][:300], wanted[:300]),
+                % (mf.stage_logs(manifest)[:300], wanted[:300]),
                 "Point TensorBoard at a folder that holds both the report dir and the mct.set_log_folder folder, "
                 "or fix stage_logs in %s (relative to the report dir, ending in tensorboard_logs)."
-                % art.MANIFEST_FILENAME))
+                % mf.FILENAME))
     if not by_folder:
         return None, None
     candidates: List[str]
@@ -124,20 +142,6 @@ def find_stage_runs(runs: List[str], report_rel: str, manifest: Optional[dict],
         if score >= best_score:
             best, best_score = folder, score
     return best, stage_of(best)
-
-
-def manifest_weights_bits(manifest: Optional[dict]) -> Dict[str, int]:
-    """``{layer: bits}`` of the kernels the manifest recorded (``bit_widths.layers.<name>.weights.weight``)."""
-    bw = manifest.get("bit_widths") if isinstance(manifest, dict) else None
-    layers = bw.get("layers") if isinstance(bw, dict) else None
-    out: Dict[str, int] = {}
-    if isinstance(layers, dict):
-        for name, entry in layers.items():
-            w = entry.get("weights") if isinstance(entry, dict) else None
-            bits = as_bits(w.get("weight")) if isinstance(w, dict) else None
-            if bits is not None:
-                out[str(name)] = bits
-    return out
 
 
 BITS_HINT = ("Keep MCT's mct_log.log in the folder mct.set_log_folder created (beside tensorboard_logs/; its line "
@@ -175,7 +179,7 @@ def fill_weights_bits(source: EventSource, logdir: str, runs: List[str], stage_l
                     break
         final_config = None
         if configurable:
-            final_config, log_note = art.final_weights_config(art.join(logdir, *stage_logs.split("/")))
+            final_config, log_note = art.final_weights_config(join(logdir, *stage_logs.split("/")), logdir)
         if not assign_final_weights_bits(quant, candidates, configurable, final_config):
             if len(final_config or []) != len(configurable):
                 log_note = ("%s has %d widths %s but the stage graph has %d layers with several candidates; it was "
@@ -183,7 +187,10 @@ def fill_weights_bits(source: EventSource, logdir: str, runs: List[str], stage_l
             else:
                 log_note = ("%s's widths %s are not all among the stage graph's candidates; it was not used"
                             % (art.MCT_LOG, final_config))
-    for name, bits in manifest_weights_bits(manifest).items():
+    for name, bits in mf.layer_bits(manifest).items():
+        bits = bits["weights_nbits"]
+        if bits is None:
+            continue
         qp = quant.setdefault(name, QuantParams())
         if qp.weights_nbits is None:
             qp.weights_nbits, qp.weights_nbits_source = bits, "manifest"
@@ -201,11 +208,18 @@ def fill_weights_bits(source: EventSource, logdir: str, runs: List[str], stage_l
                       + (", ..." if len(unknown) > 5 else ""), why), BITS_HINT)
 
 
-def _read_object(path: str, label: str, problems: List[Problem], hint: str) -> Optional[dict]:
+def _read_json(path: str, label: str, root: str, problems: List[Problem]):
+    """A JSON file, or None with the reason appended to ``problems``."""
+    try:
+        return files.read_json(path, label, root)
+    except ReadError as e:
+        problems.append(Problem(e.what, e.hint))
+        return None
+
+
+def _read_object(path: str, label: str, root: str, problems: List[Problem], hint: str) -> Optional[dict]:
     """A JSON object from disk, or None with the reason appended to ``problems``."""
-    data, p = art.read_json(path, label)
-    if p:
-        problems.append(p)
+    data = _read_json(path, label, root, problems)
     if data is not None and not isinstance(data, dict):
         problems.append(Problem("%s is not a JSON object; ignoring it" % label, hint))
         return None
@@ -217,17 +231,15 @@ def build_report(source: EventSource, logdir: str, rel: str, report_dir: str,
     problems: List[Problem] = []
     runs = runs if runs is not None else source.runs()
 
-    manifest = _read_object(art.manifest_path(report_dir), art.MANIFEST_FILENAME, problems,
+    manifest = _read_object(join(report_dir, mf.FILENAME), mf.FILENAME, logdir, problems,
                             "Re-run with tb_xquant_plugin.mct_run.xquant_report_with_manifest.")
 
-    raw_qr, p = art.read_json(art.join(report_dir, art.QUANT_REPORT), art.QUANT_REPORT)
-    if p:
-        problems.append(p)
+    raw_qr = _read_json(join(report_dir, art.QUANT_REPORT), art.QUANT_REPORT, logdir, problems)
     qr, qr_problems = art.normalise_quant_report(raw_qr) if raw_qr is not None else (None, [])
     problems.extend(qr_problems)
 
     # The XQuant graph of the quantized model.
-    xrun = art.run_path(rel, art.XQUANT_RUN)
+    xrun = files.run_path(rel, art.XQUANT_RUN)
     nodes_all = []
     histograms = {}
     if xrun in runs:
@@ -321,15 +333,22 @@ def build_report(source: EventSource, logdir: str, rel: str, report_dir: str,
                                 "Call mct.set_log_folder('<logdir>/<run>/mct_logs') before quantizing, and keep the "
                                 "report dir in the same folder (or record the path with xquant_report_with_manifest)."))
 
-    ts = _read_object(art.join(report_dir, art.TROUBLESHOOT_REPORT), art.TROUBLESHOOT_REPORT, problems,
+    ts = _read_object(join(report_dir, art.TROUBLESHOOT_REPORT), art.TROUBLESHOOT_REPORT, logdir, problems,
                       "Re-run xquant_report_troubleshoot_pytorch_experimental.")
 
+    defaults, refused = Thresholds.from_config(mf.xquant_config(manifest))
+    if refused:
+        problems.append(Problem("%s: %d threshold value%s refused and MCT's default used instead: %s"
+                                % (mf.FILENAME, len(refused), "" if len(refused) == 1 else "s", "; ".join(refused[:3])),
+                                "Fix xquant_config in %s (finite numbers; bit widths whole numbers in 1..32)."
+                                % mf.FILENAME))
+    stage_folder = join(logdir, *stage_run.rsplit("/", 1)[0].split("/")) if stage_run and "/" in stage_run else None
     report = Report(
-        id=art.report_id(rel),
+        id=report_id(rel),
         rel=rel,
         dir=report_dir,
         manifest=manifest,
-        defaults=Thresholds.from_manifest(manifest),
+        defaults=defaults,
         metrics=metrics,
         layers=layers,
         output_metrics=output_metrics,
@@ -339,37 +358,87 @@ def build_report(source: EventSource, logdir: str, rel: str, report_dir: str,
         quant=quant,
         stage_run=stage_run,
         mct_troubleshoot=ts,
-        artifacts=art.list_artifacts(report_dir),
+        artifacts=art.list_artifacts(report_dir, logdir),
         problems=problems,
         has_quant_report=raw_qr is not None,
         has_graph=bool(nodes),
+        producer=MCTPyTorch.name,
+        toolchain=MCT_PYTORCH,
+        supplies=frozenset(s for s, present in (
+            (GRAPH, bool(nodes)), (LAYER_METRICS, bool(layers)), (HISTOGRAMS, bool(histograms)),
+            (QUANT_PARAMS, bool(quant)), (BIT_WIDTHS, any(q.weights_nbits is not None for q in quant.values())),
+            (PRODUCER_VERDICTS, ts is not None), (STAGE_GRAPHS, stage_folder is not None)) if present),
+        stage_graph_loader=(lambda stage: load_stage_graph(stage_folder, stage, logdir)) if stage_folder else None,
     )
+    report.last_layer = last_layer_bits(report)
+    if ts is not None:
+        report.producer_verdicts, verdict_problems = mct_verdicts.load(report)
+        report.problems.extend(verdict_problems)
     if stage_run and not bits_problem:
-        last = last_layer_bits(report)
-        if last is not None and last["weights_nbits"] is None and last["activation_nbits"] is None:
+        last = report.last_layer
+        if last is not None and last.weights_nbits is None and last.activation_nbits is None:
             report.problems.append(Problem(
                 "the bit widths of the last layer %s are unknown, so the mixed-precision judge cannot check it "
-                "(neither the stage graph nor a manifest has bits for it)" % last["layer"][:200], BITS_HINT))
+                "(neither the stage graph nor a manifest has bits for it)" % last.layer[:200], BITS_HINT))
     return report
 
 
-def build_all(logdir: str, source: Optional[EventSource] = None) -> List[Report]:
-    """Every report under ``logdir`` (CLI / tests); reads event files directly."""
-    source = source or LocalEventSource(logdir)
-    runs = source.runs()
-    dirs = art.discover_report_dirs(logdir, runs)
-    return [build_report(source, logdir, rel, d, runs) for rel, d in sorted(dirs.items())]
+def last_layer_bits(report: Report) -> Optional[LastLayer]:
+    """The layer MCT's mixed-precision judge inspects and its weights / activation bit widths.
+
+    MCT 2.6.1 (``judge_mixed_precision_with_model_output_loss_objective``) looks at the quantized model's last
+    two child modules: the weights quantizer of the last layer and the activation holder after it.
+    ``xquant_report_with_manifest`` records exactly those two widths.  Without them, the last layer is the
+    node of the quantized graph that feeds no other, with its bits from the quantization parameters."""
+    last = mf.last_layer(report.manifest)
+    if last is not None:
+        name, source, w, a = last["name"], "manifest", last["weights_nbits"], last["activation_nbits"]
+    else:
+        consumers = {i for n in report.nodes for i in n.inputs}
+        sinks = [n for n in report.nodes if n.id not in consumers]
+        if not sinks:
+            return None
+        name, source, w, a = layer_name_of(sinks[-1]), "graph", None, None
+    qp = report.quant.get(name)
+    w_from = "manifest" if w is not None else None
+    if w is None and qp is not None and qp.weights_nbits is not None:
+        w, w_from = qp.weights_nbits, qp.weights_nbits_source
+    if a is None and qp is not None:
+        a = qp.activation_nbits
+    return LastLayer(name, w, a, source, w_from)
 
 
-def analyse_report_dir(report_dir: str, logdir: Optional[str] = None, thresholds: Optional[Thresholds] = None):
-    """Analyse one report directory (the folder given to ``XQuantConfig(report_dir=...)``).
+def load_stage_graph(stage_folder: str, stage: str, root: str) -> StageGraph:
+    """The graph MCT logged for one stage: the last graph of the stage's first event file (what MCT's own
+    troubleshooting opens with an EventAccumulator), or None and why."""
+    paths = events.event_files(join(stage_folder, stage), root)
+    if not paths:
+        return None, "the stage logs have no %s stage" % stage
+    try:
+        nodes = parse_graph(events.last_graph_in_file(paths[0], root), attrs=(), shapes=False)
+    except Exception as e:  # noqa: BLE001 - truncated or foreign files
+        return None, "the %s stage graph could not be read: %s" % (stage, e)
+    if not nodes:
+        return None, "the %s stage log holds no graph" % stage
+    return nodes, None
 
-    The logdir defaults to the report dir's parent, so the sibling MCT stage logs are found."""
-    from tb_xquant_plugin.judges.run import analyse
 
-    report_dir = os.path.abspath(report_dir)
-    logdir = os.path.abspath(logdir or os.path.dirname(report_dir))
-    source = LocalEventSource(logdir)
-    rel = os.path.relpath(report_dir, logdir).replace(os.sep, "/")
-    report = build_report(source, logdir, rel, report_dir)
-    return analyse(report, thresholds or report.defaults)
+class MCTPyTorch(Producer):
+    """MCT 2.6.1 for PyTorch: XQuant report dir (+ troubleshoot extension) and the stage logs."""
+
+    name = "mct-pytorch-xquant"
+    toolchain = MCT_PYTORCH
+    supplies = frozenset((GRAPH, LAYER_METRICS, HISTOGRAMS, QUANT_PARAMS, BIT_WIDTHS, PRODUCER_VERDICTS, STAGE_GRAPHS))
+
+    def discover(self, logdir: str, runs: List[str]) -> Dict[str, str]:
+        return art.discover_report_dirs(logdir, runs)
+
+    def signature_files(self):
+        return (art.QUANT_REPORT, art.TROUBLESHOOT_REPORT, mf.FILENAME)
+
+    def event_run(self, report_rel: str) -> Optional[str]:
+        return files.run_path(report_rel, art.XQUANT_RUN)
+
+    def build(self, source: EventSource, logdir: str, rel: str, report_dir: str,
+              runs: Optional[List[str]] = None) -> Report:
+        return build_report(source, logdir, rel, report_dir, runs)
