@@ -7,7 +7,7 @@ setup(
     description="TensorBoard plugin: MCT XQuant per-layer errors, degraded layers, judged causes and countermeasures",
     long_description=open("README.md", encoding="utf-8").read() if __import__("os").path.exists("README.md") else "",
     long_description_content_type="text/markdown",
-    python_requires=">=3.9",
+    python_requires=">=3.11",
     # find_namespace_packages: static/ and manual/entries/ hold data files, not modules, but setuptools
     # still treats every folder as a package; listing them avoids its "package would be ignored" warning.
     packages=find_namespace_packages(include=["tb_xquant_plugin", "tb_xquant_plugin.*"]),

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from typing import List, Optional
 
@@ -17,6 +16,7 @@ from tb_xquant_plugin.api import views
 from tb_xquant_plugin.judges.run import analyse
 from tb_xquant_plugin.model.thresholds import KNOBS
 from tb_xquant_plugin.producers import build_all
+from tb_xquant_plugin.readers import files
 
 
 def _overrides(args) -> dict:
@@ -114,7 +114,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = p.parse_args(argv)
     if args.cmd == "manual":
         return manual.cli_main([args.id] if args.id else [])
-    if not os.path.exists(args.path) and "://" not in args.path:
+    if not (files.is_remote(args.path) or files.is_dir(args.path) or files.exists(args.path)):
         print("tb-xquant: no such path: %s" % args.path, file=sys.stderr)
         return 2
     try:

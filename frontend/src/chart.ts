@@ -1,6 +1,7 @@
 // Per-layer error charts (metric × dataset), drawn on canvas: threshold line, degraded points, hover, click.
 import type {CompareResponse, LayersResponse, LayerRow, ReportSummary} from './api';
 import {fmt, num} from './api';
+import {CANVAS_FONT, CHART_LOG_RATIO} from './constants';
 import {clear, h} from './dom';
 import {palette} from './theme';
 
@@ -88,7 +89,7 @@ export class ChartsView {
     const thr = this.summary ? num(this.summary.thresholds.quantize_error[s.metric]) : NaN;
     consider(thr);
     if (!Number.isFinite(lo)) { lo = 0; hi = 1; }
-    const log = lo > 0 && hi / lo > 1e3;
+    const log = lo > 0 && hi / lo > CHART_LOG_RATIO;
     if (hi === lo) { hi += Math.abs(hi) * 0.1 || 1; lo -= Math.abs(lo) * 0.1 || 0; }
     return {lo, hi, log};
   }
@@ -110,7 +111,7 @@ export class ChartsView {
     const X = (i: number) => g.l + (n <= 1 ? (g.w - g.l - g.r) / 2 : (i * (g.w - g.l - g.r)) / (n - 1));
     const tf = (v: number) => (log ? Math.log10(Math.max(v, lo)) : v);
     const Y = (v: number) => g.t + (1 - (tf(v) - tf(lo)) / (tf(hi) - tf(lo) || 1)) * (g.h - g.t - g.b);
-    const font = '-apple-system, Roboto, "Segoe UI", Helvetica, Arial, sans-serif';
+    const font = CANVAS_FONT;
     // axes + ticks
     ctx.strokeStyle = P.grid; ctx.lineWidth = 1; ctx.fillStyle = P.muted; ctx.font = `10px ${font}`;
     ctx.textAlign = 'right'; ctx.textBaseline = 'middle';
@@ -160,6 +161,8 @@ export class ChartsView {
       ctx.strokeStyle = P.muted; ctx.lineWidth = 1; ctx.setLineDash([2, 2]);
       ctx.beginPath(); ctx.moveTo(X(e.hover), g.t); ctx.lineTo(X(e.hover), g.h - g.b); ctx.stroke(); ctx.setLineDash([]);
     }
+    // Test hook, not dead code: tests/browser/test_panel.py reads the x scale of the last draw (`canvas._X(i)`) to
+    // click a layer's point.
     (c as unknown as {_X: (i: number) => number})._X = X;
   }
 

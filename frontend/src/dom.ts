@@ -1,4 +1,6 @@
 // Tiny DOM helper. Text is always inserted with textContent: model-derived strings never go through innerHTML.
+import {COPY_FEEDBACK_MS, JUDGE_MARK, UNKNOWN_JUDGE_COLOR} from './constants';
+
 type Child = Node | string | number | null | undefined | false;
 export function h<K extends keyof HTMLElementTagNameMap>(
   tag: K, attrs: Record<string, unknown> | null = null, ...children: (Child | Child[])[]
@@ -27,15 +29,8 @@ export function append(el: Element, children: (Child | Child[])[]) {
 }
 export function clear(el: Element) { while (el.firstChild) el.removeChild(el.firstChild); }
 
-export const JUDGE_MARK: Record<string, {letter: string; title: string; color: string}> = {
-  outlier_removal: {letter: 'O', title: 'Outlier removal (z-score threshold)', color: '#8e24aa'},
-  shift_negative_activation: {letter: 'S', title: 'Shift negative activation', color: '#1e88e5'},
-  unbalanced_concatenation: {letter: 'C', title: 'Unbalanced concatenation', color: '#00897b'},
-  mixed_precision_with_model_output_loss_objective: {letter: 'M', title: 'Mixed precision with model output loss objective', color: '#6d4c41'},
-  general: {letter: 'G', title: 'General troubleshoot', color: '#757575'},
-};
 export function judgeMark(j: string) {
-  return JUDGE_MARK[j] ?? {letter: (j[0] ?? '?').toUpperCase(), title: j, color: '#757575'};
+  return JUDGE_MARK[j] ?? {letter: (j[0] ?? '?').toUpperCase(), title: j, color: UNKNOWN_JUDGE_COLOR};
 }
 export function judgeChip(j: string): HTMLElement {
   const m = judgeMark(j);
@@ -74,7 +69,7 @@ export function copyButton(text: () => string, title = 'Copy this code to the cl
     const ok = await copyText(text());
     btn.textContent = ok ? 'Copied' : 'Copy failed';
     btn.dataset.copied = ok ? '1' : '0';
-    setTimeout(() => { btn.textContent = 'Copy'; }, 1500);
+    setTimeout(() => { btn.textContent = 'Copy'; }, COPY_FEEDBACK_MS);
   });
   return btn;
 }

@@ -4,12 +4,12 @@
 // The entry html comes from our own backend's manual route (Markdown files shipped with the plugin), never from a
 // model or a report, so it is the one place where innerHTML is used. Cross-references in the Markdown are plain
 // emphasis (`see *GPTQ*`); the client turns the ones that name exactly one entry into links, with DOM calls only.
-import type {ManualEntry} from './api';
+import type {ManualEntry, ManualList, ManualRef} from './api';
 import {getJson} from './api';
 import {clear, copyButton, h} from './dom';
 
 const entryCache = new Map<string, Promise<ManualEntry>>();
-let listPromise: Promise<ManualEntry[]> | null = null;
+let listPromise: Promise<ManualRef[]> | null = null;
 
 export function getManual(id: string): Promise<ManualEntry> {
   let p = entryCache.get(id);
@@ -17,9 +17,9 @@ export function getManual(id: string): Promise<ManualEntry> {
   return p;
 }
 
-export function listManual(): Promise<ManualEntry[]> {
+export function listManual(): Promise<ManualRef[]> {
   if (!listPromise) {
-    const p = getJson<{entries: ManualEntry[]}>('manual').then((r) => r.entries ?? []);
+    const p = getJson<ManualList>('manual').then((r) => r.entries ?? []);
     listPromise = p;
     p.catch(() => { if (listPromise === p) listPromise = null; });
   }
@@ -35,7 +35,7 @@ const norm = (s: string) => s.replace(/\s+/g, ' ').trim().toLowerCase();
 
 /** The entry an emphasised phrase refers to: its full title, or the title without its parenthesis / tail after a
  *  comma ("GPTQ" for "GPTQ (gradient-based post-training quantization)"). Null unless exactly one entry fits. */
-export function entryForPhrase(phrase: string, entries: ManualEntry[]): ManualEntry | null {
+export function entryForPhrase(phrase: string, entries: ManualRef[]): ManualRef | null {
   const t = norm(phrase);
   if (t.length < 3) return null;
   const hits = entries.filter((e) => {
@@ -46,7 +46,7 @@ export function entryForPhrase(phrase: string, entries: ManualEntry[]): ManualEn
 }
 
 /** Render an entry's html into `el`: Copy button on every code block, cross-references as links. */
-export function renderManualHtml(el: HTMLElement, entry: ManualEntry, entries: ManualEntry[] | null) {
+export function renderManualHtml(el: HTMLElement, entry: ManualEntry, entries: ManualRef[] | null) {
   clear(el);
   // Trusted content: html produced by our own backend's manual route (never model-derived strings).
   if (typeof entry.html === 'string') el.innerHTML = entry.html;
@@ -82,7 +82,7 @@ export class ManualView {
   readonly el: HTMLElement;
   private list = h('nav', {class: 'manual-list', id: 'manual-list', 'aria-label': 'Manual entries', dataset: {state: 'loading'}});
   private body = h('article', {class: 'manual-entry', id: 'manual-entry', dataset: {state: 'empty'}});
-  private entries: ManualEntry[] = [];
+  private entries: ManualRef[] = [];
   private current: string | null = null;
   private seq = 0;
 

@@ -2,6 +2,8 @@
 // with their countermeasure (manual html, from our own `manual` route only) and a copyable snippet.
 import type {ConcatCheck, Histogram, LayerDetail, ReportSummary, Verdict} from './api';
 import {fmt, num} from './api';
+import {CANVAS_FONT, DATASETS, HIST_LOG_COUNT} from './constants';
+import {joinFlagged, weightBits} from './derived';
 import {clear, copyButton, GENERAL_REASON, h, judgeChip, judgeMark} from './dom';
 import {getManual, listManual, openManual as openManualEntry, renderManualHtml} from './manual';
 import {palette} from './theme';
@@ -82,7 +84,7 @@ export function renderLayerPanel(el: HTMLElement, d: LayerDetail, summary: Repor
   }
   // metrics vs thresholds
   const metrics = summary?.metrics ?? Object.keys(d.repr ?? d.val ?? {});
-  const datasets = ['repr', 'val'].filter((ds) => d[ds]);
+  const datasets = DATASETS.filter((ds) => d[ds]);
   if (metrics.length && datasets.length) {
     el.appendChild(h('div', {class: 'sub-h', text: 'Quantization error'}));
     const t = h('table', {class: 'metrics'});
@@ -138,16 +140,6 @@ export function renderLayerPanel(el: HTMLElement, d: LayerDetail, summary: Repor
   }
 }
 
-/** Weight bit width of a layer: a number, 'none' (the recorded bit widths list no weights for it) or 'unknown'. */
-export function weightBits(d: LayerDetail, summary: ReportSummary | null): number | 'none' | 'unknown' {
-  const v = d.quant ? d.quant.weights_nbits : undefined;
-  if (typeof v === 'number') return v;
-  const layers = (summary?.manifest as {bit_widths?: {layers?: Record<string, {weights?: Record<string, unknown>}>}} | null | undefined)?.bit_widths?.layers;
-  const rec = layers && Object.prototype.hasOwnProperty.call(layers, d.name) ? layers[d.name] : undefined;
-  if (rec && !Object.keys(rec.weights ?? {}).length) return 'none';
-  return 'unknown';
-}
-
 function drawHistogram(c: HTMLCanvasElement, hist: Histogram, z: number, zCfg: number) {
   const P = palette, dpr = window.devicePixelRatio || 1;
   const w = c.clientWidth || 320, hh = c.clientHeight || 170;
@@ -175,7 +167,7 @@ function drawHistogram(c: HTMLCanvasElement, hist: Histogram, z: number, zCfg: n
   const g = {l: 8, r: 8, t: 8, b: 34};
   const X = (v: number) => g.l + ((v - x0) / (x1 - x0)) * (w - g.l - g.r);
   const maxC = Math.max(1, ...counts.filter(Number.isFinite));
-  const logc = maxC > 1000;
+  const logc = maxC > HIST_LOG_COUNT;
   const Y = (cnt: number) => g.t + (1 - (logc ? Math.log10(1 + cnt) / Math.log10(1 + maxC) : cnt / maxC)) * (hh - g.t - g.b);
   ctx.fillStyle = P.series;
   for (let i = 0; i < n; i++) {
@@ -188,7 +180,7 @@ function drawHistogram(c: HTMLCanvasElement, hist: Histogram, z: number, zCfg: n
   }
   ctx.setLineDash([]);
   // axes: value and z-score
-  const font = '-apple-system, Roboto, "Segoe UI", Helvetica, Arial, sans-serif';
+  const font = CANVAS_FONT;
   ctx.strokeStyle = P.grid; ctx.beginPath(); ctx.moveTo(g.l, hh - g.b); ctx.lineTo(w - g.r, hh - g.b); ctx.stroke();
   ctx.fillStyle = P.muted; ctx.font = `10px ${font}`; ctx.textAlign = 'center'; ctx.textBaseline = 'top';
   for (let i = 0; i <= 4; i++) {
@@ -217,7 +209,7 @@ export function concatChecksTable(checks: ConcatCheck[], limit: number, onLayer:
     h('tr', null, h('th', {text: 'join'}), h('th', {text: 'inputs (value range)'}), h('th', {text: 'ratio'}), h('th', {text: 'scale'})));
   for (const c of checks) {
     const ratio = num(c.ratio);
-    const bad = typeof c.flagged === 'boolean' ? c.flagged : Number.isFinite(ratio) && Number.isFinite(limit) && ratio >= limit;
+    const bad = joinFlagged(c, limit);
     const inputs = h('td', {class: 'concat-inputs'});
     for (const i of c.inputs ?? []) {
       const r = Array.isArray(i.range) ? i.range : [];

@@ -1,12 +1,17 @@
 // Talks to the layout worker; falls back to laying out on the main thread if the worker cannot start.
-import type {Hierarchy} from './model';
 import type {LayoutResult} from './layout';
+import type {FromWorker, ToWorker} from './messages';
+import type {Hierarchy} from './model';
 
 type Pending = {resolve: (r: LayoutResult) => void; reject: (e: Error) => void};
+interface LocalLayouter { layout(expanded: string[]): LayoutResult }
+type LayouterCtor = new (h: Hierarchy) => LocalLayouter;
 
 export class LayoutClient {
   private worker: Worker | null = null;
-  private local: {layout(e: string[]): LayoutResult} | null = null;
+  private local: LocalLayouter | null = null;
+  /** the worker module's Layouter once it was imported on the main thread */
+  private layouterCtor: LayouterCtor | null = null;
   private req = 0;
   private pending = new Map<number, Pending>();
   private hier: Hierarchy | null = null;
@@ -15,7 +20,7 @@ export class LayoutClient {
   constructor() {
     try {
       this.worker = new Worker(this.workerUrl, {type: 'module', name: 'xquant-layout'});
-      this.worker.onmessage = (ev) => this.onMessage(ev.data);
+      this.worker.onmessage = (ev: MessageEvent<FromWorker>) => this.onMessage(ev.data);
       this.worker.onerror = (ev) => { ev.preventDefault(); this.fallback(String(ev.message || 'worker error')); };
     } catch {
       this.worker = null;
@@ -24,30 +29,38 @@ export class LayoutClient {
 
   get mode() { return this.worker ? 'worker' : 'main-thread'; }
 
-  private onMessage(d: {type: string; req: number; res?: LayoutResult; error?: string}) {
+  private post(msg: ToWorker) { this.worker!.postMessage(msg); }
+
+  private onMessage(d: FromWorker) {
     const p = this.pending.get(d.req);
-    if (!p) return;
+    if (!p) return;           // 'ready' answers an init, which nobody waits for
     this.pending.delete(d.req);
-    if (d.type === 'layout') p.resolve(d.res!);
+    if (d.type === 'layout') p.resolve(d.res);
     else if (d.type === 'error') p.reject(new Error(d.error));
+  }
+
+  /** The same module as the worker, imported into the main thread. */
+  private async importLayouter(): Promise<LayouterCtor> {
+    const mod = await import(/* @vite-ignore */ this.workerUrl.href) as {Layouter: LayouterCtor};
+    this.layouterCtor = mod.Layouter;
+    return mod.Layouter;
   }
 
   private async fallback(reason: string) {
     console.warn('xquant: layout worker unavailable, laying out on the main thread:', reason);
     this.worker?.terminate();
     this.worker = null;
-    const mod = await import(/* @vite-ignore */ this.workerUrl.href) as {Layouter: new (h: Hierarchy) => {layout(e: string[]): LayoutResult}};
-    this.local = this.hier ? new mod.Layouter(this.hier) : null;
-    (this as unknown as {LayouterCtor: unknown}).LayouterCtor = mod.Layouter;
+    const Ctor = await this.importLayouter();
+    this.local = this.hier ? new Ctor(this.hier) : null;
     for (const [, p] of this.pending) p.reject(new Error('retry'));
     this.pending.clear();
   }
 
   init(hier: Hierarchy) {
     this.hier = hier;
-    const ctor = (this as unknown as {LayouterCtor?: new (h: Hierarchy) => {layout(e: string[]): LayoutResult}}).LayouterCtor;
-    if (this.worker) this.worker.postMessage({type: 'init', hier, req: ++this.req});
-    else if (ctor) this.local = new ctor(hier);
+    if (this.worker) this.post({type: 'init', hier, req: ++this.req});
+    // Main thread: a new layouter now, or on the next layout() once the module is imported.
+    else this.local = this.layouterCtor ? new this.layouterCtor(hier) : null;
   }
 
   async layout(expanded: string[]): Promise<LayoutResult> {
@@ -57,16 +70,13 @@ export class LayoutClient {
         try {
           return await new Promise<LayoutResult>((resolve, reject) => {
             this.pending.set(req, {resolve, reject});
-            this.worker!.postMessage({type: 'layout', expanded, req});
+            this.post({type: 'layout', expanded, req});
           });
         } catch (e) {
           if ((e as Error).message !== 'retry') throw e;
         }
       } else {
-        if (!this.local) {
-          const mod = await import(/* @vite-ignore */ this.workerUrl.href) as {Layouter: new (h: Hierarchy) => {layout(e: string[]): LayoutResult}};
-          this.local = new mod.Layouter(this.hier!);
-        }
+        if (!this.local) this.local = new (await this.importLayouter())(this.hier!);
         return this.local.layout(expanded);
       }
     }

@@ -3,10 +3,8 @@
 // group are cached by the set of expanded groups inside it, so expanding one group only re-lays out its
 // ancestors' levels.
 import {Graph, layout as dagreLayout} from '@dagrejs/dagre';
+import {DAGRE_SPACING, HEADER, PAD} from '../constants';
 import type {Hierarchy} from './model';
-
-export const PAD = 14;
-export const HEADER = 26;
 
 export interface Box { id: string; kind: 'node' | 'group'; expanded: boolean; x: number; y: number; w: number; h: number; depth: number }
 export interface Edge { from: string; to: string; pts: number[] }
@@ -40,7 +38,7 @@ export class Layouter {
       if (hit) return hit;
       const it = this.hier.items[gid];
       const g = new Graph({multigraph: false});
-      g.setGraph({rankdir: 'TB', nodesep: 22, ranksep: 34, edgesep: 8, marginx: 0, marginy: 0});
+      g.setGraph({rankdir: 'TB', ...DAGRE_SPACING, marginx: 0, marginy: 0});
       g.setDefaultEdgeLabel(() => ({}));
       const sizes = new Map<string, {w: number; h: number}>();
       for (const c of it.children) {

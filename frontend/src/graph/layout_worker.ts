@@ -1,7 +1,7 @@
 // Module worker (served from static/layout_worker.js): runs the hierarchical dagre layout off the main thread.
 // Also importable from the main thread as a fallback when module workers are unavailable.
 import {Layouter} from './layout';
-import type {Hierarchy} from './model';
+import type {FromWorker, ToWorker} from './messages';
 
 export {Layouter};
 
@@ -11,18 +11,18 @@ const inWorker = typeof WorkerGlobalScope !== 'undefined' && typeof self !== 'un
 
 if (inWorker) {
   let layouter: Layouter | null = null;
-  self.onmessage = (ev: MessageEvent) => {
-    const msg = ev.data as {type: string; hier?: Hierarchy; expanded?: string[]; req: number};
+  const post = (m: FromWorker) => (self as unknown as Worker).postMessage(m);
+  self.onmessage = (ev: MessageEvent<ToWorker>) => {
+    const msg = ev.data;
     try {
       if (msg.type === 'init') {
-        layouter = new Layouter(msg.hier!);
-        (self as unknown as Worker).postMessage({type: 'ready', req: msg.req});
+        layouter = new Layouter(msg.hier);
+        post({type: 'ready', req: msg.req});
       } else if (msg.type === 'layout' && layouter) {
-        const res = layouter.layout(msg.expanded!);
-        (self as unknown as Worker).postMessage({type: 'layout', req: msg.req, res});
+        post({type: 'layout', req: msg.req, res: layouter.layout(msg.expanded)});
       }
     } catch (e) {
-      (self as unknown as Worker).postMessage({type: 'error', req: msg.req, error: String((e as Error)?.stack ?? e)});
+      post({type: 'error', req: msg.req, error: String((e as Error)?.stack ?? e)});
     }
   };
 }

@@ -2,12 +2,10 @@
 // from the torch.fx names, see tb_xquant_plugin/model/scopes.py), groups nested by path prefix. Groups with too many direct children are split into synthetic "part" groups so that no single
 // layout call ever sees more than MAX_CHILDREN boxes (dagre overflows its stack around 5,000 nodes).
 import type {GraphNode} from '../api';
+import {EXPAND_BUDGET, GROUP_H, MAX_CHILDREN, NODE_H} from '../constants';
 
 export const ROOT = '\u29c9';          // id of the root group
 export const GPREFIX = '\u29c9g:';     // prefix of group ids (cannot collide with node ids in practice)
-export const MAX_CHILDREN = 300;
-export const NODE_H = 34;
-export const GROUP_H = 44;
 
 export interface HItem {
   id: string; kind: 'node' | 'group'; parent: string | null; label: string; sub: string;
@@ -165,7 +163,7 @@ export class GraphModel {
   }
 
   /** Default expansion: breadth-first while the number of visible boxes stays under `budget`. */
-  defaultExpanded(budget = 260): Set<string> {
+  defaultExpanded(budget = EXPAND_BUDGET): Set<string> {
     const exp = new Set<string>([ROOT]);
     let visible = this.items.get(ROOT)!.children.length;
     const queue = [...this.items.get(ROOT)!.children];

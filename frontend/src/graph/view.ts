@@ -2,10 +2,13 @@
 import type {GraphNode} from '../api';
 import {fmt} from '../api';
 import type {CompareMark} from '../compare';
+import {ARROW_MIN_ZOOM, BADGE_TEXT, CANVAS_FONT, FIT_ZOOM_MAX, FIT_ZOOM_MIN, HEADER, INITIAL_ZOOM_MIN, NODE_JUDGES, SEARCH_HITS_MAX,
+  SEARCH_MATCH, TEXT_MIN_ZOOM, WHEEL_ZOOM_PER_LINE, WHEEL_ZOOM_PER_PIXEL, ZOOM_IN_BELOW, ZOOM_IN_TO, ZOOM_MAX, ZOOM_MIN, ZOOM_STEP_IN,
+  ZOOM_STEP_OUT} from '../constants';
 import {clear, h, judgeMark} from '../dom';
 import {palette} from '../theme';
 import {LayoutClient} from './client';
-import {HEADER, type Box, type Edge, type LayoutResult} from './layout';
+import type {Box, Edge, LayoutResult} from './layout';
 import {GraphModel, ROOT} from './model';
 
 export interface GraphViewCallbacks {
@@ -54,15 +57,15 @@ export class GraphView {
     const toolbar = h('div', {class: 'graph-toolbar'},
       h('div', {class: 'search-wrap'}, this.search, this.results),
       btn('Fit', 'Fit the graph to the view (f)', () => this.fit()),
-      btn('+', 'Zoom in', () => this.zoomBy(1.25)),
-      btn('−', 'Zoom out', () => this.zoomBy(0.8)),
+      btn('+', 'Zoom in', () => this.zoomBy(ZOOM_STEP_IN)),
+      btn('−', 'Zoom out', () => this.zoomBy(ZOOM_STEP_OUT)),
       btn('Expand all', 'Expand every group (slow for very large graphs)', () => this.expandAll()),
       btn('Collapse all', 'Collapse all groups', () => this.collapseAll()),
       this.status);
     const legend = h('div', {class: 'graph-legend muted'},
       h('span', {class: 'swatch degraded'}), 'degraded ',
       h('span', {class: 'swatch selected'}), 'selected ',
-      ...['outlier_removal', 'shift_negative_activation', 'unbalanced_concatenation', 'mixed_precision_with_model_output_loss_objective'].map((j) => {
+      ...NODE_JUDGES.map((j) => {
         const m = judgeMark(j);
         const s = h('span', {class: 'judge-chip', title: m.title, text: m.letter}); s.style.background = m.color;
         return h('span', {class: 'legend-item', title: m.title}, s, ' ' + m.title.split(' (')[0] + ' ');
@@ -130,8 +133,6 @@ export class GraphView {
     this.canvas.dataset.degradedCount = String(deg);
     this.canvas.dataset.nodeCount = String(this.model.nodes.size);
   }
-
-  whenLaidOut() { return this.layoutDone; }
 
   private relayout(): Promise<void> {
     if (!this.model) return Promise.resolve();
@@ -230,8 +231,8 @@ export class GraphView {
     if (!b) return;
     const x0 = b.x * this.t.k + this.t.tx, y0 = b.y * this.t.k + this.t.ty;
     const x1 = x0 + b.w * this.t.k, y1 = y0 + b.h * this.t.k;
-    const zoomIn = this.t.k < 0.5;
-    if (zoomIn) this.t.k = 0.9;
+    const zoomIn = this.t.k < ZOOM_IN_BELOW;
+    if (zoomIn) this.t.k = ZOOM_IN_TO;
     if (zoomIn || x0 < 10 || y0 < 10 || x1 > this.width - 10 || y1 > this.height - 10) {
       this.t.tx = this.width / 2 - (b.x + b.w / 2) * this.t.k;
       this.t.ty = this.height / 2 - (b.y + b.h / 2) * this.t.k;
@@ -244,7 +245,7 @@ export class GraphView {
     const r = this.layoutRes;
     if (!r || !this.width || !this.height) return;
     const m = 24;
-    const k = Math.min(2, Math.max(0.02, Math.min((this.width - 2 * m) / Math.max(r.width, 1), (this.height - 2 * m) / Math.max(r.height, 1))));
+    const k = Math.min(FIT_ZOOM_MAX, Math.max(FIT_ZOOM_MIN, Math.min((this.width - 2 * m) / Math.max(r.width, 1), (this.height - 2 * m) / Math.max(r.height, 1))));
     this.t = {k, tx: (this.width - r.width * k) / 2, ty: Math.max(m, (this.height - r.height * k) / 2)};
     this.requestDraw();
   }
@@ -252,14 +253,14 @@ export class GraphView {
   private initialView() {
     this.fit();
     const r = this.layoutRes;
-    if (!r || this.t.k >= 0.6) return;
-    const k = 0.6;
+    if (!r || this.t.k >= INITIAL_ZOOM_MIN) return;
+    const k = INITIAL_ZOOM_MIN;
     this.t = {k, tx: r.width * k <= this.width ? (this.width - r.width * k) / 2 : 24, ty: 24};
     this.requestDraw();
   }
 
   zoomBy(f: number, cx = this.width / 2, cy = this.height / 2) {
-    const k = Math.min(4, Math.max(0.01, this.t.k * f));
+    const k = Math.min(ZOOM_MAX, Math.max(ZOOM_MIN, this.t.k * f));
     const real = k / this.t.k;
     this.t.tx = cx - (cx - this.t.tx) * real;
     this.t.ty = cy - (cy - this.t.ty) * real;
@@ -339,7 +340,7 @@ export class GraphView {
     c.addEventListener('wheel', (e) => {
       e.preventDefault();
       const r = c.getBoundingClientRect();
-      this.zoomBy(Math.exp(-e.deltaY * (e.deltaMode === 1 ? 0.05 : 0.0015)), e.clientX - r.left, e.clientY - r.top);
+      this.zoomBy(Math.exp(-e.deltaY * (e.deltaMode === 1 ? WHEEL_ZOOM_PER_LINE : WHEEL_ZOOM_PER_PIXEL)), e.clientX - r.left, e.clientY - r.top);
     }, {passive: false});
     c.addEventListener('keydown', (e) => this.onKey(e));
     // search
@@ -385,7 +386,7 @@ export class GraphView {
     for (const n of this.model.nodes.values()) {
       if (n.id.toLowerCase().includes(q) || (n.layer ?? '').toLowerCase().includes(q) || (n.op ?? '').toLowerCase() === q) {
         this.matches.add(n.id);
-        if (hits.length < 30) hits.push(n);
+        if (hits.length < SEARCH_HITS_MAX) hits.push(n);
       }
     }
     for (const n of hits) {
@@ -435,8 +436,8 @@ export class GraphView {
       case 'ArrowRight': next = pick(all(), from, 'right'); break;
       case 'Enter': case ' ': if (from) this.activate(from); e.preventDefault(); return;
       case 'f': this.fit(); e.preventDefault(); return;
-      case '+': case '=': this.zoomBy(1.25); return;
-      case '-': this.zoomBy(0.8); return;
+      case '+': case '=': this.zoomBy(ZOOM_STEP_IN); return;
+      case '-': this.zoomBy(ZOOM_STEP_OUT); return;
       default: return;
     }
     e.preventDefault();
@@ -462,8 +463,8 @@ export class GraphView {
     ctx.setTransform(this.dpr * k, 0, 0, this.dpr * k, this.dpr * tx, this.dpr * ty);
     const vx0 = -tx / k, vy0 = -ty / k, vx1 = (this.width - tx) / k, vy1 = (this.height - ty) / k;
     const inView = (b: {x: number; y: number; w: number; h: number}) => b.x + b.w >= vx0 && b.x <= vx1 && b.y + b.h >= vy0 && b.y <= vy1;
-    const showText = k > 0.33;
-    const font = '-apple-system, Roboto, "Segoe UI", Helvetica, Arial, sans-serif';
+    const showText = k > TEXT_MIN_ZOOM;
+    const font = CANVAS_FONT;
     // expanded groups (background)
     for (const b of r.boxes) {
       if (!b.expanded || !inView(b)) continue;
@@ -500,7 +501,7 @@ export class GraphView {
           ctx.quadraticCurveTo(p[i], p[i + 1], i + 4 >= p.length ? p[i + 2] : mx, i + 4 >= p.length ? p[i + 3] : my);
         }
       } else ctx.lineTo(p[2], p[3]);
-      if (k > 0.25) heads.push(e);
+      if (k > ARROW_MIN_ZOOM) heads.push(e);
     }
     ctx.stroke();
     ctx.beginPath();
@@ -549,7 +550,7 @@ export class GraphView {
       ctx.font = `600 10px ${font}`;
       const w = ctx.measureText(txt).width + 10;
       ctx.fillStyle = P.degraded; roundRect(ctx, b.x + b.w - w - 6, b.y + 25, w, 14, 7); ctx.fill();
-      ctx.fillStyle = '#fff'; ctx.fillText(txt, b.x + b.w - w - 1, b.y + 32);
+      ctx.fillStyle = BADGE_TEXT; ctx.fillText(txt, b.x + b.w - w - 1, b.y + 32);
     }
     return d;
   }
@@ -572,7 +573,7 @@ export class GraphView {
     if (this.compare && (cmp === 'improved' || cmp === 'worse')) ctx.globalAlpha = 0.3;
     roundRect(ctx, b.x, b.y, b.w, b.h, 5); ctx.fill();
     ctx.globalAlpha = 1;
-    if (this.matches.has(b.id)) { ctx.lineWidth = 4; ctx.strokeStyle = '#fdd835'; ctx.stroke(); }
+    if (this.matches.has(b.id)) { ctx.lineWidth = 4; ctx.strokeStyle = SEARCH_MATCH; ctx.stroke(); }
     if (this.selectedNode === b.id) { lw = 3; stroke = P.selected; }
     ctx.lineWidth = lw; ctx.strokeStyle = stroke; ctx.stroke();
     if (this.focusId === b.id && this.selectedNode !== b.id) {
@@ -594,7 +595,7 @@ export class GraphView {
       ctx.font = `600 10px ${font}`;
       const w = ctx.measureText(badge).width + 10;
       ctx.fillStyle = badgeColor; roundRect(ctx, b.x - 4, b.y - 9, w, 14, 7); ctx.fill();
-      ctx.fillStyle = '#fff'; ctx.fillText(badge, b.x + 1, b.y - 2);
+      ctx.fillStyle = BADGE_TEXT; ctx.fillText(badge, b.x + 1, b.y - 2);
       this.drawnBadges.set(b.id, badge);
     }
     // judge marks
@@ -603,7 +604,7 @@ export class GraphView {
       const m = judgeMark(j);
       ctx.fillStyle = m.color;
       ctx.beginPath(); ctx.arc(jx, b.y, 7, 0, Math.PI * 2); ctx.fill();
-      ctx.fillStyle = '#fff'; ctx.font = `700 9px ${font}`; ctx.textAlign = 'center';
+      ctx.fillStyle = BADGE_TEXT; ctx.font = `700 9px ${font}`; ctx.textAlign = 'center';
       ctx.fillText(m.letter, jx, b.y + 0.5); ctx.textAlign = 'left';
       jx -= 16;
     }
