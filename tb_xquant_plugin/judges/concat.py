@@ -26,9 +26,9 @@ import numpy as np
 from tb_xquant_plugin import manual
 from tb_xquant_plugin.judges.base import CAUSE, Judge, JudgeContext
 from tb_xquant_plugin.judges.facts import bounded_put, facts_of
-from tb_xquant_plugin.judges.snippets import py_num, py_str
+from tb_xquant_plugin.judges.snippets import ptq_call, py_num, py_str
 from tb_xquant_plugin.model.names import resolve_name
-from tb_xquant_plugin.model.report import GRAPH, Report
+from tb_xquant_plugin.model.report import GRAPH, MCT_PYTORCH, Report
 from tb_xquant_plugin.model.verdict import COMPUTED, UNBALANCED_CONCATENATION, Verdict
 from tb_xquant_plugin.readers.graphs import GraphNode, layer_name_of, main_nodes
 
@@ -65,8 +65,11 @@ def _range(report: Report, node_id: str) -> Optional[Tuple[float, float, str]]:
     return value_range(report, layer_name_of(n) if n else node_id.rsplit("/", 1)[-1])
 
 
-def snippet(node: str, small: str, factor: float) -> str:
+def snippet(node: str, small: str, factor: float, toolchain: str = MCT_PYTORCH) -> Optional[str]:
     """Scale the narrow input by ``factor``; names appear only as string literals (judges.snippets)."""
+    call = ptq_call(toolchain)
+    if call is None:
+        return None
     return (
         "# Balance the inputs of the join: scale the narrow branch up before it and undo the factor in the\n"
         "# layer that consumes the join (or fold it into the producing layer).\n"
@@ -77,9 +80,9 @@ def snippet(node: str, small: str, factor: float) -> str:
         "# Or stop MCT from merging layers around it and compare:\n"
         "import model_compression_toolkit as mct\n"
         "core_config = mct.core.CoreConfig(mct.core.QuantizationConfig(linear_collapsing=False, residual_collapsing=False))\n"
-        "quantized_model, quantization_info = mct.ptq.pytorch_post_training_quantization(\n"
+        "quantized_model, quantization_info = %(call)s(\n"
         "    float_model, representative_data_gen, core_config=core_config)\n"
-    ) % {"node": py_str(node), "small": py_str(small), "f": py_num(float("%.4g" % factor))}
+    ) % {"node": py_str(node), "small": py_str(small), "f": py_num(float("%.4g" % factor)), "call": call}
 
 
 # --------------------------------------------------------------------------------------------
@@ -142,7 +145,7 @@ def judge(report: Report, ratio_threshold: float, checks: Optional[List[Dict[str
                    kind, node, wide["name"], wide["width"], narrow["name"], narrow["width"], ratio,
                    narrow["name"], ratio, kind))
         out.append(Verdict(UNBALANCED_CONCATENATION, COMPUTED, [node] + [r["name"] for r in ranges], numbers,
-                           manual.JUDGE_TO_MANUAL[UNBALANCED_CONCATENATION], msg, snippet(node, narrow["name"], ratio)))
+                           manual.JUDGE_TO_MANUAL[UNBALANCED_CONCATENATION], msg, snippet(node, narrow["name"], ratio, report.toolchain)))
     return out
 
 

@@ -16,9 +16,9 @@ from typing import List, Optional
 
 from tb_xquant_plugin import manual
 from tb_xquant_plugin.judges.base import CAUSE, Judge, JudgeContext
-from tb_xquant_plugin.judges.snippets import py_num, py_str
+from tb_xquant_plugin.judges.snippets import ptq_call, py_num, py_str
 from tb_xquant_plugin.model import manifest as mf
-from tb_xquant_plugin.model.report import Report
+from tb_xquant_plugin.model.report import MCT_KERAS, MCT_PYTORCH, Report
 from tb_xquant_plugin.model.verdict import COMPUTED, MIXED_PRECISION, Verdict
 
 
@@ -35,10 +35,22 @@ def pin_bits(report: Report, layer: str, bits_threshold: float) -> int:
     return bits
 
 
-def snippet(layer: str, low: List[str], now_bits: Optional[int], pin: int, weights_memory: Optional[float]) -> str:
+# How many kernel weights the last layer has, in the float model of each toolchain.
+WEIGHT_COUNT = {
+    MCT_PYTORCH: "last_weights = next(m for name, m in float_model.named_modules() "
+                 "if name.replace('.', '_') == last_layer).weight.numel()",
+    MCT_KERAS: "last_weights = float_model.get_layer(last_layer).get_weights()[0].size",
+}
+
+
+def snippet(layer: str, low: List[str], now_bits: Optional[int], pin: int, weights_memory: Optional[float],
+            toolchain: str = MCT_PYTORCH) -> Optional[str]:
     """PTQ again with the last layer pinned at ``pin`` bits (the manual's first countermeasure), the weights
     target raised by exactly what the wider last layer costs, so the old allocation still fits.
     The layer name is only ever a string literal (judges.snippets)."""
+    call = ptq_call(toolchain)
+    if call is None:
+        return None
     lines = ["import model_compression_toolkit as mct", ""]
     now = py_num(now_bits) if now_bits is not None else "None"
     if "weights" in low:
@@ -47,14 +59,14 @@ def snippet(layer: str, low: List[str], now_bits: Optional[int], pin: int, weigh
             "# The last layer ended at %s-bit weights: mixed precision met the memory target by taking bits" % now,
             "# from the layer the output depends on most. Pin it at %d bits and give the target what that costs." % pin,
             "last_layer = %s  # MCT's node name: the module path with '.' -> '_'" % py_str(layer),
-            "last_module = next(m for name, m in float_model.named_modules() if name.replace('.', '_') == last_layer)",
+            WEIGHT_COUNT.get(toolchain, WEIGHT_COUNT[MCT_PYTORCH]),
             "old_target = %s  # bytes: the weights_memory of the run in this report" % target,
-            "new_target = old_target + last_module.weight.numel() * (%d - %s) / 8" % (pin, now),
+            "new_target = old_target + last_weights * (%d - %s) / 8" % (pin, now),
             "",
             "bit_width_config = mct.core.BitWidthConfig()",
             "bit_width_config.set_manual_weights_bit_width(",
             "    mct.core.network_editor.NodeNameFilter(last_layer), %d, 'weight')" % pin,
-            "quantized_model, quantization_info = mct.ptq.pytorch_post_training_quantization(",
+            "quantized_model, quantization_info = %s(" % call,
             "    float_model, representative_data_gen,",
             "    target_resource_utilization=mct.core.ResourceUtilization(weights_memory=new_target),",
             "    core_config=mct.core.CoreConfig(bit_width_config=bit_width_config))",
@@ -68,7 +80,7 @@ def snippet(layer: str, low: List[str], now_bits: Optional[int], pin: int, weigh
             "bit_width_config = mct.core.BitWidthConfig()",
             "bit_width_config.set_manual_activation_bit_width(",
             "    mct.core.network_editor.NodeNameFilter(last_layer), %d)" % pin,
-            "quantized_model, quantization_info = mct.ptq.pytorch_post_training_quantization(",
+            "quantized_model, quantization_info = %s(" % call,
             "    float_model, representative_data_gen,",
             "    target_resource_utilization=target_resource_utilization,  # the target of the run in this report",
             "    core_config=mct.core.CoreConfig(bit_width_config=bit_width_config))",
@@ -93,7 +105,7 @@ def judge(report: Report, bits_threshold: float) -> List[Verdict]:
            "took the bits from the layer the model output depends on most." % (last.layer, w, a, bits_threshold))
     pin = pin_bits(report, last.layer, bits_threshold)
     numbers["pin_bits"] = pin
-    code = snippet(last.layer, low, w if "weights" in low else a, pin, mem)
+    code = snippet(last.layer, low, w if "weights" in low else a, pin, mem, report.toolchain)
     return [Verdict(MIXED_PRECISION, COMPUTED, [last.layer], numbers, manual.JUDGE_TO_MANUAL[MIXED_PRECISION], msg,
                     code)]
 

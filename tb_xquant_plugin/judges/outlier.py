@@ -122,7 +122,7 @@ def judge(report: Report, degraded: List[str], z_threshold: float) -> List[Verdi
                "Setting z_threshold=%g removes the tail beyond z=%g when MCT picks activation thresholds."
                % (name, zh.max_zscore, z_threshold, suggestion, suggestion))
         out.append(Verdict(OUTLIER_REMOVAL, COMPUTED, [name], numbers, manual.JUDGE_TO_MANUAL[OUTLIER_REMOVAL], msg,
-                           core_config_snippet(z_threshold=suggestion)))
+                           core_config_snippet(report.toolchain, z_threshold=suggestion)))
     return out
 
 

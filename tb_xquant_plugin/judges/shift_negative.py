@@ -48,11 +48,11 @@ def judge(report: Report) -> List[Verdict]:
             # 0.1 or more made MCT 2.6.1 fail in our runs, so the default ratio stays).
             advice = ("shift-negative correction was already on for it; the next step is "
                       "shift_negative_params_search=True")
-            code = core_config_snippet(shift_negative_activation_correction=True, shift_negative_params_search=True)
+            code = core_config_snippet(report.toolchain, shift_negative_activation_correction=True, shift_negative_params_search=True)
         else:
             advice = ("shift-negative correction was off for it" if snc is False else
                       "turn shift_negative_activation_correction on (its setting is not in the logs)")
-            code = core_config_snippet(shift_negative_activation_correction=True)
+            code = core_config_snippet(report.toolchain, shift_negative_activation_correction=True)
         msg = "%s (%s) outputs negative values%s; %s" % (
             n.name, n.op, (" down to %.3g" % min_value) if min_value is not None else "", advice)
         out.append(Verdict(SHIFT_NEGATIVE_ACTIVATION, COMPUTED, [n.name], numbers,

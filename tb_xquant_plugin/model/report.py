@@ -16,6 +16,12 @@ from tb_xquant_plugin.readers.graphs import GraphNode
 
 DATASETS = ("repr", "val")
 
+# Toolchains (Report.toolchain): which quantizer made the model a report is about.  Judges and snippets are
+# chosen per toolchain.
+MCT_PYTORCH = "mct-pytorch"
+MCT_KERAS = "mct-keras"
+ONNX_QDQ = "onnx-qdq"
+
 # What a producer can supply (Report.supplies); a judge lists the ones it needs (judges.base.Judge.needs).
 GRAPH = "graph"
 LAYER_METRICS = "layer_metrics"

@@ -7,11 +7,8 @@ from __future__ import annotations
 
 from typing import Dict, FrozenSet, List, Optional, Sequence
 
-from tb_xquant_plugin.model.report import Report
+from tb_xquant_plugin.model.report import MCT_KERAS, MCT_PYTORCH, ONNX_QDQ, Report  # noqa: F401 - toolchains
 from tb_xquant_plugin.readers.events import EventSource
-
-# Toolchain names (Report.toolchain): which quantizer made the model the report is about.
-MCT_PYTORCH = "mct-pytorch"
 
 
 class Producer:
