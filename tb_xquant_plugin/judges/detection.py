@@ -26,12 +26,6 @@ class Detection:
     judges_skipped: bool
 
 
-def is_degraded(value: float, threshold: float, under: bool) -> bool:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return False
-    return value <= threshold if under else value >= threshold
-
-
 def severity(value: float, threshold: float, under: bool) -> float:
     """How far past the threshold a value is (>= 1 means degraded), comparable across metrics."""
     if value is None or math.isnan(value):
@@ -59,7 +53,7 @@ def detect(report: Report, th: Thresholds) -> Detection:
                 v = layer.metrics.get(ds, {}).get(metric)
                 if v is None:
                     continue
-                hit = v <= thr if under else v >= thr  # is_degraded inlined (a NaN compares false)
+                hit = v <= thr if under else v >= thr  # a NaN compares false: never degraded
                 flags[layer.name][key] = hit
                 if hit:
                     if layer.name not in seen:
