@@ -53,25 +53,11 @@ GROWTH_SLACK = 1.25  # a cost "grows like N log N" when its ratio stays within t
 # logdirs
 # --------------------------------------------------------------------------------------------
 def ensure_model(out: str, n: int, seed: int, bins: int) -> Tuple[str, float]:
-    """``OUT/model_<N>``, generated unless a finished one with the same parameters is there.
-    Returns (model dir, seconds spent generating)."""
-    from bench import mct_format
+    """``OUT/model_<N>``, generated unless a finished one with the same parameters and generator source is there
+    (testkit.logdirs). Returns (model dir, seconds spent generating)."""
+    from testkit.logdirs import ensure_model_logdir
 
-    model_dir = os.path.join(out, "model_%d" % n)
-    marker = os.path.join(model_dir, ".bench_done")
-    try:
-        with open(marker) as f:
-            done = json.load(f)
-        if (done.get("n"), done.get("seed"), done.get("bins", mct_format.DEFAULT_BINS)) == (n, seed, bins):
-            return model_dir, 0.0
-    except (OSError, ValueError):
-        pass
-    t0 = time.perf_counter()
-    mct_format.write_model_logdir(out, n, seed=seed, bins=bins)
-    seconds = time.perf_counter() - t0
-    with open(marker, "w") as f:
-        json.dump({"n": n, "seed": seed, "bins": bins, "seconds": seconds}, f)
-    return model_dir, seconds
+    return ensure_model_logdir(out, n, seed, bins=bins)
 
 
 def dir_size(path: str) -> int:
@@ -100,7 +86,7 @@ def measure(model_dir: str, requests: int) -> Dict[str, Any]:
     """Cold path, warm latencies and peak RSS of one logdir (run in a fresh process)."""
     from werkzeug.test import Client
 
-    from tb_xquant_plugin.readers.artifacts import report_id
+    from tb_xquant_plugin.model.report import report_id
     from tb_xquant_plugin.readers.events import LocalEventSource
     from tb_xquant_plugin.server.app import Routes
     from tb_xquant_plugin.server.store import ReportStore
@@ -163,9 +149,9 @@ def measure_traced(model_dir: str) -> Dict[str, Any]:
     """Peak of Python allocations (tracemalloc) over the cold path."""
     import tracemalloc
 
-    from tb_xquant_plugin.readers.artifacts import report_id
+    from tb_xquant_plugin.model.report import report_id
     from tb_xquant_plugin.readers.events import LocalEventSource
-    from tb_xquant_plugin.server import views
+    from tb_xquant_plugin.api import views
     from tb_xquant_plugin.server.store import ReportStore
 
     tracemalloc.start()

@@ -4,6 +4,16 @@
     .venv/bin/python -m bench.browser [--sizes 100 1000 5000 20000] [--out DIR] [--json PATH]
                                       [--repeat 3] [--graphs-timeout 180] [--expand-all] [--regenerate]
     .venv/bin/python -m bench.browser --from-json PATH      # print the tables of a saved run again
+    .venv/bin/python -m bench.browser --real LOGDIR [--repeat 3] [--json PATH]   # first view of real models
+    .venv/bin/python -m bench.browser --real shapes [--out DIR]                  # ... of bench.mct_format.SHAPES
+
+``--real`` measures the graph's first view instead, report by report, on a logdir of real MCT reports
+(``python -m demo.zoo --out zoo_logs``: torchvision architectures quantized by MCT 2.6.1) or, with ``shapes``,
+on the torchvision-shaped models of ``bench.mct_format`` (densenet121 / googlenet / efficientnet_b0 /
+shufflenet_v2 graphs, written into ``OUT/shapes``): per report the graph's nodes, the boxes shown at open, the
+on-screen label size, the time from opening the tab to the graph drawn, the layout calls of the first view (their
+time in the layout worker and end to end, the boxes given to dagre) and the same for "Expand all".  Target: a
+374-node model (densenet121) laid out well under 0.3 s.
 
 For every N it writes (once; reused while bench/mct_format.py is unchanged) a synthetic model in MCT 2.6.1's
 on-disk format with ``bench.mct_format.write_model_logdir(OUT, N)`` (``OUT/model_<N>/``: ``mct_logs/`` stage
@@ -44,22 +54,19 @@ import argparse
 import json
 import math
 import os
-import shutil
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
+
+from testkit.logdirs import ensure_model_logdir  # noqa: E402
+from testkit.procs import TensorBoardProcess  # noqa: E402
 
 CHROMIUM = os.environ.get("TB_XQUANT_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -161,97 +168,43 @@ RECORDER_JS = r"""
 # --------------------------------------------------------------------------------------------
 # TensorBoard processes
 # --------------------------------------------------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def tensorboard_exe() -> List[str]:
-    exe = shutil.which("tensorboard", path=str(Path(sys.executable).parent))
-    return [exe] if exe else [sys.executable, "-m", "tensorboard.main"]
-
-
-def http_get(url: str, timeout: float = 30.0) -> Tuple[int, bytes]:
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as r:
-            return r.status, r.read()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read()
-
-
-class TensorBoard:
-    """A real ``tensorboard --logdir X --host 127.0.0.1 --port P`` subprocess (default fast loader)."""
+class TensorBoard(TensorBoardProcess):
+    """A real ``tensorboard --logdir X --host 127.0.0.1 --port P`` subprocess (default fast loader; testkit.procs),
+    started and answering once constructed.  Its log is a temporary file, deleted on ``stop()``."""
 
     def __init__(self, logdir: str, extra_args: Optional[List[str]] = None, env: Optional[Dict[str, str]] = None):
-        self.logdir = str(logdir)
-        self.port = free_port()
-        self.base = "http://127.0.0.1:%d" % self.port
-        self.log = tempfile.NamedTemporaryFile("w+", prefix="tb_bench_", suffix=".log", delete=False)
-        cmd = tensorboard_exe() + ["--logdir", self.logdir, "--host", "127.0.0.1", "--port", str(self.port)]
-        cmd += list(extra_args or [])
-        self.cmd = cmd
-        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, cwd=str(REPO),
-                                     env=dict(os.environ, **(env or {})))
-        self.started = time.monotonic()
+        super().__init__(str(logdir), extra_args=list(extra_args or []), env=env, delete_log=True)
+        self.start()
 
     def get(self, path: str, timeout: float = 30.0) -> Tuple[int, bytes]:
-        return http_get(self.base + path, timeout)
+        status, _, body = self.request(path, timeout=timeout)
+        return status, body
 
     def json(self, path: str, timeout: float = 30.0) -> Any:
-        status, body = self.get(path, timeout)
-        if status != 200:
-            raise RuntimeError("%s -> HTTP %s: %s" % (path, status, body[:300]))
-        return json.loads(body)
-
-    def output(self, tail: int = 3000) -> str:
-        self.log.flush()
-        with open(self.log.name, errors="replace") as f:
-            return f.read()[-tail:]
+        return self.get_json(path, timeout=timeout)
 
     def wait_loaded(self, run: str, deadline: float = 600.0, settle: float = 3.0, xquant: bool = False) -> float:
         """Wait until the data provider lists ``run`` with its graph and the runs / graph / histogram listings
         stayed unchanged for ``settle`` seconds (TensorBoard loads event files in the background).  With
         ``xquant``, also until the plugin is listed (its discovery found the report) — without ever calling an
-        XQuant route, so that the first open of the tab stays cold.  Returns the seconds it took."""
-        end = time.monotonic() + deadline
-        last, since = None, None
-        while time.monotonic() < end:
-            if self.proc.poll() is not None:
-                raise RuntimeError("tensorboard exited (%s):\n%s" % (self.proc.returncode, self.output()))
-            try:
-                info = self.json("/data/plugin/graphs/info")
-                hist = self.json("/data/plugin/histograms/tags")
-                runs = self.json("/data/runs")
-                plugins = self.json("/data/plugins_listing") if xquant else {}
-            except (OSError, RuntimeError, ValueError):
-                time.sleep(POLL)
-                continue
+        XQuant route, so that the first open of the tab stays cold.  Returns the seconds since the spawn."""
+        state = {"last": None, "since": None}
+
+        def settled():
+            info = self.json("/data/plugin/graphs/info")
+            hist = self.json("/data/plugin/histograms/tags")
+            runs = self.json("/data/runs")
             ok = run in info and info[run].get("run_graph")
             if xquant:
-                ok = ok and bool((plugins.get("xquant") or {}).get("enabled"))
-            state = json.dumps([info, hist, runs], sort_keys=True)
-            if ok and state == last:
-                if time.monotonic() - since >= settle:
-                    return time.monotonic() - self.started
-            else:
-                last, since = state, time.monotonic()
-            time.sleep(POLL)
-        raise TimeoutError("tensorboard on %s not loaded after %ss:\n%s" % (self.logdir, deadline, self.output()))
+                ok = ok and bool((self.xquant_listing() or {}).get("enabled"))
+            now = json.dumps([info, hist, runs], sort_keys=True)
+            if not (ok and now == state["last"]):
+                state["last"], state["since"] = now, time.monotonic()
+                return False
+            return time.monotonic() - state["since"] >= settle
 
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        self.log.close()
-        try:
-            os.unlink(self.log.name)
-        except OSError:
-            pass
+        self.poll("tensorboard on %s loaded" % self.logdir, settled, deadline)
+        return time.monotonic() - self.started
 
 
 # --------------------------------------------------------------------------------------------
@@ -492,28 +445,7 @@ def expand_all(page, frame, timeout: float = 600.0) -> Dict[str, Any]:
 def ensure_model(out: str, n: int, seed: int = 0, regenerate: bool = False) -> Tuple[str, float]:
     """OUT/model_<N>, generated by bench.mct_format; reused while the generator's source and the seed are the
     same. Returns (model dir, seconds spent generating)."""
-    import hashlib
-
-    from bench import mct_format
-    mdir = os.path.join(out, "model_%d" % n)
-    done = os.path.join(mdir, ".bench_done")
-    with open(mct_format.__file__, "rb") as f:
-        key = {"n": n, "seed": seed, "generator": hashlib.sha1(f.read()).hexdigest()}
-    if not regenerate and os.path.exists(done):
-        try:
-            with open(done) as f:
-                if {k: v for k, v in json.load(f).items() if k in key} == key:
-                    return mdir, 0.0
-        except (OSError, ValueError):
-            pass
-    if os.path.isdir(mdir):
-        shutil.rmtree(mdir)
-    t0 = time.monotonic()
-    mct_format.write_model_logdir(out, n, seed=seed)
-    dt = time.monotonic() - t0
-    with open(done, "w") as f:
-        json.dump(dict(key, seconds=dt), f)
-    return mdir, dt
+    return ensure_model_logdir(out, n, seed, regenerate=regenerate)
 
 
 def report_dir_of(mdir: str) -> str:
@@ -527,7 +459,7 @@ def median(xs: List[float]) -> Optional[float]:
 
 def bench_size(br: Browser, out: str, n: int, repeat: int, graphs_timeout: float, do_expand: bool,
                log: Callable[[str], None], regenerate: bool = False) -> Dict[str, Any]:
-    from tb_xquant_plugin.readers.artifacts import report_id
+    from tb_xquant_plugin.model.report import report_id
 
     mdir, gen_s = ensure_model(out, n, regenerate=regenerate)
     res: Dict[str, Any] = {"n": n, "logdir": mdir, "generate_s": gen_s, "loadavg": os.getloadavg()[0]}
@@ -777,6 +709,103 @@ def stop_on_sigterm():
     signal.signal(signal.SIGTERM, handler)
 
 
+# --------------------------------------------------------------------------------------------
+# --real: the first view of real models
+# --------------------------------------------------------------------------------------------
+REAL_TARGET_MS = 300.0  # a 374-node model laid out well under this
+
+
+def _quiet(frame, quiet_ms: int = 400, timeout: float = 300.0) -> None:
+    """Wait until the graph is ready and no layout call came for ``quiet_ms``."""
+    js = """() => { const c = document.querySelector('canvas.graph-canvas'), n = window.__xquant.layoutLog().length;
+      if (c.dataset.state !== 'ready') { window.__q = null; return false; }
+      if (!window.__q || window.__q.n !== n) { window.__q = {n, t: performance.now()}; return false; }
+      return performance.now() - window.__q.t >= %d; }""" % quiet_ms
+    frame.wait_for_function(js, timeout=timeout * 1000, polling=100)
+
+
+def open_real(br: Browser, tb: TensorBoard, rid: str, timeout: float = 300.0) -> Dict[str, Any]:
+    """One report's first view in TensorBoard's page: time to the graph drawn, what it shows, its layout calls;
+    then "Expand all"."""
+    import urllib.parse
+
+    ctx, page, errors = br.page()
+    try:
+        # TensorBoard's page at the XQuant tab with the panel's state in TensorBoard's hash (docs/frontend.md)
+        t0 = time.monotonic()
+        page.goto("%s/#xquant&xq=%s" % (tb.base, urllib.parse.quote("report=" + rid, safe="")), wait_until="load")
+        frame = xquant_frame(page)
+        frame.wait_for_function("id => window.__xquant && window.__xquant.state().report === id", arg=rid,
+                                timeout=timeout * 1000)
+        frame.wait_for_selector("#xquant-root[data-state=ready]", timeout=timeout * 1000)
+        _quiet(frame, timeout=timeout)
+        drawn = time.monotonic() - t0   # TensorBoard's own page load included (about the same for every model)
+        view = frame.evaluate("() => window.__xquant.view()")
+        opened = frame.evaluate("() => window.__xquant.layoutLog()")
+        t1 = time.monotonic()
+        frame.click("text=Expand all")
+        frame.wait_for_function("n => window.__xquant.layoutLog().length > n", arg=len(opened), timeout=timeout * 1000)
+        _quiet(frame, timeout=timeout)
+        expand_s = time.monotonic() - t1
+        expanded = frame.evaluate("() => window.__xquant.layoutLog()")[len(opened):]
+        nodes = int(frame.locator("canvas.graph-canvas").get_attribute("data-node-count") or 0)
+        return {"nodes": nodes, "boxes": len(view["boxes"]), "label_px": view["labelPx"], "k": view["k"],
+                "degraded_boxes": sum(1 for b in view["boxes"] if b["degraded"]), "drawn_s": drawn,
+                "open": opened, "expand_all": expanded, "expand_all_s": expand_s,
+                "expanded_boxes": expanded[-1]["boxes"] if expanded else None, "errors": errors}
+    finally:
+        ctx.close()
+
+
+def bench_real(br: Browser, logdir: str, repeat: int, log: Callable[[str], None]) -> List[Dict[str, Any]]:
+    tb = TensorBoard(logdir)
+    try:
+        # TensorBoard finds the runs over a few seconds: wait for every report folder of the logdir
+        want = sum(1 for _ in Path(logdir).glob("**/xquant_report/quant_report.json"))
+        reports = tb.poll("%d reports with their graphs" % want, lambda: (
+            lambda rs: rs if len(rs) >= want and all(r.get("has_graph") for r in rs) else None)(
+            tb.plugin_json("reports", {"refresh": 1}).get("reports") or []), 300.0)
+        for r in reports:
+            if r.get("has_graph"):
+                tb.poll("graph of %s" % r["name"], lambda: tb.plugin_json("graph", {"report": r["id"]})["nodes"], 300.0)
+        out = []
+        for r in sorted(reports, key=lambda r: r["name"]):
+            if not r.get("has_graph"):
+                continue
+            log("  %s ..." % r["name"])
+            runs = [open_real(br, tb, r["id"]) for _ in range(max(1, repeat))]
+            out.append({"report": r["name"].split("/")[0], "runs": runs})
+        return out
+    finally:
+        tb.stop()
+
+
+def summarize_real(results: List[Dict[str, Any]]) -> str:
+    rows = []
+    for res in results:
+        runs = res["runs"]
+        first = runs[0]
+        open_worker = median([sum(e["workerMs"] for e in r["open"]) for r in runs])
+        open_ms = median([sum(e["ms"] for e in r["open"]) for r in runs])
+        exp_worker = median([sum(e["workerMs"] for e in r["expand_all"]) for r in runs])
+        exp_ms = median([sum(e["ms"] for e in r["expand_all"]) for r in runs])
+        dagre_open = sum(e["dagreNodes"] for e in first["open"])
+        dagre_exp = sum(e["dagreNodes"] for e in first["expand_all"])
+        ok = None
+        if 300 <= first["nodes"] <= 450:
+            ok = max(open_ms or 0, exp_ms or 0) < REAL_TARGET_MS
+        rows.append([res["report"], str(first["nodes"]), str(first["boxes"]), "%.1f" % first["label_px"],
+                     "%d/%d" % (first["degraded_boxes"], first["boxes"]), fmt_s(median([r["drawn_s"] for r in runs])),
+                     "%d (%d calls)" % (dagre_open, len(first["open"])), fmt_ms(open_worker), fmt_ms(open_ms),
+                     str(first["expanded_boxes"]), str(dagre_exp), fmt_ms(exp_worker), fmt_ms(exp_ms),
+                     verdict(ok) if ok is not None else "-"])
+    head = ["report", "nodes", "boxes at open", "label px", "degraded boxes", "page load -> drawn",
+            "dagre boxes at open", "open layout (worker)", "open layout (end to end)", "boxes expanded",
+            "dagre boxes expand all", "expand all (worker)", "expand all (end to end)",
+            "374-node < %d ms" % REAL_TARGET_MS]
+    return table(head, rows)
+
+
 def environment(br: Browser, repeat: int) -> Dict[str, Any]:
     import platform
 
@@ -799,7 +828,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--regenerate", action="store_true", help="write the logdirs again even if present")
     p.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     p.add_argument("--from-json", metavar="PATH", help="only print the tables of a previous --json file")
+    p.add_argument("--real", metavar="LOGDIR",
+                   help="measure the graph's first view on every report of LOGDIR (real MCT reports, e.g. "
+                        "python -m demo.zoo output), or on bench.mct_format's torchvision shapes with 'shapes'")
     args = p.parse_args(argv)
+    if args.real:
+        return main_real(args)
     if args.from_json:
         with open(args.from_json) as f:
             saved = json.load(f)
@@ -825,6 +859,33 @@ def main(argv: Optional[List[str]] = None) -> int:
         with open(args.json, "w") as f:
             json.dump({"env": env, "results": results, "checks": checks}, f, indent=1, default=str)
     return 1 if args.strict and False in checks.values() else 0
+
+
+def main_real(args) -> int:
+    log = lambda s: print(s, file=sys.stderr, flush=True)  # noqa: E731
+    logdir = args.real
+    if logdir == "shapes":
+        from bench import mct_format
+
+        logdir = os.path.join(args.out, "shapes")
+        for shape in sorted(mct_format.SHAPES):
+            if args.regenerate or not os.path.isdir(os.path.join(logdir, "model_" + shape, "xquant_report")):
+                mct_format.write_model_logdir(logdir, 0, seed=4, shape=shape,
+                                              degraded_fraction=0.25 if shape == "efficientnet" else 0.08)
+    stop_on_sigterm()
+    br = Browser()
+    try:
+        env = environment(br, args.repeat)
+        log("first views of %s ..." % logdir)
+        results = bench_real(br, logdir, args.repeat, log)
+    finally:
+        br.close()
+    print("load average %s; %s" % (", ".join("%.1f" % x for x in os.getloadavg()), json.dumps(env)))
+    print(summarize_real(results))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"env": env, "real": logdir, "results": results}, f, indent=1, default=str)
+    return 0
 
 
 if __name__ == "__main__":

@@ -20,7 +20,8 @@ tensorboard process: VmRSS after the warm-up, peak VmRSS during the load (sample
 VmRSS at the end and VmHWM (kernel's peak), plus the peak RSS of its child processes (the Rust data server
 with ``--load_fast=true``).  The client threads run in this process; the server is a separate process.
 
-``run()`` is what ``tests/test_load.py`` calls; ``TensorBoard`` is reused by other tests.
+``run()`` is what ``tests/test_load.py`` calls; ``TensorBoard`` (``testkit.procs.TensorBoardProcess`` with the
+calls the load needs) is reused by other tests.
 """
 from __future__ import annotations
 
@@ -30,9 +31,7 @@ import json
 import os
 import random
 import socket
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 import urllib.parse
@@ -43,16 +42,11 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.append(str(REPO))  # a fallback only: an installed (or PYTHONPATH) tb_xquant_plugin comes first
 
-PREFIX = "/data/plugin/xquant/"
+from testkit.procs import PLUGIN_PREFIX as PREFIX, TensorBoardProcess  # noqa: E402
+
 ROUTES = ("reports", "report", "graph", "layers", "verdicts", "layer", "artifact", "compare", "manual", "static")
 JSON_ROUTES = set(ROUTES) - {"artifact", "static"}
 POLL = 0.2  # polling interval of the deadline loops (never used as synchronisation)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def strict_json(body: bytes) -> Any:
@@ -135,75 +129,26 @@ class RssSampler(threading.Thread):
 # --------------------------------------------------------------------------------------------
 # a real tensorboard process
 # --------------------------------------------------------------------------------------------
-class TensorBoard:
-    """``python -m tensorboard.main`` on a free port of 127.0.0.1, with its output in a log file."""
+class TensorBoard(TensorBoardProcess):
+    """``python -m tensorboard.main --logdir LOGDIR --host 127.0.0.1 --port <free> --load_fast=...`` (testkit.procs),
+    started and answering once constructed; its output goes to ``log_path`` (a temporary file if None)."""
 
     def __init__(self, logdir, load_fast: str = "auto", reload_interval: Optional[float] = None,
                  log_path: Optional[str] = None, extra_args: Tuple[str, ...] = ()):
-        self.logdir = str(logdir)
-        self.port = free_port()
-        self.host = "127.0.0.1"
-        self.base = "http://%s:%d" % (self.host, self.port)
-        if log_path is None:
-            fd, log_path = tempfile.mkstemp(prefix="tb_load_", suffix=".log")
-            os.close(fd)
-        self.log_path = str(log_path)
-        self.log = open(self.log_path, "w+")
-        cmd = [sys.executable, "-m", "tensorboard.main", "--logdir", self.logdir, "--host", self.host,
-               "--port", str(self.port), "--load_fast=%s" % load_fast]
-        if reload_interval is not None:
-            cmd += ["--reload_interval", str(reload_interval)]
-        self.cmd = cmd + list(extra_args)
-        self.proc = subprocess.Popen(self.cmd, stdout=self.log, stderr=subprocess.STDOUT,
-                                     env=dict(os.environ, PYTHONUNBUFFERED="1"), cwd=str(REPO))
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
-
-    def request(self, path: str, params: Optional[dict] = None, timeout: float = 30.0) -> Tuple[int, str, bytes]:
-        """(status, content type, body); raises socket.timeout / OSError on transport failures."""
-        url = path + ("?" + urllib.parse.urlencode(params) if params else "")
-        conn = http.client.HTTPConnection(self.host, self.port, timeout=timeout)
-        try:
-            conn.request("GET", url)
-            r = conn.getresponse()
-            body = r.read()
-            return r.status, (r.getheader("Content-Type") or "").split(";")[0].strip(), body
-        finally:
-            conn.close()
+        super().__init__(str(logdir), load_fast=load_fast, reload_interval=reload_interval, extra_args=extra_args,
+                         log_path=log_path)
+        self.start()
 
     def api(self, route: str, params: Optional[dict] = None, timeout: float = 30.0) -> Tuple[int, str, bytes]:
-        return self.request(PREFIX + route, params, timeout)
+        """(status, content type, body) of an XQuant route; raises socket.timeout / OSError on transport failures."""
+        return self.plugin_request(route, params, timeout)
 
     def json(self, route: str, timeout: float = 30.0, **params) -> Any:
-        status, ctype, body = self.api(route, params or None, timeout)
-        if status != 200 or ctype != "application/json":
-            raise AssertionError("%s %s -> %s %s %r" % (route, params, status, ctype, body[:500]))
-        return strict_json(body)
+        """The strict-JSON answer of an XQuant route (AssertionError unless 200 application/json)."""
+        return self.plugin_json(route, params or None, timeout, strict=True)
 
-    def output(self, tail: int = 4000) -> str:
-        self.log.flush()
-        with open(self.log_path, errors="replace") as f:
-            return f.read()[-tail:]
-
-    def poll(self, what: str, fn: Callable[[], Any], deadline: float = 120.0) -> Any:
-        """fn() until it returns a truthy value; TimeoutError (with the server log) after the deadline."""
-        end = time.monotonic() + deadline
-        last: Any = None
-        while time.monotonic() < end:
-            if self.proc.poll() is not None:
-                raise RuntimeError("tensorboard exited with %s while waiting for %s:\n%s"
-                                   % (self.proc.returncode, what, self.output()))
-            try:
-                value = fn()
-                if value:
-                    return value
-                last = value
-            except (OSError, ValueError, KeyError, AssertionError, http.client.HTTPException) as e:
-                last = e
-            time.sleep(POLL)
-        raise TimeoutError("%s not reached after %.0fs (last: %r)\n%s" % (what, deadline, last, self.output()))
+    def json_plain(self, path: str) -> Any:
+        return self.get_json(path)
 
     def wait_ready(self, expected: Optional[Dict[str, Tuple]] = None, deadline: float = 180.0) -> List[dict]:
         """Poll until the tab is enabled and every report is listed with graph / histograms / stage logs as
@@ -213,7 +158,7 @@ class TensorBoard:
             expected = expected_states(self.logdir)
 
         def listed():
-            entry = self.json_plain("/data/plugins_listing").get("xquant")
+            entry = self.xquant_listing()
             return entry if entry and (entry["enabled"] or not expected) else None
 
         self.poll("xquant in plugins_listing", listed, deadline)
@@ -230,39 +175,17 @@ class TensorBoard:
 
         return self.poll("all %d reports loaded through the data provider" % len(expected), loaded, deadline)
 
-    def json_plain(self, path: str) -> Any:
-        status, ctype, body = self.request(path)
-        if status != 200:
-            raise AssertionError("%s -> %s" % (path, status))
-        return json.loads(body)
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(15)
-        self.log.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.stop()
-
 
 def expected_states(logdir: str) -> Dict[str, Tuple]:
-    """What ``GET reports`` says once everything is loaded, computed from the files directly."""
-    from tb_xquant_plugin.model.builder import build_all
-    from tb_xquant_plugin.server import views
+    """What ``GET reports`` says once everything is loaded: the plugin's answer on the files directly (werkzeug,
+    no data provider)."""
+    from werkzeug.test import Client
 
-    out = {}
-    for r in build_all(str(logdir)):
-        e = views.report_entry(r)
-        out[e["name"]] = (e["has_graph"], e["has_histograms"], e["stage_logs"])
-    return out
+    from testkit.apps import wsgi_app
+
+    app, _ = wsgi_app(str(logdir))
+    body = strict_json(Client(app).get(PREFIX + "reports").get_data())
+    return {e["name"]: (e["has_graph"], e["has_histograms"], e["stage_logs"]) for e in body["reports"]}
 
 
 # --------------------------------------------------------------------------------------------
@@ -449,7 +372,7 @@ def run(logdir, clients: int = 16, seconds: float = 60.0, load_fast: str = "auto
     sampler = RssSampler(tb.pid)
     sampler.start()
     try:
-        t_start = time.monotonic()
+        t_start = tb.started  # the spawn: ready_s includes tensorboard's start-up
         tb.wait_ready(deadline=ready_deadline)
         ready_s = time.monotonic() - t_start
         targets = Targets(tb)

@@ -184,7 +184,7 @@ class _ModelBuilder:
 
     def activation(self, src: int, module: str, kind: Tuple[str, str, float, float]) -> int:
         cls, dist, low, _p = kind
-        return self.add_node(Node(module.replace(".", "_"), cls, [src], self.nodes[src].shape, dict(ACTIVATION_ATTRS[cls]),
+        return self.add_node(Node(module.replace(".", "_"), cls, [src], self.nodes[src].shape, dict(ACTIVATION_ATTRS.get(cls, {})),
                               weight_attrs=("weight",) if cls == "PReLU" else (), dist=dist, scale=self.draw_scale(),
                               low=low))
 
@@ -294,9 +294,228 @@ def build_model(n_layers: int, rng: np.random.Generator) -> List[Node]:
 
 
 # ------------------------------------------------------------------------------------------------
+# other graph shapes: torchvision architectures as torch.fx and MCT name their nodes
+# ------------------------------------------------------------------------------------------------
+RELU = ACTIVATIONS[0]
+SILU = ("SiLU", "negative", 0.278, 0.0)
+HARDSWISH = ("Hardswish", "negative", 0.375, 0.0)
+SIGMOID = ("Sigmoid", "gauss", 0.0, 0.0)
+
+
+class _ShapeBuilder(_ModelBuilder):
+    """Builds the float graph of a torchvision architecture: module calls named after the module path
+    (``features.denseblock1.denselayer1.conv1`` -> ``features_denseblock1_denselayer1_conv1``), functional calls
+    named by torch.fx's per-function counters (``cat``, ``cat_1``, ``relu_3``), BN folded into the convolution
+    before it (``<conv>_bn``), a BN after a concatenation kept as a node of its own."""
+
+    def func(self, base: str, op: str, srcs: Sequence[int], shape: Optional[Tuple[int, ...]] = None,
+             mode: str = QUANT, attrs: Optional[Dict[str, Any]] = None) -> int:
+        """A functional call (``torch.cat``, ``F.relu``, ``x.chunk``, ``operator.mul``): one-token fx name."""
+        src = self.nodes[srcs[0]]
+        return self.add_node(Node(self.fx_name(base), op, list(srcs), shape or src.shape, dict(attrs or {}), mode=mode,
+                                  dist=src.dist, scale=src.scale, low=src.low))
+
+    def module(self, src: int, module: str, op: str, shape: Optional[Tuple[int, ...]] = None,
+               attrs: Optional[Dict[str, Any]] = None, dist: Optional[str] = None) -> int:
+        """A call of a weightless module (pooling, BatchNorm kept apart, an activation module)."""
+        s = self.nodes[src]
+        return self.add_node(Node(module.replace(".", "_"), op, [src], shape or s.shape, dict(attrs or {}),
+                                  dist=dist or s.dist, scale=s.scale, low=s.low))
+
+    def bn(self, src: int, module: str) -> int:
+        """A BatchNorm2d MCT cannot fold (it follows a concatenation, not a convolution)."""
+        ch = self.nodes[src].shape[1]
+        n = self.module(src, module, "BatchNorm2d", attrs={"num_features": ch, "eps": 1e-5, "momentum": 0.1,
+                                                            "affine": True, "track_running_stats": True}, dist="gauss")
+        self.nodes[n].weight_attrs = ("weight", "bias")
+        return n
+
+    def pool(self, src: int, module: str, kernel: int, stride: int, kind: str = "MaxPool2d") -> int:
+        s = self.nodes[src].shape
+        return self.module(src, module, kind, (s[0], s[1], max(1, s[2] // stride), max(1, s[3] // stride)),
+                           {"kernel_size": kernel, "stride": stride, "padding": 0})
+
+    def linear(self, src: int, module: str, out_features: int, last: bool = False) -> int:
+        in_f = self.nodes[src].shape[1]
+        return self.add_node(Node(module.replace(".", "_"), "Linear", [src], (BATCH, out_features),
+                                  {"in_features": in_f, "out_features": out_features, "bias": True},
+                                  weights=in_f * out_features + out_features, weight_attrs=("weight", "bias"),
+                                  scale=4.0 * self.draw_scale() if last else self.draw_scale(), module=module,
+                                  activation_bits=MCT_BITWIDTH_LAST_LAYER if last else 8))
+
+    def head(self, src: int, classifier: str = "classifier") -> int:
+        """Global average pooling, flatten, the linear classifier (the model's last compare point)."""
+        ch = self.nodes[src].shape[1]
+        p = self.func("adaptive_avg_pool2d", "adaptive_avg_pool2d", [src], (BATCH, ch, 1, 1))
+        f = self.func("flatten", "flatten", [p], (BATCH, ch), mode=NO_QUANT)
+        return self.linear(f, classifier, 10, last=True)
+
+
+def _densenet(mb: _ShapeBuilder, blocks: Sequence[int] = (6, 12, 24, 16), growth: int = 32) -> None:
+    """torchvision densenet121: every dense layer concatenates all earlier outputs of its block."""
+    x = mb.input(3, 32)
+    h = mb.conv(x, "features.conv0", 64, 7, 2, name="features_conv0_bn")
+    h = mb.activation(h, "features.relu0", RELU)
+    h = mb.pool(h, "features.pool0", 3, 2)
+    for b, n_layers in enumerate(blocks, 1):
+        feats = [h]
+        for k in range(1, n_layers + 1):
+            m = "features.denseblock%d.denselayer%d" % (b, k)
+            ch = sum(mb.nodes[f].shape[1] for f in feats)
+            cat = mb.func("cat", "cat", feats, (BATCH, ch) + mb.nodes[feats[0]].shape[2:])
+            t = mb.bn(cat, m + ".norm1")
+            t = mb.activation(t, m + ".relu1", RELU)
+            t = mb.conv(t, m + ".conv1", 4 * growth, 1, name=m.replace(".", "_") + "_conv1_bn")
+            t = mb.activation(t, m + ".relu2", RELU)
+            t = mb.conv(t, m + ".conv2", growth, 3, bn=False, fused=False)
+            feats.append(t)
+        ch = sum(mb.nodes[f].shape[1] for f in feats)
+        h = mb.func("cat", "cat", feats, (BATCH, ch) + mb.nodes[feats[0]].shape[2:])
+        if b < len(blocks):
+            m = "features.transition%d" % b
+            h = mb.bn(h, m + ".norm")
+            h = mb.activation(h, m + ".relu", RELU)
+            h = mb.conv(h, m + ".conv", ch // 2, 1, bn=False, fused=False)
+            h = mb.pool(h, m + ".pool", 2, 2, "AvgPool2d")
+    h = mb.bn(h, "features.norm5")
+    h = mb.func("relu", "relu", [h])
+    mb.head(h)
+
+
+def _googlenet(mb: _ShapeBuilder) -> None:
+    """torchvision googlenet (no aux logits): inception blocks of four parallel branches joined by a cat;
+    BasicConv2d is conv + bn + F.relu."""
+    def basic(src: int, module: str, out_ch: int, kernel: int, stride: int = 1) -> int:
+        c = mb.conv(src, module + ".conv", out_ch, kernel, stride, name=module.replace(".", "_") + "_conv_bn")
+        return mb.func("relu", "relu", [c])
+
+    x = mb.input(3, 32)
+    h = basic(x, "conv1", 64, 7, 2)
+    h = mb.pool(h, "maxpool1", 3, 2)
+    h = basic(h, "conv2", 64, 1)
+    h = basic(h, "conv3", 192, 3)
+    h = mb.pool(h, "maxpool2", 3, 2)
+    plan = (("inception3a", 64), ("inception3b", 120), None, ("inception4a", 128), ("inception4b", 128),
+            ("inception4c", 128), ("inception4d", 132), ("inception4e", 208), None, ("inception5a", 208),
+            ("inception5b", 256))
+    pools = iter(("maxpool3", "maxpool4"))
+    for step in plan:
+        if step is None:
+            h = mb.pool(h, next(pools), 3, 2)
+            continue
+        m, ch = step
+        b1 = basic(h, m + ".branch1", ch, 1)
+        b2 = basic(basic(h, m + ".branch2.0", ch // 2, 1), m + ".branch2.1", ch, 3)
+        b3 = basic(basic(h, m + ".branch3.0", ch // 4, 1), m + ".branch3.1", ch // 2, 3)
+        b4 = basic(mb.pool(h, m + ".branch4.0", 3, 1), m + ".branch4.1", ch // 2, 1)
+        shape = mb.nodes[b1].shape
+        h = mb.func("cat", "cat", [b1, b2, b3, b4], (BATCH, sum(mb.nodes[b].shape[1] for b in (b1, b2, b3, b4))) + shape[2:])
+    mb.head(h, "fc")
+
+
+def _efficientnet(mb: _ShapeBuilder) -> None:
+    """torchvision efficientnet_b0: stages of MBConv blocks (expand, depthwise, squeeze-excitation, project,
+    residual add), nested four scopes deep (``features.6.2.block.1.fc1``)."""
+    def cna(src: int, module: str, out_ch: int, kernel: int, stride: int = 1, depthwise: bool = False,
+            act=SILU) -> int:
+        c = mb.conv(src, module + ".0", out_ch, kernel, stride, depthwise, fused=act is not None,
+                    name=module.replace(".", "_") + "_0_bn")
+        return mb.activation(c, module + ".2", act) if act else c
+
+    x = mb.input(3, 32)
+    h = cna(x, "features.0", 32, 3, 2)
+    stages = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 40, 2, 2), (6, 80, 3, 2), (6, 112, 3, 1), (6, 192, 4, 2), (6, 320, 1, 1))
+    for s, (expand, out_ch, repeats, stride) in enumerate(stages, 1):
+        for r in range(repeats):
+            m = "features.%d.%d.block" % (s, r)
+            src = h
+            in_ch = mb.nodes[src].shape[1]
+            k = 0
+            t = src
+            if expand != 1:
+                t = cna(t, "%s.%d" % (m, k), in_ch * expand, 1)
+                k += 1
+            t = cna(t, "%s.%d" % (m, k), mb.nodes[t].shape[1], 3, stride if r == 0 else 1, depthwise=True)
+            k += 1
+            se = "%s.%d" % (m, k)
+            ch = mb.nodes[t].shape[1]
+            p = mb.module(t, se + ".avgpool", "AdaptiveAvgPool2d", (BATCH, ch, 1, 1), {"output_size": 1})
+            f1 = mb.conv(p, se + ".fc1", max(1, in_ch // 4), 1, bn=False, fused=True)
+            a = mb.activation(f1, se + ".activation", SILU)
+            f2 = mb.conv(a, se + ".fc2", ch, 1, bn=False, fused=False)
+            sg = mb.activation(f2, se + ".scale_activation", SIGMOID)
+            t = mb.func("mul", "mul", [sg, t], mb.nodes[t].shape)
+            k += 1
+            t = cna(t, "%s.%d" % (m, k), out_ch, 1, act=None)
+            if r > 0 and in_ch == out_ch:
+                t = mb.add(t, src, math.hypot(mb.nodes[t].scale, mb.nodes[src].scale))
+            h = t
+    h = cna(h, "features.8", 1280, 1)
+    mb.head(h, "classifier.1")
+
+
+def _shufflenet(mb: _ShapeBuilder) -> None:
+    """torchvision shufflenet_v2_x0_5: the input of a block is split in two channel halves (``chunk``), one half
+    goes through the branch, the halves are concatenated and the channels shuffled (view, transpose, view)."""
+    def shuffle(src: int) -> int:
+        shape = mb.nodes[src].shape
+        v = mb.func("view", "view", [src], (shape[0], 2, shape[1] // 2) + shape[2:], mode=NO_QUANT)
+        t = mb.func("transpose", "transpose", [v], mode=NO_QUANT)
+        c = mb.func("contiguous", "contiguous", [t], mode=NO_QUANT)
+        return mb.func("view", "view", [c], shape)
+
+    def branch(src: int, module: str, out_ch: int, stride: int) -> int:
+        t = mb.conv(src, module + ".0", out_ch, 1, name=module.replace(".", "_") + "_0_bn")
+        t = mb.activation(t, module + ".2", RELU)
+        t = mb.conv(t, module + ".3", out_ch, 3, stride, depthwise=True, fused=False, name=module.replace(".", "_") + "_3_bn")
+        t = mb.conv(t, module + ".5", out_ch, 1, name=module.replace(".", "_") + "_5_bn")
+        return mb.activation(t, module + ".7", RELU)
+
+    x = mb.input(3, 32)
+    h = mb.conv(x, "conv1.0", 24, 3, 2, name="conv1_0_bn")
+    h = mb.activation(h, "conv1.2", RELU)
+    h = mb.pool(h, "maxpool", 3, 2)
+    for s, (repeats, ch) in enumerate(((4, 48), (8, 96), (4, 192)), 2):
+        for r in range(repeats):
+            m = "stage%d.%d" % (s, r)
+            half = ch // 2
+            if r == 0:
+                b1 = mb.conv(h, m + ".branch1.0", mb.nodes[h].shape[1], 3, 2, depthwise=True, fused=False,
+                             name=m.replace(".", "_") + "_branch1_0_bn")
+                b1 = mb.conv(b1, m + ".branch1.2", half, 1, name=m.replace(".", "_") + "_branch1_2_bn")
+                b1 = mb.activation(b1, m + ".branch1.4", RELU)
+                b2 = branch(h, m + ".branch2", half, 2)
+                parts = [b1, b2]
+            else:
+                ck = mb.func("chunk", "chunk", [h], mode=NO_QUANT)
+                x1 = mb.func("getitem", "getitem", [ck], (BATCH, half) + mb.nodes[h].shape[2:], mode=NO_QUANT)
+                x2 = mb.func("getitem", "getitem", [ck], (BATCH, half) + mb.nodes[h].shape[2:], mode=NO_QUANT)
+                parts = [x1, branch(x2, m + ".branch2", half, 1)]
+            shape = mb.nodes[parts[1]].shape
+            h = shuffle(mb.func("cat", "cat", parts, (BATCH, ch) + shape[2:]))
+    h = mb.conv(h, "conv5.0", 1024, 1, name="conv5_0_bn")
+    h = mb.activation(h, "conv5.2", RELU)
+    m = mb.func("mean", "mean", [h], (BATCH, 1024))
+    mb.linear(m, "fc", 10, last=True)
+
+
+SHAPES = {"densenet": _densenet, "googlenet": _googlenet, "efficientnet": _efficientnet, "shufflenet": _shufflenet}
+"""Graph shapes besides the default CNN (``build_model``): ``densenet`` (densenet121's dense fan-in),
+``googlenet`` (inception branches), ``efficientnet`` (efficientnet_b0's squeeze-excitation blocks, scopes four
+deep), ``shufflenet`` (shufflenet_v2_x0_5's channel split and shuffle)."""
+
+
+def build_shape(shape: str, rng: np.random.Generator) -> List[Node]:
+    """The float graph of one of SHAPES."""
+    mb = _ShapeBuilder(rng)
+    SHAPES[shape](mb)
+    return mb.nodes
+
+
+# ------------------------------------------------------------------------------------------------
 # metrics
 # ------------------------------------------------------------------------------------------------
-def similarity_metrics(nodes: List[Node], rng: np.random.Generator) -> Dict[str, Any]:
+def similarity_metrics(nodes: List[Node], rng: np.random.Generator, fraction: float = DEGRADED_FRACTION) -> Dict[str, Any]:
     """quant_report.json's content: mse / cs / sqnr of every compare point, a seeded few percent degraded
     (always including the classifier, whose 2-bit activation mixed precision chose), the rest healthy with
     errors growing with depth.  Degraded linear layers (projections, collapsed residuals, the classifier) get
@@ -307,7 +526,7 @@ def similarity_metrics(nodes: List[Node], rng: np.random.Generator) -> Dict[str,
     mse = np.exp(rng.normal(np.log(1.5e-3) + 1.8 * depth, 0.9))
     mse = np.clip(mse, 1e-7, 0.06)
     power = np.exp(rng.normal(0.0, 0.8, count))
-    n_degraded = max(2, int(round(DEGRADED_FRACTION * count)))
+    n_degraded = max(2, int(round(fraction * count)))
     unfused = [k for k, i in enumerate(layers) if nodes[i].has_histogram]
     degraded = {count - 1}  # the classifier
     from_unfused = rng.choice(unfused, size=min(len(unfused), n_degraded // 2 + 1), replace=False)
@@ -670,7 +889,10 @@ def troubleshoot_report(nodes: List[Node], hists: Histograms, report: Dict[str, 
         if name.endswith("_bn") and n.module and rng.random() < 0.5:
             head, _, index = n.module.rpartition(".")
             ratio = float(rng.uniform(16.0, 120.0))
-            concat.append([n.module, "%s.%d" % (head, int(index) + 1), "first layer * %r" % ratio])
+            # the BN module after the conv: ``blocks.3.conv.0`` -> ``.1``; torchvision's named ones
+            # (``conv1.conv`` -> ``conv1.bn``, ``features.conv0`` -> ``features.norm0``) in the other shapes
+            after = str(int(index) + 1) if index.isdigit() else ("bn" if index == "conv" else index.replace("conv", "norm"))
+            concat.append([n.module, "%s.%s" % (head, after), "first layer * %r" % ratio])
     negative = [n.name for n in nodes if n.op in MCT_NEGATIVE_ACTIVATIONS]
     last = [n for n in nodes if n.weights][-1]
     data = {
@@ -717,15 +939,18 @@ def _write_manifest(report_dir: str, stage_logs: str, nodes: List[Node], seed: i
 
 
 def write_model_logdir(out_dir: str, n_layers: int, seed: int = 0, *, bins: int = DEFAULT_BINS,
-                       troubleshoot: bool = True, manifest: bool = False) -> str:
+                       troubleshoot: bool = True, manifest: bool = False, shape: Optional[str] = None,
+                       degraded_fraction: float = DEGRADED_FRACTION) -> str:
     """Write one synthetic MCT run with ``n_layers`` compare points under ``out_dir/model_<n_layers>/`` (its
     ``mct_logs`` and ``xquant_report`` folders are replaced) and return the report dir's path.
 
     ``bins``: histogram bins (MCT logs ``MCT_HISTOGRAM_BINS``); ``troubleshoot``: also write
     troubleshoot_report.json as the troubleshooting variant of the report does; ``manifest``: also write
-    tb-xquant's manifest (thresholds, stage-log folder, bit widths)."""
+    tb-xquant's manifest (thresholds, stage-log folder, bit widths).  ``shape``: one of SHAPES instead of the
+    default CNN (``n_layers`` is then ignored and the run is written to ``out_dir/model_<shape>/``);
+    ``degraded_fraction``: the share of compare points made degraded."""
     rng = np.random.default_rng(seed)
-    model_dir = os.path.join(out_dir, "model_%d" % n_layers)
+    model_dir = os.path.join(out_dir, "model_%s" % shape if shape else "model_%d" % n_layers)
     report_dir = os.path.join(model_dir, "xquant_report")
     stage_logs = os.path.join(model_dir, "mct_logs", STAGE_LOG_FOLDER)
     for d in (os.path.join(model_dir, "mct_logs"), report_dir):
@@ -733,8 +958,8 @@ def write_model_logdir(out_dir: str, n_layers: int, seed: int = 0, *, bins: int 
             shutil.rmtree(d)
     os.makedirs(report_dir)
 
-    nodes = build_model(n_layers, rng)
-    report = similarity_metrics(nodes, rng)
+    nodes = build_shape(shape, rng) if shape else build_model(n_layers, rng)
+    report = similarity_metrics(nodes, rng, degraded_fraction)
     hists = node_histograms(nodes, bins, rng)
 
     graph, resources = stage_graph(nodes, hists, rng)
@@ -773,11 +998,16 @@ def main(argv: Optional[List[str]] = None) -> int:
                    help="histogram bins (MCT logs %d; default %d)" % (MCT_HISTOGRAM_BINS, DEFAULT_BINS))
     p.add_argument("--no-troubleshoot", action="store_true", help="no troubleshoot_report.json")
     p.add_argument("--manifest", action="store_true", help="also write tb_xquant_manifest.json")
+    p.add_argument("--shape", choices=sorted(SHAPES), action="append",
+                   help="write this torchvision-like graph shape (model_<shape>/) instead of --layers; repeatable")
+    p.add_argument("--degraded", type=float, default=DEGRADED_FRACTION,
+                   help="share of compare points made degraded (default %g)" % DEGRADED_FRACTION)
     args = p.parse_args(argv)
-    for n in args.layers:
+    for n in args.shape or args.layers:
         t0 = time.perf_counter()
-        report_dir = write_model_logdir(args.out, n, args.seed, bins=args.bins,
-                                        troubleshoot=not args.no_troubleshoot, manifest=args.manifest)
+        report_dir = write_model_logdir(args.out, 0 if args.shape else n, args.seed, bins=args.bins,
+                                        troubleshoot=not args.no_troubleshoot, manifest=args.manifest,
+                                        shape=n if args.shape else None, degraded_fraction=args.degraded)
         model_dir = os.path.dirname(report_dir)
         print("%s  %.1f s  %.1f MB" % (model_dir, time.perf_counter() - t0, _size(model_dir) / 1e6), flush=True)
     return 0

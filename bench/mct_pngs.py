@@ -155,7 +155,7 @@ def pyplot_import_s() -> Optional[float]:
 
 
 def tab_chart(br: Browser, scenario_dir: str, repeat: int) -> Dict[str, Any]:
-    from tb_xquant_plugin.readers.artifacts import report_id
+    from tb_xquant_plugin.model.report import report_id
 
     tb = TensorBoard(scenario_dir)
     try:

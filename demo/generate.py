@@ -24,6 +24,7 @@ from typing import Callable, Dict, List, Optional
 import torch
 
 from demo import models as M
+from demo.keras_env import KERAS_SCENARIOS, keras_python, start_keras_scenarios
 
 SCENARIOS: Dict[str, str] = {
     "clean": "ReLU ConvNet at 8 bits: no degraded layer, general troubleshoots apply",
@@ -33,6 +34,8 @@ SCENARIOS: Dict[str, str] = {
     "unbalanced_concat": "a stem whose convolution output range dwarfs its input range, and a concatenation of branches ~40x apart in range",
     "mixed_precision": "mixed precision under a tight weights-memory target: the classifier ends at 2 bits",
     "majority_degraded": "representative data normalised twice (preprocessing mismatch): most layers degrade",
+    # MCT for Keras (demo/keras_demo.py, run in the TensorFlow 2.15 venv that demo/keras_env.py finds)
+    **KERAS_SCENARIOS,
 }
 
 ORDER = list(SCENARIOS)
@@ -142,7 +145,10 @@ def generate(out_root: str, names: List[str]) -> Dict[str, float]:
 
     data = M.DigitsData()
     timings = {}
-    for name in names:
+    keras = [n for n in names if n in KERAS_SCENARIOS]
+    # The Keras scenarios run in their own interpreter (TensorFlow 2.15), alongside the PyTorch ones.
+    keras_proc = start_keras_scenarios(out_root, keras) if keras else None
+    for name in (n for n in names if n not in KERAS_SCENARIOS):
         t0 = time.time()
         sc = Scenario(name, out_root, data)
         if name == "clean":
@@ -172,6 +178,25 @@ def generate(out_root: str, names: List[str]) -> Dict[str, float]:
         else:
             raise SystemExit("unknown scenario %r; choose from %s" % (name, ", ".join(ORDER)))
         timings[name] = time.time() - t0
+    if keras_proc is not None:
+        timings.update(_keras_timings(keras_proc, keras))
+    return timings
+
+
+def _keras_timings(proc, names: List[str]) -> Dict[str, float]:
+    """Wait for the Keras scenarios (demo/keras_demo.py); their timings."""
+    stdout, stderr = proc.communicate()
+    if proc.returncode != 0:
+        raise SystemExit("the Keras scenarios failed (rc=%s):\n%s\n%s" % (proc.returncode, stdout[-3000:],
+                                                                          stderr[-6000:]))
+    timings = {}
+    for line in stdout.splitlines():
+        parts = line.split()
+        if len(parts) >= 2 and parts[0] in names and parts[1].endswith("s"):
+            try:
+                timings[parts[0]] = float(parts[1][:-1])
+            except ValueError:
+                pass
     return timings
 
 
@@ -187,7 +212,7 @@ def _tight_weights_memory(model: torch.nn.Module) -> float:
 
 def _proposed_z_threshold(report_dir: str) -> float:
     """The z_threshold the outlier-removal verdict proposes for the 'outlier' report."""
-    from tb_xquant_plugin.model.builder import analyse_report_dir
+    from tb_xquant_plugin.api import analyse_report_dir
 
     analysis = analyse_report_dir(report_dir)
     zs = [v.numbers["z_threshold"] for v in analysis.verdicts
@@ -206,6 +231,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     if unknown:  # before any scenario runs: a typo must not cost a minute of MCT runs first
         p.error("unknown scenario(s) %s; choose from %s" % (", ".join(map(repr, unknown)), ", ".join(ORDER)))
     names = args.scenarios or ORDER
+    if not args.scenarios and keras_python() is None:
+        print("Keras scenarios left out (%s): no interpreter with tensorflow 2.15 + MCT 2.6.1; run "
+              "scripts/setup_keras.sh or set TB_XQUANT_KERAS_PYTHON" % ", ".join(KERAS_SCENARIOS))
+        names = [n for n in names if n not in KERAS_SCENARIOS]
     if "outlier_fixed" in names and "outlier" not in names and not os.path.isdir(
             os.path.join(args.out, "outlier", "xquant_report")):
         names = ["outlier"] + names

@@ -16,9 +16,10 @@ fi
 STAMP=.venv/.tb-xquant-installed
 if [ ! -f "$STAMP" ] || [ setup.py -nt "$STAMP" ]; then
   .venv/bin/pip install -q --upgrade pip
-  .venv/bin/pip install -q -e ".[mct,test]"
+  .venv/bin/pip install -q -e ".[mct,onnx,test]"
   touch "$STAMP"
 fi
+"$ROOT/scripts/setup_keras.sh"  # .venv-keras: MCT 2.6.1 for Keras on tensorflow 2.15.1 (docs/keras.md)
 
 if [ "${TB_XQUANT_SKIP_BROWSER:-0}" != "1" ] && [ ! -x /usr/bin/chromium ]; then
   SUDO=""

@@ -1,22 +1,31 @@
-"""``tb-xquant`` command line: the same analysis as the XQuant tab, in a terminal.
+"""``tb-xquant`` command line: the same analysis as the XQuant tab, in a terminal, a CI job or a pull request.
 
-    tb-xquant report PATH [--json] [--threshold METRIC=VALUE ...] [--under METRIC=0|1]
+    tb-xquant report PATH [--format text|json|md] [--json] [--out FILE] [--fail-on COND ...]
+                          [--threshold METRIC=VALUE ...] [--under METRIC=0|1]
                           [--ratio R] [--z Z] [--concat C] [--bits B]
+    tb-xquant export model-explorer PATH --out DIR [threshold options]
     tb-xquant manual [ID]
-"""
+
+Exit codes (docs/cli.md): 0 passed, 2 bad usage, 3 a --fail-on condition held, 4 nothing to judge (no report,
+a report without per-layer metrics, or a run that did not finish)."""
 from __future__ import annotations
 
 import argparse
+import io
 import json
+import re
 import sys
-from typing import List, Optional
+from typing import Callable, List, Optional, Tuple
 
 from tb_xquant_plugin import manual
 from tb_xquant_plugin.api import views
-from tb_xquant_plugin.judges.run import analyse
-from tb_xquant_plugin.model.thresholds import KNOBS
-from tb_xquant_plugin.producers import build_all
+from tb_xquant_plugin.export import gates, markdown, model_explorer
+from tb_xquant_plugin.judges.run import Analysis, analyse
+from tb_xquant_plugin.model.report import Report
+from tb_xquant_plugin.model.thresholds import KNOBS, Thresholds
+from tb_xquant_plugin.producers import discover
 from tb_xquant_plugin.readers import files
+from tb_xquant_plugin.readers.events import LocalEventSource
 
 
 def _overrides(args) -> dict:
@@ -34,19 +43,49 @@ def _overrides(args) -> dict:
     for knob in KNOBS:
         if getattr(args, knob.key) is not None:
             out[knob.key] = getattr(args, knob.key)
+    Thresholds.defaults().with_overrides(out)  # every value checked (ValueError: exit 2) before any report is read
     return out
+
+
+def load(path: str, overrides: dict, progress=None) -> Tuple[List[Report], List[Analysis], List[str]]:
+    """Every report under ``path`` and its analysis, and the runs that could not be judged: reports whose analysis
+    failed, and runs that left no finished report (``gates.incomplete_runs``).  ``progress(i, n, name)`` is
+    called before each report is read."""
+    source = LocalEventSource(path)
+    runs = source.runs()
+    found = sorted(discover(path, runs).items())
+    reports: List[Report] = []
+    analyses: List[Analysis] = []
+    failed: List[str] = []
+    for i, (rel, (d, producer)) in enumerate(found):
+        if progress:
+            progress(i + 1, len(found), rel)
+        r = producer.build(source, path, rel, d, runs)
+        reports.append(r)
+        th = r.defaults.with_overrides(overrides)  # a bad override is a usage error (ValueError), not a crash
+        try:
+            analyses.append(analyse(r, th))
+        except Exception as e:  # noqa: BLE001 - one report's failure must not hide the others, nor pass a gate
+            failed.append("%s: the analysis failed (%s: %s)" % (rel, type(e).__name__, str(e)[:300]))
+    return reports, analyses, failed + gates.incomplete_runs(runs, reports)
 
 
 def report_json(path: str, overrides: dict) -> List[dict]:
     """``tb-xquant report --json``: one ``api.contract.CliReport`` per report."""
-    return [views.cli_report(analyse(r, r.defaults.with_overrides(overrides))) for r in build_all(path)]
+    return [views.cli_report(a) for a in load(path, overrides)[1]]
 
 
 def _fmt(v) -> str:
     return "%.4g" % v if isinstance(v, float) else str(v)
 
 
+DEGRADED_SHOWN = 10  # degraded layers listed by name; the rest counted
+FIRST_LAYERS = 3  # layers named on a grouped cause line
+
+
 def print_text(reports: List[dict], out) -> None:
+    """The text report: per report its degraded layers, one line per cause (computed and MCT's verdicts merged
+    when they agree, shift negative grouped by activation type), the joins and the problems."""
     if not reports:
         print("No XQuant report found. Run xquant_report_troubleshoot_pytorch_experimental with "
               "XQuantConfig(report_dir=...) under this folder.", file=out)
@@ -58,21 +97,143 @@ def print_text(reports: List[dict], out) -> None:
         print("   degraded: %d of %d layers (%.0f%%)%s" % (
             len(r["degraded_layers"]), r["layer_count"], 100 * r["degraded_ratio"],
             " - judges skipped" if r["judges_skipped"] else ""), file=out)
-        for name in r["degraded_layers"]:
-            print("     - %s" % name, file=out)
-        for v in r["verdicts"]:
-            print("   [%s/%s] %s" % (v["judge"], v["source"], v["message"]), file=out)
-            print("       manual: tb-xquant manual %s" % v["manual"], file=out)
+        bits = _degraded_bits(r["verdicts"])
+        for name in r["degraded_layers"][:DEGRADED_SHOWN]:
+            print("     - %s%s" % (name, bits.get(name, "")), file=out)
+        if len(r["degraded_layers"]) > DEGRADED_SHOWN:
+            print("     ... %d more" % (len(r["degraded_layers"]) - DEGRADED_SHOWN), file=out)
+        for line in cause_lines(r["verdicts"]):
+            print("   " + line, file=out)
         print_concat(r, out)
-        for p in r["problems"]:
-            print("   ! %s\n     -> %s" % (p["what"], p["hint"]), file=out)
+        for (what, hint), n in _counted((p["what"], p["hint"]) for p in r["problems"]):
+            print("   ! %s%s\n     -> %s" % (what, " (x%d)" % n if n > 1 else "", hint), file=out)
+
+
+def _counted(items) -> List[Tuple[object, int]]:
+    """Identical items once, in first-seen order, with how often they occurred."""
+    seen: dict = {}
+    for it in items:
+        seen[it] = seen.get(it, 0) + 1
+    return list(seen.items())
+
+
+def _names(layers: List[str], shown: int = FIRST_LAYERS) -> str:
+    return ", ".join(layers[:shown]) + (", ..." if len(layers) > shown else "")
+
+
+def _degraded_bits(verdicts: List[dict]) -> dict:
+    """layer -> " (W4 A8)" from the verdicts of a mixed-precision run (numbers.degraded_bits)."""
+    out = {}
+    for v in verdicts:
+        for layer, b in ((v.get("numbers") or {}).get("degraded_bits") or {}).items():
+            if isinstance(b, dict):
+                w, a = b.get("weights"), b.get("activation")
+                out[layer] = " (W%s%s)" % (w if w is not None else "?", " A%s" % a if a is not None else "")
+    return out
+
+
+def _manual(v: dict) -> str:
+    return "  -> tb-xquant manual %s" % v["manual"] if v.get("manual") else ""
+
+
+def cause_lines(verdicts: List[dict]) -> List[str]:
+    """One line per cause.  A computed verdict and MCT's on the same layers of the same judge make one line
+    ("MCT agrees"); shift-negative verdicts are grouped by activation type and advice; identical lines once."""
+    sn = "shift_negative_activation"
+    computed = [v for v in verdicts if v["source"] != "mct"]
+    mct = [v for v in verdicts if v["source"] == "mct"]
+    used = set()
+    lines: List[str] = []
+    lines += _shift_negative_lines([v for v in computed if v["judge"] == sn], [v for v in mct if v["judge"] == sn],
+                                   used)
+    for v in computed:
+        if v["judge"] == sn:
+            continue
+        agree = next((k for k, w in enumerate(mct) if k not in used and w["judge"] == v["judge"]
+                      and set(w["layers"]) == set(v["layers"])), None)
+        if agree is not None:
+            used.add(agree)
+        tag = v["judge"] if v["judge"] != "general" else "general"
+        lines.append("[%s] %s%s%s" % (tag, v["message"], " (MCT agrees)" if agree is not None else "", _manual(v)))
+    for k, w in enumerate(mct):
+        if k not in used and w["judge"] != sn:
+            lines.append("[%s/mct] %s%s" % (w["judge"], w["message"], _manual(w)))
+    return ["%s (x%d)" % (line, n) if n > 1 else line for line, n in _counted(lines)]
+
+
+def _sn_kind(n: dict) -> Tuple[str, str]:
+    """(group key, what to do) of one shift-negative verdict, without its layer-specific numbers."""
+    advice = n.get("advice")
+    if advice == "turn_on":
+        return ("turn_on", "shift-negative correction was off (or not in the logs): turn "
+                           "shift_negative_activation_correction on")
+    if advice == "raise_ratio":
+        return ("raise_ratio", "the correction was on but MCT did not shift them (|min| / threshold over "
+                               "shift_negative_ratio): raise shift_negative_ratio")
+    if advice == "params_search":
+        return ("params_search", "MCT shifted them; the next knob is shift_negative_params_search=True")
+    if isinstance(n.get("needed_ratio"), (int, float)) and n["needed_ratio"] > 0.5 and advice == "nothing_left" \
+            and not n.get("shifted") and n.get("corrects"):
+        return ("too_negative", "their negative part is too large a share of their range for a shift "
+                                "(|min| / threshold over 0.5): nothing left for this cause")
+    if n.get("crash_pair"):
+        return ("crash", "they would need a larger shift_negative_ratio, at which MCT 2.6.1 stops with \"not a "
+                         "valid linear chain\" (%s before padded convolutions): nothing left for this cause"
+                % " and ".join(n["crash_pair"]))
+    if n.get("in_mct_list") is False:
+        return ("not_covered", "MCT's correction does not cover this activation: nothing left for this cause")
+    if n.get("corrects") is None and not n.get("shifted"):
+        return ("no_target", "MCT cannot shift them (their output does not go to a single Conv2d / Linear): "
+                             "nothing left for this cause")
+    return ("nothing", "nothing left for this cause in MCT's settings")
+
+
+def _shift_negative_lines(computed: List[dict], mct: List[dict], used: set) -> List[str]:
+    groups: dict = {}
+    for v in computed:
+        n = v.get("numbers") or {}
+        key, text = _sn_kind(n)
+        g = groups.setdefault((n.get("activation") or "?", key), {"text": text, "layers": [], "ratio": None, "v": v})
+        g["layers"] += v["layers"]
+        need = n.get("needed_ratio")
+        if key in ("raise_ratio", "turn_on", "crash") and isinstance(need, (int, float)) and \
+                (key != "turn_on" or need > (n.get("shift_negative_ratio") or 0.05)):
+            g["ratio"] = max(need, g["ratio"] or need)
+    listed = [l for w in mct for l in w["layers"]]
+    lines = []
+    for (act, key), g in groups.items():
+        ratio = " to %g" % g["ratio"] if key == "raise_ratio" and g["ratio"] is not None else (
+            " (with shift_negative_ratio=%g)" % g["ratio"] if key == "turn_on" and g["ratio"] is not None else "")
+        both = [l for l in g["layers"] if l in listed]
+        agree = (" (MCT agrees)" if len(both) == len(g["layers"]) else
+                 " (MCT lists %d of them)" % len(both) if both else "")
+        lines.append("[shift_negative_activation] %s x%d (%s): %s%s%s%s" % (
+            act, len(g["layers"]), _names(g["layers"]), g["text"], ratio, agree, _manual(g["v"])))
+    mine = {l for g in groups.values() for l in g["layers"]}
+    rest = [l for l in listed if l not in mine]
+    for k, w in enumerate(mct):
+        used.add(k) if any(l in mine for l in w["layers"]) or w["layers"] else None
+    if rest:
+        lines.append("[shift_negative_activation/mct] MCT lists %d activation%s with negative outputs (%s)%s" % (
+            len(rest), "" if len(rest) == 1 else "s", _names(rest), _manual(mct[0]) if mct else ""))
+    return lines
 
 
 JOINS_SHOWN = 10
 
 
+def _input_label(c: dict, name: Optional[str]) -> str:
+    """An input of a join by the module producing it (``relu_27 (layer2.0.conv2)``) when it is not one itself."""
+    for i in c.get("inputs") or []:
+        if i.get("name") == name:
+            mod = i.get("module")
+            return "%s (%s)" % (name, mod) if mod and mod != name else str(name)
+    return str(name)
+
+
 def print_concat(r: dict, out) -> None:
-    """The measured joins (widest ratio first, at most JOINS_SHOWN) and the graph-vs-MCT comparison."""
+    """The measured joins (widest ratio first, at most JOINS_SHOWN rows; joins whose rows read the same are one
+    row), the joins not measured (one line) and the graph-vs-MCT comparison."""
     checks = r.get("concat_checks") or []
     ag = r.get("concat_agreement") or {}
     thr = ag.get("threshold", r["thresholds"].get("ratio_unbalanced_concatenation"))
@@ -80,54 +241,204 @@ def print_concat(r: dict, out) -> None:
         measured = sorted((c for c in checks if c["ratio"] is not None), key=lambda c: -c["ratio"])
         print("   joins: %d concatenation/add nodes, %d measured, %d at ratio >= %s" % (
             len(checks), len(measured), sum(1 for c in checks if c["flagged"]), _fmt(thr)), file=out)
-        for c in measured[:JOINS_SHOWN]:
-            print("     %s %-24s ratio %8.3f  (%s vs %s)%s" % (
-                "!" if c["flagged"] else " ", c["node"], c["ratio"], c["wide_input"], c["scale_input"],
-                "  scale %s by %.4g" % (c["scale_input"], c["scale"]) if c["flagged"] else ""), file=out)
-        if len(measured) > JOINS_SHOWN:
-            print("     ... %d more" % (len(measured) - JOINS_SHOWN), file=out)
-        for c in checks:
-            if c["ratio"] is None:
-                print("       %-24s not measured: no range for %s" % (c["node"], ", ".join(c["unmeasured"])), file=out)
+        rows: dict = {}
+        for c in measured:
+            row = "ratio %8.3f  (%s vs %s)%s" % (
+                c["ratio"], _input_label(c, c["wide_input"]), _input_label(c, c["scale_input"]),
+                "  scale %s by %.4g" % (c["scale_input"], c["scale"]) if c["flagged"] else "")
+            rows.setdefault((c["flagged"], row), []).append(c["node"])
+        for k, ((flag, row), nodes) in enumerate(rows.items()):
+            if k == JOINS_SHOWN:
+                print("     ... %d more" % (len(rows) - JOINS_SHOWN), file=out)
+                break
+            print("     %s %-24s %s" % ("!" if flag else " ", _names(nodes, 2) + (" (x%d)" % len(nodes)
+                                                                               if len(nodes) > 1 else ""), row),
+                  file=out)
+        missing = [c for c in checks if c["ratio"] is None]
+        if missing:
+            print("     %d not measured (no range for an input): %s" % (
+                len(missing), _names(["%s (%s)" % (c["node"], ", ".join(c["unmeasured"][:2])) for c in missing])),
+                file=out)
     items = ag.get("items") or []
     if items:
         print("   unbalanced concatenation, graph vs MCT 2.6.1 (%s):" % (ag.get("mct_source") or "MCT's judge unavailable"),
               file=out)
-        for it in items:
-            print("     [%s] %s" % (it["status"].replace("_", " "), it["reason"]), file=out)
+        for (status, reason), n in _counted((it["status"], it["reason"]) for it in items):
+            print("     [%s] %s%s" % (status.replace("_", " "), reason, " (x%d)" % n if n > 1 else ""), file=out)
+
+
+def _progress(stream) -> Optional[Callable[[int, int, str], None]]:
+    """Per-report lines on a terminal (reading a large report's events takes seconds); silent in pipes and CI logs."""
+    if not getattr(stream, "isatty", lambda: False)():
+        return None
+
+    def show(i: int, n: int, name: str) -> None:
+        print("tb-xquant: reading report %d of %d: %s" % (i, n, name), file=stream, flush=True)
+    return show
+
+
+def _threshold_options(sp) -> None:
+    sp.add_argument("--threshold", action="append", metavar="METRIC=VALUE", help="threshold_quantize_error override")
+    sp.add_argument("--under", action="append", metavar="METRIC=0|1", help="is_detect_under_threshold override")
+    sp.add_argument("--ratio", help="threshold_degrade_layer_ratio")
+    sp.add_argument("--z", help="threshold_zscore_outlier_removal")
+    sp.add_argument("--concat", help="threshold_ratio_unbalanced_concatenation")
+    sp.add_argument("--bits", help="threshold_bitwidth_mixed_precision_with_model_output_loss_objective")
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="tb-xquant", description="MCT XQuant troubleshooting from the command line",
+                                epilog="exit codes: 0 passed, 2 bad usage, 3 a --fail-on condition held, 4 nothing "
+                                       "to judge (no report, a report without per-layer metrics, an unfinished run)")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    rp = sub.add_parser("report", help="analyse every XQuant report under PATH",
+                        description="Analyse every XQuant report under PATH; --fail-on turns it into a CI gate.")
+    rp.add_argument("path")
+    rp.add_argument("--format", choices=("text", "json", "md"), default=None,
+                    help="text (default), json (a list of api.contract.CliReport; docs/api.md) or md (Markdown)")
+    rp.add_argument("--json", action="store_true", help="same as --format json")
+    rp.add_argument("--out", metavar="FILE", help="write the report to FILE instead of standard output")
+    rp.add_argument("--fail-on", action="append", metavar="COND", default=[],
+                    help="exit 3 when COND holds for a report: degraded, verdict, problem, judge:<name>, "
+                         "accuracy-drop=<points> (repeat or comma-separate)")
+    _threshold_options(rp)
+    ep = sub.add_parser("export", help="write a report for another tool")
+    esub = ep.add_subparsers(dest="target", required=True)
+    me = esub.add_parser("model-explorer", help="Model Explorer JSON graph + node-data overlays",
+                         description="Write the quantized graph in Model Explorer's JSON graph format (module scopes "
+                                     "as namespaces) and one node-data overlay per metric and dataset.")
+    me.add_argument("path", help="a report dir or a logdir (one output folder per report when it holds several)")
+    me.add_argument("--out", required=True, metavar="DIR")
+    _threshold_options(me)
+    mp = sub.add_parser("manual", help="show the troubleshooting manual (an entry by id)")
+    mp.add_argument("id", nargs="?")
+    return p
+
+
+def _err(msg: str) -> None:
+    print("tb-xquant: %s" % msg, file=sys.stderr)
+
+
+def _slug(rel: str) -> str:
+    s = re.sub(r"[^A-Za-z0-9_.-]+", "_", rel.replace("/", "__")).strip("._") or "report"
+    return s[:150]
+
+
+def _emit(text: str, out: Optional[str]) -> None:
+    if out:
+        files.write_text(out, text)
+    else:
+        sys.stdout.write(text)
+
+
+def _tolerant_output() -> None:
+    """Names from the logdir may hold anything, a lone surrogate included ("\\ud800", which no encoding can
+    write): print it escaped rather than die with UnicodeEncodeError half-way through the text."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            try:
+                reconfigure(errors="backslashreplace")
+            except (ValueError, OSError):  # a stream that cannot change its error handler now
+                pass
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    p = argparse.ArgumentParser(prog="tb-xquant", description="MCT XQuant troubleshooting from the command line")
-    sub = p.add_subparsers(dest="cmd", required=True)
-    rp = sub.add_parser("report", help="analyse every XQuant report under PATH")
-    rp.add_argument("path")
-    rp.add_argument("--json", action="store_true", help="print JSON (api.contract.CliReport; docs/api.md)")
-    rp.add_argument("--threshold", action="append", metavar="METRIC=VALUE", help="threshold_quantize_error override")
-    rp.add_argument("--under", action="append", metavar="METRIC=0|1", help="is_detect_under_threshold override")
-    rp.add_argument("--ratio", help="threshold_degrade_layer_ratio")
-    rp.add_argument("--z", help="threshold_zscore_outlier_removal")
-    rp.add_argument("--concat", help="threshold_ratio_unbalanced_concatenation")
-    rp.add_argument("--bits", help="threshold_bitwidth_mixed_precision_with_model_output_loss_objective")
-    mp = sub.add_parser("manual", help="show the troubleshooting manual (an entry by id)")
-    mp.add_argument("id", nargs="?")
-    args = p.parse_args(argv)
+    _tolerant_output()
+    args = parser().parse_args(argv)
     if args.cmd == "manual":
         return manual.cli_main([args.id] if args.id else [])
     if not (files.is_remote(args.path) or files.is_dir(args.path) or files.exists(args.path)):
-        print("tb-xquant: no such path: %s" % args.path, file=sys.stderr)
-        return 2
+        _err("no such path: %s" % args.path)
+        return gates.EXIT_USAGE
     try:
-        reports = report_json(args.path, _overrides(args))
+        conditions = gates.parse_conditions(getattr(args, "fail_on", []) or [])
+        overrides = _overrides(args)
+        reports, analyses, unfinished = load(args.path, overrides, _progress(sys.stderr))
     except ValueError as e:
-        print("tb-xquant: %s" % e, file=sys.stderr)
-        return 2
-    if args.json:
-        json.dump(views.safe(reports), sys.stdout, indent=2, allow_nan=False)
-        sys.stdout.write("\n")
-    else:
-        print_text(reports, sys.stdout)
-    return 0
+        _err(str(e))
+        return gates.EXIT_USAGE
+    if args.cmd == "export":
+        return export_model_explorer(analyses, unfinished, args.out)
+    clis = [views.cli_report(a) for a in analyses]
+    fmt = "json" if args.json else (args.format or "text")
+    if args.json and args.format not in (None, "json"):
+        _err("--json and --format %s disagree" % args.format)
+        return gates.EXIT_USAGE
+    try:
+        if fmt == "json":
+            _emit(json.dumps(views.safe(clis), indent=2, allow_nan=False) + "\n", args.out)
+        elif fmt == "md":
+            _emit(markdown.render(analyses, unfinished=unfinished), args.out)
+        else:
+            buf = io.StringIO()
+            print_text(clis, buf)
+            for note in unfinished:
+                print("!! %s" % note, file=buf)
+            _emit(buf.getvalue(), args.out)
+    except OSError as e:
+        _err("cannot write %s: %s" % (args.out, e))
+        return gates.EXIT_USAGE
+    return judge_gates(clis, unfinished, conditions)
+
+
+def judge_gates(clis: List[dict], unfinished: List[str], conditions: List[gates.Condition]) -> int:
+    """Say on standard error what blocked the analysis and which condition failed for which report; the exit code."""
+    code = gates.EXIT_OK
+    if not clis:
+        _err("no XQuant report found (exit 4)")
+        code = gates.EXIT_UNREADABLE
+    for note in unfinished:
+        _err("cannot judge: %s" % note)
+        code = gates.EXIT_UNREADABLE
+    for r in clis:
+        why = gates.blocking(r)
+        if why:
+            _err("cannot judge %s: %s" % (r["name"], why))
+            code = gates.EXIT_UNREADABLE
+    failed = 0
+    for cond in conditions:
+        for r in clis:
+            why = gates.evaluate(cond, r)
+            if why:
+                failed += 1
+                _err("FAILED --fail-on %s: %s: %s" % (cond.text, r["name"], why))
+    if conditions:
+        if failed and code == gates.EXIT_OK:
+            code = gates.EXIT_GATE
+        if not failed and code == gates.EXIT_OK:
+            _err("passed --fail-on %s (%d report%s)" % (", ".join(c.text for c in conditions), len(clis),
+                                                          "" if len(clis) == 1 else "s"))
+    if code != gates.EXIT_OK:
+        _err("exit %d: %s" % (code, {gates.EXIT_GATE: "a --fail-on condition held",
+                                     gates.EXIT_UNREADABLE: "not every run could be judged"}[code]))
+    return code
+
+
+def export_model_explorer(analyses: List[Analysis], unfinished: List[str], out: str) -> int:
+    if not analyses:
+        _err("no XQuant report found: nothing to export")
+        return gates.EXIT_UNREADABLE
+    code = gates.EXIT_OK
+    for a in analyses:
+        if not a.report.nodes:
+            _err("%s has no graph to export (%s)" % (a.report.rel, gates.blocking(views.cli_report(a)) or
+                                                      "no XQuant graph in its xquant/ events"))
+            code = gates.EXIT_UNREADABLE
+            continue
+        folder = out if len(analyses) == 1 else files.join(out, _slug(a.report.rel))
+        try:
+            written = model_explorer.export(a, folder)
+        except OSError as e:
+            _err("cannot write %s: %s" % (folder, e))
+            return gates.EXIT_USAGE
+        print("%s -> %s" % (a.report.rel, folder))
+        for path in written:
+            print("  %s" % path)
+        print("  view: model-explorer %s --node_data_paths %s" % (written[0], ",".join(written[1:])))
+    for note in unfinished:
+        _err("cannot judge: %s" % note)
+    return code
 
 
 if __name__ == "__main__":

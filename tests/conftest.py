@@ -4,6 +4,12 @@
 into a pytest tmp dir, or reused from ``TB_XQUANT_DEMO_LOGDIR`` when that points at a complete
 generated logdir.  The fixture exports ``TB_XQUANT_DEMO_LOGDIR`` so that later tests (and the
 browser tests in ``tests/browser/``, whose ``demo_logdir`` defers to this one) use the same data.
+
+Test tiers (markers registered in ``pytest.ini``): every test whose fixtures reach ``generated_demo_logdir`` (the
+demo: ``demo_logdir``, ``scenarios``, ``demo_reports``, ``demo_api``...) is marked ``mct`` here at collection, as
+are the tests marked by hand because they run MCT or torch themselves; every test under ``tests/browser/`` is
+marked ``browser``.  ``pytest tests -m "not mct and not browser"`` is the torch-free tier: the backend and every
+HTTP route, on logdirs that ``bench/mct_format.py`` writes in MCT's format (``mct_format_logdir``).
 """
 from __future__ import annotations
 
@@ -22,51 +28,55 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # the demo package (demo/) lives at the repository root, next to tests/
     sys.path.insert(0, str(REPO))
-SCENARIOS = ("clean", "outlier", "outlier_fixed", "shift_negative", "unbalanced_concat", "mixed_precision",
-             "majority_degraded")
+from demo.keras_env import KERAS_SCENARIOS, keras_python  # noqa: E402 - imports no TensorFlow
+
+PYTORCH_SCENARIOS = ("clean", "outlier", "outlier_fixed", "shift_negative", "unbalanced_concat", "mixed_precision",
+                     "majority_degraded")
+# The demo's MCT-for-Keras scenarios (demo/keras_demo.py), in the same logdir, when a TensorFlow 2.15 interpreter
+# (.venv-keras, scripts/setup_keras.sh) can generate them; tests/test_keras.py checks them.
+KERAS_DEMO = tuple(KERAS_SCENARIOS) if keras_python() else ()
+SCENARIOS = PYTORCH_SCENARIOS + KERAS_DEMO
 REPORT_SUBDIR = "xquant_report"
 GENERATE_TIMEOUT = 1200  # seconds; the demo takes ~1-2 min on 2 cores
 
-# scripts/test.sh (so CI, .ci/run) sets TB_XQUANT_REQUIRE_ALL=1: a test that would be skipped because MCT, torch or
-# another tool of the [mct,test] extras is missing fails instead, so a broken setup cannot pass as a green run.
-# (tests/browser/conftest.py does the same for a missing chromium.)
-REQUIRE_ALL = os.environ.get("TB_XQUANT_REQUIRE_ALL") == "1"
-REQUIRED_MODULES = ("model_compression_toolkit", "torch", "torchvision", "sklearn", "playwright")
+# TB_XQUANT_REQUIRE_ALL=1 (scripts/test.sh): a skip for a missing tool fails instead (tests/tiers.py; import
+# skip_or_fail from there: ``from conftest import`` may get tests/browser/conftest.py)
+if str(REPO / "tests") not in sys.path:  # tests/tiers.py (pytest's default import mode puts it there too)
+    sys.path.insert(0, str(REPO / "tests"))
+from tiers import REQUIRE_ALL, REQUIRED_MODULES, missing_modules, skip_or_fail, skip_to_failure  # noqa: E402,F401
+import tiers  # noqa: E402
+
+# fixtures that need torch + MCT: a test reaching one is marked ``mct``.  generated_demo_logdir is behind every
+# demo fixture (demo_logdir, scenarios, demo_reports, demo_api); the others run MCT themselves (test_manual.py,
+# test_manifest.py).  Tests that import MCT without such a fixture carry ``pytest.mark.mct`` themselves.
+MCT_FIXTURES = frozenset({"generated_demo_logdir", "tiny_setup", "isolated_mct", "demo_models",
+                          "mct_logger_restored"})
+BROWSER_DIR = Path(__file__).resolve().parent / "browser"
 
 
-def skip_or_fail(reason: str):
-    """``pytest.skip(reason)``, or a failure under ``TB_XQUANT_REQUIRE_ALL=1``."""
-    if REQUIRE_ALL:
-        pytest.fail("%s [TB_XQUANT_REQUIRE_ALL=1: a missing tool fails instead of skipping]" % reason, pytrace=False)
-    pytest.skip(reason)
+@pytest.hookimpl(tryfirst=True)  # before ``-m`` deselects
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if MCT_FIXTURES.intersection(getattr(item, "fixturenames", ())) and not item.get_closest_marker("mct"):
+            item.add_marker(pytest.mark.mct)
+        if BROWSER_DIR in Path(str(item.fspath)).resolve().parents and not item.get_closest_marker("browser"):
+            item.add_marker(pytest.mark.browser)
 
 
-def missing_modules() -> list:
-    return [m for m in REQUIRED_MODULES if importlib.util.find_spec(m) is None]
-
-
-def _skip_to_failure(rep) -> None:
-    """Under TB_XQUANT_REQUIRE_ALL=1 with a required module missing, no skip passes silently: this turns the
-    ``pytest.importorskip`` of every test module (at collection or in a test) into a failure."""
-    if not (REQUIRE_ALL and rep.skipped):
-        return
-    missing = missing_modules()
-    if missing:
-        rep.outcome = "failed"
-        rep.longrepr = "skipped (%s) while %s cannot be imported, and TB_XQUANT_REQUIRE_ALL=1" % (
-            rep.longrepr[-1] if isinstance(rep.longrepr, tuple) else rep.longrepr, ", ".join(missing))
+def pytest_configure(config):
+    tiers.configure(config)
 
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     outcome = yield
-    _skip_to_failure(outcome.get_result())
+    skip_to_failure(outcome.get_result())
 
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_make_collect_report(collector):
     outcome = yield
-    _skip_to_failure(outcome.get_result())
+    skip_to_failure(outcome.get_result())
 
 
 def is_generated_logdir(path: Optional[str]) -> bool:
@@ -154,15 +164,28 @@ class DemoScenario:
         return self.manifest["xquant_config"]
 
     @property
+    def keras(self) -> bool:
+        return self.name in KERAS_SCENARIOS
+
+    @property
     def mct_degraded(self) -> list:
-        return mct_degraded_layers(self.quant_report, self.xquant_config)
+        """MCT's rule on quant_report.json.  Keras: on the values as the tab shows them -- cs as +cosine (MCT for
+        Keras writes -cosine), layers by their Keras names (docs/keras.md); tests/test_keras.py checks both."""
+        if not self.keras:
+            return mct_degraded_layers(self.quant_report, self.xquant_config)
+        names = {n.attrs["mct_wrapper"]: n.name for n in self.report().nodes if "mct_wrapper" in n.attrs}
+        shown = {k: v if not k.startswith("intermediate_") else
+                 {names.get(layer, layer): dict(m, cs=-m["cs"]) if "cs" in m else m for layer, m in v.items()}
+                 for k, v in self.quant_report.items()}
+        return mct_degraded_layers(shown, self.xquant_config)
 
     def report(self):
         """The plugin's Report of this scenario, read from the files (no data provider)."""
-        from tb_xquant_plugin.model.builder import build_report
+        from tb_xquant_plugin.producers import mct_keras, mct_pytorch
         from tb_xquant_plugin.readers.events import LocalEventSource
 
-        return build_report(LocalEventSource(str(self.logdir)), str(self.logdir), self.rel, str(self.dir))
+        build = mct_keras.build_report if self.keras else mct_pytorch.build_report
+        return build(LocalEventSource(str(self.logdir)), str(self.logdir), self.rel, str(self.dir))
 
 
 @pytest.fixture(scope="session")
@@ -178,13 +201,9 @@ def demo_reports(scenarios):
 
 def make_wsgi_app(logdir: str):
     """The plugin inside TensorBoard's own WSGI router (no data provider: files are read directly)."""
-    from tensorboard.backend import application
-    from tensorboard.plugins import base_plugin
+    from testkit.apps import wsgi_app
 
-    from tb_xquant_plugin.plugin import XQuantPlugin
-
-    plugin = XQuantPlugin(base_plugin.TBContext(logdir=str(logdir), data_provider=None))
-    return application.TensorBoardWSGI([plugin]), plugin
+    return wsgi_app(str(logdir))
 
 
 class Api:
@@ -225,3 +244,65 @@ def demo_api(demo_logdir) -> Api:
 def make_api():
     """``make_api(logdir) -> Api``: a fresh plugin (cold caches) on any logdir."""
     return Api
+
+
+# --------------------------------------------------------------------------------------------
+# MCT-format logdirs without torch: bench/mct_format.py
+# --------------------------------------------------------------------------------------------
+# name -> (layers, seed, with tb-xquant's manifest); small, so that the torch-free tier stays quick
+GENERATED_MODELS = {"model_60": (60, 1, False), "model_200": (200, 2, True)}
+
+
+class GeneratedModel:
+    """One model of ``mct_format_logdir``: the files bench/mct_format.py wrote in MCT 2.6.1's format."""
+
+    def __init__(self, logdir: Path, name: str, layers: int, seed: int):
+        self.logdir = logdir
+        self.name = name
+        self.layers = layers
+        self.seed = seed
+        self.rel = "%s/%s" % (name, REPORT_SUBDIR)
+        self.dir = logdir / name / REPORT_SUBDIR
+        self.quant_report: Dict[str, Any] = load_json(self.dir / "quant_report.json")
+        ts = self.dir / "troubleshoot_report.json"
+        self.troubleshoot: Optional[Dict[str, Any]] = load_json(ts) if ts.is_file() else None
+        man = self.dir / "tb_xquant_manifest.json"
+        self.manifest: Optional[Dict[str, Any]] = load_json(man) if man.is_file() else None
+
+    @property
+    def xquant_config(self) -> Dict[str, Any]:
+        """The manifest's thresholds, else XQuantConfig's defaults (what the plugin assumes without one)."""
+        if self.manifest:
+            return self.manifest["xquant_config"]
+        from bench import mct_format
+
+        return {"threshold_quantize_error": dict(mct_format.MCT_THRESHOLDS),
+                "is_detect_under_threshold_quantize_error": dict(mct_format.MCT_DETECT_UNDER)}
+
+    @property
+    def mct_degraded(self) -> list:
+        return mct_degraded_layers(self.quant_report, self.xquant_config)
+
+
+@pytest.fixture(scope="session")
+def mct_format_logdir(tmp_path_factory) -> Path:
+    """A logdir of synthetic models written by ``bench.mct_format.write_model_logdir`` (numpy + TensorBoard only):
+    reports ``model_60/xquant_report`` (no manifest, MCT's default thresholds) and ``model_200/xquant_report``
+    (with tb-xquant's manifest), each with stage logs, histograms, the quantized graph and troubleshoot_report.json."""
+    from testkit.logdirs import ensure_model_logdir
+
+    out = tmp_path_factory.mktemp("mct_format_logs")
+    for name, (layers, seed, manifest) in GENERATED_MODELS.items():
+        ensure_model_logdir(str(out), layers, seed, manifest=manifest)
+    return out
+
+
+@pytest.fixture(scope="session")
+def generated_models(mct_format_logdir) -> Dict[str, GeneratedModel]:
+    return {name: GeneratedModel(mct_format_logdir, name, layers, seed)
+            for name, (layers, seed, _) in GENERATED_MODELS.items()}
+
+
+@pytest.fixture(scope="session")
+def generated_api(mct_format_logdir) -> Api:
+    return Api(str(mct_format_logdir))

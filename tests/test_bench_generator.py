@@ -39,7 +39,9 @@ class Logdir:
         self.source = LocalEventSource(self.path)
         self.runs = self.source.runs()
         self.report_dirs = art.discover_report_dirs(self.path, self.runs)
-        self.reports = build_all(self.path, self.source)
+        # bench/mct_format.py writes MCT for PyTorch's format: compared with the demo's PyTorch reports only (its
+        # Keras reports have Keras names and ops: tests/test_keras.py)
+        self.reports = [r for r in build_all(self.path, self.source) if r.toolchain == "mct-pytorch"]
         self.analyses = {r.rel: analyse(r) for r in self.reports}
 
     def xquant_graph(self, report) -> List[GraphNode]:
@@ -199,11 +201,11 @@ def test_histograms_belong_to_the_nodes_mct_collects_statistics_for(both):
             stage = lg.stage_graph(r)
             modes = {n.id[: -len(".activation")]: n.attrs["quant_mode"] for n in stage if n.id.endswith(".activation")}
             modes = {n.name: modes.get(n.id) for n in stage if not n.id.endswith(HELPERS)}  # None: no config logged
-            tags = set(r.histograms)
+            tags = set(r.mct_histograms)  # MCT's tags (report.histograms: the same, keyed by the quantized graph)
             assert tags <= {k for k, m in modes.items() if m != FLN_QUANT}, label
             for l in r.layers:
                 assert (r.histogram(l.name) is not None) == (modes[l.name] == QUANT), (label, l.name)
-            for h in r.histograms.values():
+            for h in r.mct_histograms.values():
                 assert h.ndim == 2 and h.shape[1] == 3 and (h[:, 2] >= 0).all() and h[:, 2].sum() > 0
                 assert (h[1:, 0] == h[:-1, 1]).all()  # contiguous buckets
 

@@ -441,10 +441,12 @@ def test_bad_override_raises_value_error(bad):
 def test_zscore_matches_mct_compute_zscore(name, scenarios, demo_reports):
     raw = raw_event_histograms(scenarios[name].dir)
     report = demo_reports[name]
-    assert raw and set(raw) == set(report.histograms)
+    # MCT's tags (its node names); report.histograms holds the same arrays under the quantized graph's names
+    assert raw and set(raw) == set(report.mct_histograms)
+    assert {id(h) for h in report.histograms.values()} <= {id(h) for h in report.mct_histograms.values()}
     for tag, (bins, counts) in raw.items():
         z, mu, sigma = mct_compute_zscore(bins, counts)
-        zh = zscore_histogram(report.histograms[tag])
+        zh = zscore_histogram(report.mct_histograms[tag])
         assert zh is not None, tag
         # TensorBoard stores float32 [left, right, count] buckets: compare at float32 precision
         assert zh.mu == pytest.approx(mu, rel=1e-5, abs=1e-6 * sigma)

@@ -396,7 +396,10 @@ def test_shift_negative_functional_and_class_forms(tmp_path):
     assert got["silu"]["activation"] == "silu" and got["act"]["activation"] == "SiLU"
     assert got["silu"]["shift_negative_activation_correction"] is False
     assert got["gelu"]["shift_negative_activation_correction"] is True
-    assert "correction was off" in of(a, V.SHIFT_NEGATIVE_ACTIVATION)[0].message
+    # silu feeds gelu, not a Conv2d / Linear whose bias could take the shift: MCT cannot shift it, whatever the
+    # setting, and the verdict says so instead of "turn the correction on" (judges/shift_negative.py)
+    silu = of(a, V.SHIFT_NEGATIVE_ACTIVATION)[0]
+    assert "MCT cannot shift it" in silu.message and silu.numbers["advice"] == "nothing_left" and silu.snippet is None
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,5 +1,7 @@
-"""The viewer never needs torch, torchvision or MCT: in a subprocess where importing them raises
-ImportError, the plugin, its HTTP apps and the ``tb-xquant`` CLI import and work."""
+"""The viewer never needs torch, torchvision, TensorFlow / Keras or MCT: in a subprocess where importing them
+raises ImportError, the plugin, its HTTP apps and the ``tb-xquant`` CLI import and work -- on the demo's PyTorch
+and (when generated) Keras reports.  TensorBoard then reads files through its own TensorFlow stub
+(``tensorboard.compat``), as it does for a user who has no TensorFlow."""
 from __future__ import annotations
 
 import json
@@ -12,7 +14,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 BLOCKER = textwrap.dedent("""
     import importlib.abc, sys
-    BLOCKED = ("torch", "torchvision", "model_compression_toolkit")
+    BLOCKED = ("torch", "torchvision", "model_compression_toolkit", "tensorflow", "keras", "tf_keras",
+               "mct_quantizers")
 
     class _Blocker(importlib.abc.MetaPathFinder):
         def find_spec(self, name, path=None, target=None):
@@ -46,9 +49,19 @@ def test_blocker_really_blocks():
             print("blocked mct")
         else:
             raise SystemExit("mct imported")
+        try:
+            import tensorflow  # noqa: F401
+        except ImportError:
+            print("blocked tensorflow")
+        else:
+            raise SystemExit("tensorflow imported")
+        from tensorboard.compat import tf
+        tf.io.gfile.exists(".")
+        print("tensorboard uses the stub:", "tensorboard.compat.tensorflow_stub" in sys.modules)
     """)
     assert p.returncode == 0, p.stderr
     assert "blocked: blocked for this test: torch" in p.stdout and "blocked mct" in p.stdout
+    assert "blocked tensorflow" in p.stdout and "tensorboard uses the stub: True" in p.stdout
 
 
 def test_plugin_and_http_apps_without_torch(demo_logdir, scenarios):

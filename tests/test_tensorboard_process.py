@@ -12,6 +12,7 @@ import json
 
 import pytest
 
+from demo.keras_env import KERAS_SCENARIOS  # the demo's Keras scenarios (tests/test_keras.py)
 from testkit.procs import TensorBoardProcess
 
 DEADLINE = 60.0  # seconds for tensorboard to load a logdir's event files
@@ -80,7 +81,9 @@ def loaded_reports(tb, api):
     reports = tb.poll("all reports loaded through the data provider", loaded, DEADLINE)
     for name, r in reports.items():
         assert r["id"] == want[name]["id"]
-        assert r["problems"] == want[name]["problems"] == []
+        assert r["problems"] == want[name]["problems"]
+        # a complete report has no problems; a Keras one has its two notes (cs as +cosine, no MCT troubleshooting)
+        assert r["problems"] == [] or (name.split("/")[0] in KERAS_SCENARIOS and len(r["problems"]) == 2), r
     return reports
 
 
@@ -152,24 +155,20 @@ def test_plugin_listed_and_reports_match_werkzeug(tb, demo_api, scenarios):
 
 
 def test_logdir_without_report_is_listed_disabled(tmp_path):
+    """Also the helper itself: base URL, log file, readiness by polling, and a clean stop."""
     logdir = tmp_path / "empty_logdir"
     (logdir / "some_run").mkdir(parents=True)
     (logdir / "some_run" / "notes.txt").write_text("no XQuant here")
-    with start_tensorboard(logdir, tmp_path / "tensorboard.log", "false") as srv:
+    srv = start_tensorboard(logdir, tmp_path / "tensorboard.log", "false")
+    try:
+        assert srv.base == "http://127.0.0.1:%d" % srv.port and srv.alive()
+        assert srv.request("/data/environment").status == 200
         entry = srv.poll("xquant in plugins_listing", srv.xquant_listing, DEADLINE)
         assert entry["enabled"] is False
         body = xquant(srv, "reports")
         assert body["reports"] == [] and body["hint"]
         # still disabled once discovery has certainly run (reports above triggered it)
         assert srv.xquant_listing()["enabled"] is False
-
-
-def test_port_is_polled_and_process_stopped(tmp_path):
-    """The helper itself: base URL, log file, readiness by polling, and a clean stop."""
-    srv = start_tensorboard(tmp_path, tmp_path / "tensorboard.log", "false")
-    try:
-        assert srv.base == "http://127.0.0.1:%d" % srv.port and srv.alive()
-        assert srv.request("/data/environment").status == 200
     finally:
         rc = srv.stop()
     assert not srv.alive() and rc is not None

@@ -97,6 +97,8 @@ export interface JoinInput {
   width: Num;
   /** where the range was read */
   from: 'histogram' | 'threshold';
+  /** the layer of the module that produced this input (itself when it is one), null when a join or a fork is in the way */
+  module?: string | null;
 }
 export interface ConcatCheck {
   node: string;

@@ -18,8 +18,10 @@ export const COPY_FEEDBACK_MS = 1500;
 // ------------------------------------------------------------------ limits
 /** Layer names longer than this (URL-encoded) are requested by their index in `GET layers` instead. */
 export const MAX_ENCODED_LAYER_NAME = 4000;
-/** Rows of the summary's degraded-layer list. */
+/** Rows of the summary's degraded-layer list made before "Show all". */
 export const DEGRADED_LIST_MAX = 200;
+/** The degraded-layer list groups by the shallowest scope depth that gives at least this many groups. */
+export const SCOPE_GROUPS_MIN = 3;
 /** Rows of the comparison's per-layer delta table. */
 export const DELTA_TABLE_MAX = 100;
 /** Layer links on one line of the summary's "Causes found". */
@@ -39,17 +41,33 @@ export const NODE_JUDGES = ['outlier_removal', 'shift_negative_activation', 'unb
   'mixed_precision_with_model_output_loss_objective'] as const;
 
 // ------------------------------------------------------------------ graph structure and layout
-/** No group (and so no dagre call) has more direct children; larger ones are split into "part" groups. */
-export const MAX_CHILDREN = 300;
-/** A graph opens expanded breadth-first while at most this many boxes are visible. */
-export const EXPAND_BUDGET = 260;
+/** No group (and so no dagre call) has more direct children: a larger level is split into "part" groups of about
+ *  √n consecutive children each (graph/model.ts). */
+export const CHUNK_ABOVE = 60;
+/** The top level is split above OPEN_MAX_BOXES children already, into at most this many parts (the first view of
+ *  a flat model). */
+export const ROOT_PARTS = 16;
+/** A graph opens on the scope level that shows about this many boxes (scopes expanded level by level while the
+ *  count stays at most OPEN_MAX_BOXES; below OPEN_MIN_BOXES smaller scopes are opened one by one), and scopes
+ *  holding degraded layers are preferred when only some of a level fit. */
+export const OPEN_MIN_BOXES = 10;
+export const OPEN_MAX_BOXES = 40;
 export const NODE_H = 34;
-export const GROUP_H = 44;
+export const GROUP_H = 40;
 /** Padding around an expanded group's children, and the height of its title strip. */
 export const PAD = 14;
 export const HEADER = 26;
 /** dagre spacing between boxes of one level. */
-export const DAGRE_SPACING = {nodesep: 22, ranksep: 34, edgesep: 8} as const;
+export const DAGRE_SPACING = {nodesep: 20, ranksep: 26, edgesep: 8} as const;
+/** A box whose inputs include at least this many skip edges (inputs that also reach it through another input, e.g.
+ *  a DenseNet concatenation) gets them bundled on a bus line instead of routed one by one. */
+export const BUNDLE_MIN_SKIPS = 2;
+/** Distance of the bus line from the right side of its column. */
+export const BUS_OFFSET = 12;
+/** A level taller than the view is folded into columns of consecutive ranks, this far apart (when it has at least
+ *  FOLD_MIN_RANKS ranks). */
+export const COL_GAP = 44;
+export const FOLD_MIN_RANKS = 4;
 
 // ------------------------------------------------------------------ graph view (zoom and level of detail)
 export const ZOOM_MIN = 0.01;
@@ -62,8 +80,16 @@ export const WHEEL_ZOOM_PER_LINE = 0.05;
 export const WHEEL_ZOOM_PER_PIXEL = 0.0015;
 export const FIT_ZOOM_MIN = 0.02;
 export const FIT_ZOOM_MAX = 2;
-/** A graph's first view is never zoomed out further than this (a tall graph then starts at its top). */
+/** "Expand all" / "Collapse all" fit the whole graph, but never zoomed out further than this (a big graph then
+ *  starts at its top left). */
 export const INITIAL_ZOOM_MIN = 0.6;
+/** Node and group labels are drawn at this size (canvas px at zoom 1) … */
+export const LABEL_PX = 12;
+/** … and the first view keeps them at least this large on screen: it zooms to at least LEGIBLE_PX / LABEL_PX,
+ *  folds levels to the view's height at that zoom and collapses scopes until the degraded layers fit. */
+export const LEGIBLE_PX = 9.6;
+/** The first view does not zoom in further than this (a single degraded layer is not shown huge). */
+export const INITIAL_ZOOM_MAX = 1.1;
 /** Bringing a node into view from further out than ZOOM_IN_BELOW zooms to ZOOM_IN_TO. */
 export const ZOOM_IN_BELOW = 0.5;
 export const ZOOM_IN_TO = 0.9;

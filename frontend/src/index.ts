@@ -137,7 +137,8 @@ class App {
       const a = await load.answers;
       if (!this.data.isCurrent(gen)) return;
       this.banner.show(this.data.accept(a));
-      this.header.render({summary: a.summary, layers: this.data.layers, compare: this.data.compare, reports: this.data.reports,
+      this.header.render({summary: a.summary, layers: this.data.layers, graph: a.graph instanceof Error ? null : a.graph,
+        compare: this.data.compare, reports: this.data.reports,
         selected: this.state.layer, onLayer: (l) => this.selectLayer(l, null, true), known: this.known, loadVerdicts: this.data.verdictsLoader()});
       this.thresholds.render(a.summary, this.state.t);
       this.root.dataset.degradedCount = String(a.summary.degraded_layers?.length ?? 0);
@@ -153,6 +154,9 @@ class App {
       if (!this.data.isCurrent(gen)) return;
       // A report reached through the URL may be newer than the list in the picker: refresh the list.
       if (!this.top.showsReport(this.state.report)) void this.refreshReportList();
+      // the summary above took its room meanwhile: make the first view again for the canvas left
+      await this.views.graph.settle();
+      if (!this.data.isCurrent(gen)) return;
       this.root.dataset.state = 'ready';
     } catch (e) {
       if ((e as Error).name === 'AbortError' || !this.data.isCurrent(gen)) return;

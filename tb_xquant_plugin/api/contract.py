@@ -108,7 +108,9 @@ class Worst(TypedDict):
 # "from" is a Python keyword: this one is declared in the functional form.
 JoinInput = TypedDict("JoinInput", {
     "name": str, "node": str, "range": List[Num], "width": Num,
-    "from": Annotated[Literal["histogram", "threshold"], "where the range was read"]})
+    "from": Annotated[Literal["histogram", "threshold"], "where the range was read"],
+    "module": NotRequired[Annotated[Optional[str], "the layer of the module that produced this input (itself when "
+                                                   "it is one), null when a join or a fork is in the way"]]})
 
 
 class ConcatCheck(TypedDict):

@@ -27,8 +27,8 @@ from tb_xquant_plugin import manual
 from tb_xquant_plugin.judges.base import CAUSE, Judge, JudgeContext
 from tb_xquant_plugin.judges.facts import bounded_put, facts_of
 from tb_xquant_plugin.judges.snippets import ptq_call, py_num, py_str
-from tb_xquant_plugin.model.names import resolve_name
-from tb_xquant_plugin.model.report import GRAPH, MCT_PYTORCH, Report
+from tb_xquant_plugin.model.names import module_paths, node_name_of_module, resolve_name
+from tb_xquant_plugin.model.report import GRAPH, MCT_KERAS, MCT_PYTORCH, Report
 from tb_xquant_plugin.model.verdict import COMPUTED, UNBALANCED_CONCATENATION, Verdict
 from tb_xquant_plugin.readers.graphs import GraphNode, layer_name_of, main_nodes
 
@@ -45,15 +45,47 @@ def join_kind(op: Optional[str]) -> Optional[str]:
     return "concatenation" if op in CONCAT_OPS else "add" if op in ADD_OPS else None
 
 
+# Ops whose output values are among their (first) input's: a node of one of these without a range of its own
+# takes its producer's.  Max-pooling and the pieces of a chunk / split keep a subset (the range is then the
+# smallest one known to hold them); the others keep every value.  Upsampling keeps them only when nearest.
+RANGE_KEEPING_OPS = frozenset(op.lower() for op in (
+    "MaxPool1d", "MaxPool2d", "MaxPool3d", "max_pool1d", "max_pool2d", "max_pool3d", "AdaptiveMaxPool2d",
+    "adaptive_max_pool2d", "getitem", "chunk", "split", "tensor_split", "unbind", "narrow",
+    "reshape", "view", "flatten", "Flatten", "unflatten", "Unflatten", "squeeze", "unsqueeze", "permute",
+    "transpose", "contiguous", "identity", "Identity", "clone", "detach", "dropout", "Dropout", "Dropout1d",
+    "Dropout2d", "Dropout3d", "AlphaDropout", "stochastic_depth", "StochasticDepth", "ChannelShuffle",
+    "channel_shuffle", "pixel_shuffle", "PixelShuffle", "pixel_unshuffle", "PixelUnshuffle",
+    "UpsamplingNearest2d", "upsample_nearest2d", "expand", "repeat", "tile"))
+UPSAMPLE_OPS = frozenset(("upsample", "interpolate"))
+
+
+def keeps_range(node: GraphNode) -> bool:
+    """Whether ``node``'s output values are among its first input's (so its input's range bounds its own)."""
+    op = (node.op or "").lower()
+    if op in RANGE_KEEPING_OPS:
+        return True
+    return op in UPSAMPLE_OPS and str(node.attrs.get("mode", "")).strip("'\"") == "nearest"
+
+
 def value_range(report: Report, name: str) -> Optional[Tuple[float, float, str]]:
-    """(low, high, source) of a node's float output: its histogram, else its activation threshold."""
-    h = report.histogram(name)
+    """(low, high, source) of a node's float output: its histogram, else its activation threshold.
+
+    ``name`` is a layer name of the quantized graph (``Report.histograms`` and ``Report.quant`` are keyed by them);
+    for MCT's own node names use :func:`mct_value_range`."""
+    return _lookup(report.histogram(name), report.quant.get(name))
+
+
+def mct_value_range(report: Report, mct_name: str) -> Optional[Tuple[float, float, str]]:
+    """:func:`value_range` of a node named as MCT names it (stage graphs, histogram tags)."""
+    return _lookup(report.mct_histograms.get(mct_name), report.mct_quant.get(mct_name))
+
+
+def _lookup(h, qp) -> Optional[Tuple[float, float, str]]:
     if h is not None and len(h):
         arr = np.asarray(h)
         lo, hi = float(np.nanmin(arr[:, 0])), float(np.nanmax(arr[:, 1]))
         if np.isfinite(lo) and np.isfinite(hi):
             return lo, hi, "histogram"
-    qp = report.quant.get(name)
     if qp and qp.activation_threshold:
         t = qp.activation_threshold
         return (-t if qp.signed else 0.0), t, "threshold"
@@ -61,8 +93,33 @@ def value_range(report: Report, name: str) -> Optional[Tuple[float, float, str]]
 
 
 def _range(report: Report, node_id: str) -> Optional[Tuple[float, float, str]]:
-    n = report.node_by_id.get(node_id)
-    return value_range(report, layer_name_of(n) if n else node_id.rsplit("/", 1)[-1])
+    """A display node's range; a node that keeps its input's values (max-pool, reshape, a chunk's piece...)
+    without a range of its own has its producer's, up the chain."""
+    seen = set()
+    while node_id not in seen:
+        seen.add(node_id)
+        n = report.node_by_id.get(node_id)
+        r = value_range(report, layer_name_of(n) if n else node_id.rsplit("/", 1)[-1])
+        if r is not None or n is None or not n.inputs or not keeps_range(n):
+            return r
+        node_id = _data_input(report, n)
+    return None
+
+
+def _data_input(report: Report, n: GraphNode) -> str:
+    """The tensor input of a node (a reshape also reads the ints of ``x.size()``: they have no tensor shape)."""
+    for i in n.inputs:
+        src = report.node_by_id.get(i)
+        if src is not None and src.output_shapes and len(src.output_shapes[0]) > 0:
+            return i
+    return n.inputs[0]
+
+
+# Where the user multiplies the narrow input by SCALE, per toolchain.
+SCALE_WHERE = {
+    MCT_PYTORCH: "# in forward(): multiply the output of narrow_input by SCALE before the join",
+    MCT_KERAS: "# in the model: tf.keras.layers.Rescaling(SCALE) on the output of narrow_input, before the join",
+}
 
 
 def snippet(node: str, small: str, factor: float, toolchain: str = MCT_PYTORCH) -> Optional[str]:
@@ -76,13 +133,14 @@ def snippet(node: str, small: str, factor: float, toolchain: str = MCT_PYTORCH) 
         "join_node = %(node)s\n"
         "narrow_input = %(small)s\n"
         "SCALE = %(f)s  # range of the widest input / range of narrow_input\n"
-        "# in forward(): multiply the output of narrow_input by SCALE before the join\n\n"
+        "%(where)s\n\n"
         "# Or stop MCT from merging layers around it and compare:\n"
         "import model_compression_toolkit as mct\n"
         "core_config = mct.core.CoreConfig(mct.core.QuantizationConfig(linear_collapsing=False, residual_collapsing=False))\n"
         "quantized_model, quantization_info = %(call)s(\n"
         "    float_model, representative_data_gen, core_config=core_config)\n"
-    ) % {"node": py_str(node), "small": py_str(small), "f": py_num(float("%.4g" % factor)), "call": call}
+    ) % {"node": py_str(node), "small": py_str(small), "f": py_num(float("%.4g" % factor)), "call": call,
+         "where": SCALE_WHERE.get(toolchain, SCALE_WHERE[MCT_PYTORCH])}
 
 
 # --------------------------------------------------------------------------------------------
@@ -108,7 +166,8 @@ def measure(report: Report) -> List[Dict[str, Any]]:
                 missing.append(name)
                 continue
             lo, hi, src = r
-            ranges.append({"name": name, "node": i, "range": [lo, hi], "width": hi - lo, "from": src})
+            ranges.append({"name": name, "node": i, "range": [lo, hi], "width": hi - lo, "from": src,
+                           "module": producing_module(report, src_node)})
         check = {"node": n.name, "node_id": n.id, "op": n.op, "kind": kind, "inputs": ranges, "unmeasured": missing,
                  "ratio": None, "scale": None, "scale_input": None, "wide_input": None}
         if len(ranges) >= 2:
@@ -118,6 +177,21 @@ def measure(report: Report) -> List[Dict[str, Any]]:
             check.update(ratio=ratio, scale=ratio, scale_input=narrow["name"], wide_input=wide["name"])
         out.append(check)
     return out
+
+
+def producing_module(report: Report, node: Optional[GraphNode], limit: int = 8) -> Optional[str]:
+    """The layer of the nearest module node (a torch module: its op is a class name) at or above ``node`` along
+    single inputs: the module that produced a functional node's values (``relu_27`` -> ``layer2_0_conv2``)."""
+    cur = node
+    for _ in range(limit):
+        if cur is None:
+            return None
+        if cur.op[:1].isupper() and cur.op != "DummyPlaceHolder":
+            return layer_name_of(cur)
+        if len(cur.inputs) != 1 or join_kind(cur.op) is not None:
+            return None
+        cur = report.node_by_id.get(cur.inputs[0])
+    return None
 
 
 def flagged(check: Dict[str, Any], ratio_threshold: float) -> bool:
@@ -203,13 +277,16 @@ class PairingGraph:
     nodes: List[GraphNode]
     last_index: Dict[str, int]  # short name -> last position (MCT's loops keep the last match)
     longest_first: Dict[str, Tuple[int, int]]  # short name -> (-len(full name), position): MCT's sort by length
-    modules: frozenset  # short names of module nodes, with '_' -> '.' (torch module paths, assumed)
+    modules: frozenset  # torch module paths: the float model's (module_source "manifest") or assumed from the nodes
     by_name: Dict[str, GraphNode]
     branches: Dict[str, List[Tuple[str, int]]]
     joins: Dict[str, GraphNode]
+    module_source: str = "assumed"  # "manifest": the float model's named_modules() the manifest recorded
+    path_to_node: Optional[Dict[str, str]] = None  # module path -> node name, when the paths are real
+    unmapped: List[str] = dataclasses.field(default_factory=list)  # MCT's module names that are not modules
 
     @classmethod
-    def of(cls, nodes: List[GraphNode]) -> "PairingGraph":
+    def of(cls, nodes: List[GraphNode], module_paths: Optional[Sequence[str]] = None) -> "PairingGraph":
         names = [n.id for n in nodes]
         last_index: Dict[str, int] = {}
         longest: Dict[str, Tuple[int, int]] = {}
@@ -222,11 +299,24 @@ class PairingGraph:
         # MCT checks `name in dict(float_model.named_modules())`; the float model is not in the logs.  A node
         # whose op is a class (Conv2d, BatchNorm2d) is a call_module node of torch.fx, whose name is the
         # module path with '.' written '_': assume the path had no '_' of its own, as MCT's mapping does.
-        modules = frozenset(n.name.replace("_", ".") for n in nodes
-                            if n.op[:1].isupper() and n.op != "DummyPlaceHolder")
+        # With the float model's own module paths (the manifest's named_modules()), membership is MCT's exactly.
+        if module_paths is not None:
+            modules = frozenset(module_paths)
+            source, path_to_node = "manifest", {p: node_name_of_module(p) for p in module_paths}
+        else:
+            modules = frozenset(n.name.replace("_", ".") for n in nodes
+                                if n.op[:1].isupper() and n.op != "DummyPlaceHolder")
+            source, path_to_node = "assumed", None
         main = main_nodes(nodes)
         joins = {n.name: n for n in main if join_kind(n.op) is not None and len(n.inputs) >= 2}
-        return cls(names, nodes, last_index, longest, modules, {n.name: n for n in main}, branch_index(main), joins)
+        return cls(names, nodes, last_index, longest, modules, {n.name: n for n in main}, branch_index(main), joins,
+                   source, path_to_node)
+
+    def node_of(self, path: str) -> str:
+        """The node name of a module path (real paths: fx's sanitising; assumed ones: '.' -> '_')."""
+        if self.path_to_node is not None and path in self.path_to_node:
+            return self.path_to_node[path]
+        return path.replace(".", "_")
 
 
 def read_pairing_graph(report: Report) -> Tuple[Optional[PairingGraph], Optional[str]]:
@@ -240,7 +330,7 @@ def read_pairing_graph(report: Report) -> Tuple[Optional[PairingGraph], Optional
             return None, report.stage_graph(MCT_PAIRING_STAGE)[1]
         return None, ("the stage logs lack %s, so MCT 2.6.1's judge skips unbalanced concatenation"
                       % ", ".join(missing))
-    return PairingGraph.of(report.stage_graph(MCT_PAIRING_STAGE)[0]), None
+    return PairingGraph.of(report.stage_graph(MCT_PAIRING_STAGE)[0], module_paths(report)), None
 
 
 _UNSET = object()
@@ -260,6 +350,7 @@ def mct_rule_pairs(g: PairingGraph, degraded: Sequence[str]) -> Tuple[List[Dict[
     matches nothing reuses the previous layer's nodes -- reproduced here."""
     first_node: Any = _UNSET
     second_node: Any = _UNSET
+    g.unmapped.clear()
     modules_pairs: List[Dict[str, Any]] = []
     add_pairs: List[Dict[str, Any]] = []
     names = g.names
@@ -306,6 +397,10 @@ def mct_rule_pairs(g: PairingGraph, degraded: Sequence[str]) -> Tuple[List[Dict[
             modules_pairs.append(dict(entry, kind="concatenation"))
         elif first in g.modules and second == "add":
             add_pairs.append(dict(entry, kind="add"))
+        else:  # MCT's '_' -> '.' gives a name that is not a module of the float model: it skips the pair
+            for nm in (first, second):
+                if nm not in g.modules and nm != "add" and nm not in g.unmapped:
+                    g.unmapped.append(nm)
     return modules_pairs + add_pairs, None
 
 
@@ -326,12 +421,12 @@ def _estimate(report: Report, g: PairingGraph, pair: Dict[str, Any]) -> Optional
     def input_width(module: str) -> Optional[float]:
         n = g.by_name.get(module.replace(".", "_"))
         src = g.by_name.get(n.inputs[0].split("/")[-1]) if n is not None and n.inputs else None
-        r = value_range(report, src.name) if src is not None else None
+        r = mct_value_range(report, src.name) if src is not None else None
         return r[1] - r[0] if r is not None else None
 
     w1 = input_width(pair["first"])
     if pair["kind"] == "add":
-        r = value_range(report, "add")
+        r = mct_value_range(report, "add")
         w2 = r[1] - r[0] if r is not None else None
     else:
         w2 = input_width(pair["second"])
@@ -380,13 +475,16 @@ def agreement(report: Report, checks: List[Dict[str, Any]], degraded: Sequence[s
     ts = report.mct_troubleshoot if isinstance(report.mct_troubleshoot, dict) else None
     # The stage graph is read only when MCT's rule has a layer to pair or MCT's pairs need placing: without
     # a degraded <x>_bn / <x>_collapsed / bn_<x> layer the rule yields nothing, whatever the logs hold.
-    g, problem = pairing_graph(report) if (ts is not None or _needs_pairing(degraded)) else (None, None)
+    if report.toolchain == MCT_KERAS:  # MCT's judge maps names to torch modules; MCT has none for Keras
+        ts, g, problem = None, None, "MCT 2.6.1 has no troubleshooting (so no such judge) for Keras"
+    else:
+        g, problem = pairing_graph(report) if (ts is not None or _needs_pairing(degraded)) else (None, None)
     pairs: List[Dict[str, Any]] = []
     error = None
     if g is not None:
         pairs, error = mct_rule_pairs(g, degraded)
     out["mct_rule"] = {"available": None if g is None and problem is None else g is not None, "problem": problem,
-                       "error": error, "module_paths": "assumed from the node names (the float model is not in the logs)"}
+                       "error": error, "module_paths": _module_paths_text(g, report)}
 
     # MCT's verdicts, when it wrote them, decide which pairs it flagged.
     reported: List[Tuple[str, str, Optional[float]]] = []
@@ -496,9 +594,29 @@ def agreement(report: Report, checks: List[Dict[str, Any]], degraded: Sequence[s
     return out
 
 
+def _module_paths_text(g: Optional[PairingGraph], report: Report) -> str:
+    """Where the replay's module paths come from, and the names MCT's mapping did not find among them."""
+    if g is not None and g.module_source == "manifest":
+        text = "the float model's named_modules() (%d, recorded in the manifest)" % len(g.modules)
+        if g.unmapped:
+            text += ("; MCT's '_' -> '.' mapping gives %s, not module paths of the float model, so MCT skips them"
+                     % ", ".join(g.unmapped[:5]) + (" and %d more" % (len(g.unmapped) - 5) if len(g.unmapped) > 5
+                                                    else ""))
+        return text
+    text = ("assumed from the node names, '_' read as '.' (the float model's named_modules() is not in the logs: "
+            "write the report with tb_xquant_plugin.mct_run.xquant_report_with_manifest to record it)")
+    if g is not None and g.unmapped:
+        text += "; names it could not map to a module node: %s" % ", ".join(g.unmapped[:5]) + (
+            " and %d more" % (len(g.unmapped) - 5) if len(g.unmapped) > 5 else "")
+    return text
+
+
 def _locate(report: Report, g: Optional[PairingGraph], pair: Dict[str, Any]) -> Tuple[Optional[str], Optional[str]]:
     """The join a pair of MCT module paths belongs to, or None and how the two relate instead."""
-    a, b = pair["first"].replace(".", "_"), pair["second"].replace(".", "_")
+    if g is not None:
+        a, b = g.node_of(pair["first"]), g.node_of(pair["second"])
+    else:
+        a, b = pair["first"].replace(".", "_"), pair["second"].replace(".", "_")
     if g is not None and a in g.by_name:
         j = pair_join(g.branches, g.joins, a, b)
         if j is not None:

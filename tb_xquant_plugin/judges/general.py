@@ -6,6 +6,7 @@ from typing import Any, List
 from tb_xquant_plugin import manual
 from tb_xquant_plugin.judges.base import GENERAL as GENERAL_KIND
 from tb_xquant_plugin.judges.base import Judge, JudgeContext
+from tb_xquant_plugin.judges.mixed_precision import bits_text, degraded_bits, is_mixed_precision
 from tb_xquant_plugin.model import verdict as V
 from tb_xquant_plugin.model.report import LAYER_METRICS
 
@@ -31,6 +32,15 @@ def run(ctx: JudgeContext) -> List[V.Verdict]:
             "(representative set size, diversity, preprocessing) and the general countermeasures.",
             layers=len(report.layers))]
     if not ctx.verdicts and not ctx.producer_verdicts:
+        if is_mixed_precision(report):
+            # mixed precision already chose these bits: show them instead of proposing it again
+            bits = degraded_bits(report, det.degraded)
+            return [general(
+                V.NO_JUDGE_APPLIES,
+                "%d layers are degraded but none of the judges found a cause. Mixed precision chose their bits "
+                "(%s): give the degraded ones more (a larger resource target, or pin them with a bit-width config), "
+                "or try the other general countermeasures: isolate a layer at 16 bits, bias correction or GPTQ."
+                % (len(det.degraded), bits_text(bits)), degraded=len(det.degraded), degraded_bits=bits)]
         return [general(
             V.NO_JUDGE_APPLIES,
             "%d layers are degraded but none of the judges found a cause. Try the general countermeasures: "

@@ -12,7 +12,7 @@ report's quantization parameters (``Report.quant``): weights from the stage grap
 result in ``Report.last_layer``."""
 from __future__ import annotations
 
-from typing import List, Optional
+from typing import Dict, List, Optional
 
 from tb_xquant_plugin import manual
 from tb_xquant_plugin.judges.base import CAUSE, Judge, JudgeContext
@@ -34,6 +34,10 @@ def pin_bits(report: Report, layer: str, bits_threshold: float) -> int:
         bits *= 2
     return bits
 
+
+# The name of the weights attribute MCT's bit-width config targets, and how MCT names the layer, per toolchain.
+WEIGHTS_ATTR = {MCT_PYTORCH: "weight", MCT_KERAS: "kernel"}
+NODE_NAME = {MCT_PYTORCH: "MCT's node name: the module path with '.' -> '_'", MCT_KERAS: "the Keras layer name"}
 
 # How many kernel weights the last layer has, in the float model of each toolchain.
 WEIGHT_COUNT = {
@@ -58,14 +62,15 @@ def snippet(layer: str, low: List[str], now_bits: Optional[int], pin: int, weigh
         lines += [
             "# The last layer ended at %s-bit weights: mixed precision met the memory target by taking bits" % now,
             "# from the layer the output depends on most. Pin it at %d bits and give the target what that costs." % pin,
-            "last_layer = %s  # MCT's node name: the module path with '.' -> '_'" % py_str(layer),
+            "last_layer = %s  # %s" % (py_str(layer), NODE_NAME.get(toolchain, NODE_NAME[MCT_PYTORCH])),
             WEIGHT_COUNT.get(toolchain, WEIGHT_COUNT[MCT_PYTORCH]),
             "old_target = %s  # bytes: the weights_memory of the run in this report" % target,
             "new_target = old_target + last_weights * (%d - %s) / 8" % (pin, now),
             "",
             "bit_width_config = mct.core.BitWidthConfig()",
             "bit_width_config.set_manual_weights_bit_width(",
-            "    mct.core.network_editor.NodeNameFilter(last_layer), %d, 'weight')" % pin,
+            "    mct.core.network_editor.NodeNameFilter(last_layer), %d, %s)"
+            % (pin, py_str(WEIGHTS_ATTR.get(toolchain, WEIGHTS_ATTR[MCT_PYTORCH]))),
             "quantized_model, quantization_info = %s(" % call,
             "    float_model, representative_data_gen,",
             "    target_resource_utilization=mct.core.ResourceUtilization(weights_memory=new_target),",
@@ -76,7 +81,7 @@ def snippet(layer: str, low: List[str], now_bits: Optional[int], pin: int, weigh
             "# The last layer's output ended at %s-bit activations. Pin it at %d bits (raise activation_memory" % (
                 now, pin),
             "# in your ResourceUtilization target by what that costs, if you set one).",
-            "last_layer = %s  # MCT's node name: the module path with '.' -> '_'" % py_str(layer),
+            "last_layer = %s  # %s" % (py_str(layer), NODE_NAME.get(toolchain, NODE_NAME[MCT_PYTORCH])),
             "bit_width_config = mct.core.BitWidthConfig()",
             "bit_width_config.set_manual_activation_bit_width(",
             "    mct.core.network_editor.NodeNameFilter(last_layer), %d)" % pin,
@@ -88,7 +93,34 @@ def snippet(layer: str, low: List[str], now_bits: Optional[int], pin: int, weigh
     return "\n".join(lines) + "\n"
 
 
-def judge(report: Report, bits_threshold: float) -> List[Verdict]:
+def is_mixed_precision(report: Report) -> bool:
+    """Whether mixed precision chose the bits of this run: a layer's weights had several bit-width candidates in
+    the stage graph, or the manifest recorded a resource-utilization target."""
+    if any(len(set(q.weights_nbits_candidates or [])) > 1 for q in report.quant.values()):
+        return True
+    return mf.weights_memory(report.manifest) is not None
+
+
+def degraded_bits(report: Report, degraded: List[str]) -> Dict[str, Dict[str, Optional[int]]]:
+    """``{layer: {"weights", "activation"}}`` bits of the degraded layers (None where unknown)."""
+    out: Dict[str, Dict[str, Optional[int]]] = {}
+    for name in degraded:
+        qp = report.quant.get(name)
+        quantized = qp is not None and (qp.quant_mode or "QUANT") == "QUANT"  # FLN_QUANT: fused, not quantized
+        out[name] = {"weights": qp.weights_nbits if qp else None,
+                     "activation": qp.activation_nbits if quantized else None}
+    return out
+
+
+def bits_text(bits: Dict[str, Dict[str, Optional[int]]], limit: int = 6) -> str:
+    def b(x: Optional[int]) -> str:
+        return "?" if x is None else str(x)
+    items = ["%s W%s%s" % (k, b(v["weights"]), "/A%s" % v["activation"] if v["activation"] is not None else "")
+             for k, v in list(bits.items())[:limit]]
+    return ", ".join(items) + (", ..." if len(bits) > limit else "")
+
+
+def judge(report: Report, bits_threshold: float, degraded: Optional[List[str]] = None) -> List[Verdict]:
     last = report.last_layer
     if last is None:
         return []
@@ -105,13 +137,16 @@ def judge(report: Report, bits_threshold: float) -> List[Verdict]:
            "took the bits from the layer the model output depends on most." % (last.layer, w, a, bits_threshold))
     pin = pin_bits(report, last.layer, bits_threshold)
     numbers["pin_bits"] = pin
+    if degraded and is_mixed_precision(report):
+        numbers["degraded_bits"] = degraded_bits(report, degraded)
     code = snippet(last.layer, low, w if "weights" in low else a, pin, mem, report.toolchain)
     return [Verdict(MIXED_PRECISION, COMPUTED, [last.layer], numbers, manual.JUDGE_TO_MANUAL[MIXED_PRECISION], msg,
                     code)]
 
 
 def run(ctx: JudgeContext) -> List[Verdict]:
-    return judge(ctx.report, ctx.thresholds.bitwidth_mixed_precision_with_model_output_loss_objective)
+    return judge(ctx.report, ctx.thresholds.bitwidth_mixed_precision_with_model_output_loss_objective,
+                 ctx.detection.degraded)
 
 
 JUDGE = Judge(MIXED_PRECISION, CAUSE, frozenset(), run,

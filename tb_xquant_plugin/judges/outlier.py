@@ -1,13 +1,17 @@
-"""Outlier removal: MCT's z-score on the logged float activation histogram of each degraded layer."""
+"""Outlier removal: MCT's z-score on the logged float activation histogram of each degraded layer, and the
+evidence whether the proposed z_threshold would help (``judges.activation_noise`` replays MCT's threshold
+selection with and without it).  A verdict whose replay finds a normal tail says "not the cause" and carries
+no snippet; MCT's own outlier verdicts get the same replay in their numbers and message."""
 from __future__ import annotations
 
 import dataclasses
 import math
-from typing import List, Optional
+from typing import Any, Dict, List, Optional
 
 import numpy as np
 
 from tb_xquant_plugin import manual
+from tb_xquant_plugin.judges import activation_noise as AN
 from tb_xquant_plugin.judges.base import CAUSE, Judge, JudgeContext
 from tb_xquant_plugin.judges.facts import facts_of
 from tb_xquant_plugin.judges.snippets import core_config_snippet
@@ -71,19 +75,22 @@ def _tail_start(bins, counts, z, mu) -> Optional[float]:
         nz = np.where(cs > 0)[0]
         if nz.size < 2:
             continue
+        # Vectorized over the gaps (a histogram of 10^6 buckets with every other one empty has 500,000 of them):
+        # each gap's tail mass comes from one suffix sum instead of summing the tail again per gap.
         cand = None
-        widest = 0.0
-        for g in np.where(np.diff(nz) > 1)[0]:
-            begin = zs[nz[g + 1]]
-            tail_mass = cs[nz[g + 1]:].sum() / total
-            width = begin - zs[nz[g]]
-            if begin > 2.0 and tail_mass <= 0.1 and width > widest:
-                widest, cand = width, float(begin)
+        gaps = np.where(np.diff(nz) > 1)[0]
+        if gaps.size:
+            after = nz[gaps + 1]  # the first non-empty bin beyond each gap
+            begin = zs[after]
+            tail_mass = np.cumsum(cs[::-1])[::-1][after] / total
+            width = begin - zs[nz[gaps]]
+            ok = (begin > 2.0) & (tail_mass <= 0.1) & (width > 0.0)
+            if ok.any():
+                cand = float(begin[int(np.argmax(np.where(ok, width, -np.inf)))])  # the widest; first on ties
         if cand is None:
-            for i in range(1, len(cs)):
-                if zs[i] > 2.0 and cs[i] > cs[i - 1]:
-                    cand = float(zs[i])
-                    break
+            rise = np.flatnonzero((zs[1:] > 2.0) & (cs[1:] > cs[:-1]))
+            if rise.size:
+                cand = float(zs[rise[0] + 1])
         if cand is None:
             continue
         cand = math.floor(cand * 100.0) / 100.0 - 0.01
@@ -100,15 +107,96 @@ def zscore_of(report: Report, name: str) -> Optional[ZScoreHistogram]:
     return cache[name]
 
 
+MAX_EVIDENCE = 4096  # replays kept per report ((layer, z) pairs; the oldest dropped beyond)
+
+
+def _x(r: float) -> str:
+    return "%.0f" % r if r >= 100 else "%.3g" % r
+
+
+def finding_text(a: Optional[Dict[str, Any]], z: float) -> str:
+    """One sentence: what the replayed threshold selection says a z_threshold of ``z`` does to one activation."""
+    if a is None:
+        return ("no replay: the logged histogram is not the evenly spaced one MCT collects, so the effect of "
+                "z_threshold=%g is not measured" % z)
+    f = a["finding"]
+    if f == AN.BOUNDED:
+        return ("%s is bounded: MCT takes its threshold from the known output range, so z_threshold=%g changes "
+                "nothing: not the cause" % (a.get("op") or a["layer"], z))
+    if f == AN.NOT_QUANTIZED:
+        return ("MCT does not quantize this output (it is fused into the next op or left in float), so "
+                "z_threshold=%g changes nothing here: not the cause" % z)
+    if f == AN.IN_FORCE:
+        return ("the run already used z_threshold=%g (the stage graph records it), at or under z=%g: nothing "
+                "left to clip for this cause" % (a["run_z_threshold"], z))
+    if f == AN.NOT_REPLAYED:
+        return "error method %s is not replayed: no evidence either way" % a["error_method"]
+    t0, t1 = a["threshold_without"], a["threshold_with"]
+    if f == AN.NO_EFFECT:
+        return ("normal tail: clipping at z=%g changes the noise by 0%% (MCT's %s search keeps the threshold at "
+                "%g): not the cause" % (z, a["error_method"], t0))
+    if f == AN.NORMAL_TAIL:
+        ratio = a["noise_ratio"]
+        change = "%+.0f%%" % ((ratio - 1.0) * 100.0) + (" (%sx)" % _x(ratio) if ratio >= 3 else "")
+        return ("normal tail: clipping at z=%g changes the noise by %s (threshold %g -> %g, %.2g%% of the values "
+                "clipped): not the cause" % (z, change, t0, t1, 100 * a["tail_fraction"]))
+    if a["noise_ratio"] < 1.0:
+        return ("real outlier tail: z_threshold=%g cuts this layer's activation quantization noise by %sx "
+                "(threshold %g -> %g)" % (z, _x(1.0 / a["noise_ratio"]), t0, t1))
+    tail = a.get("tail_range") or [None, None]
+    return ("real outlier tail: z_threshold=%g cuts this layer's activation quantization noise by %sx on the "
+            "%.1f%% of values inside the window (threshold %g -> %g, SQNR %.0f -> %.0f dB); it clips the %.2g%% "
+            "beyond (%s to %s) at %g, which counted over every value is %sx the noise: right only if the layers "
+            "after it do not need those values"
+            % (z, _x(1.0 / a["body_noise_ratio"]), 100 * (1 - a["tail_fraction"]), t0, t1,
+               a["body_sqnr_db_without"], a["body_sqnr_db_with"], 100 * a["tail_fraction"],
+               "%.4g" % tail[0] if tail[0] is not None else "?", "%.4g" % tail[1] if tail[1] is not None else "?",
+               t1, _x(a["noise_ratio"])))
+
+
+def evidence(report: Report, layer: str, z: float) -> Dict[str, Any]:
+    """The replay for a layer and the activations feeding it, at ``z`` (once per report, layer and z)."""
+    cache = facts_of(report).outlier_evidence
+    key = (layer, float(z))
+    if key not in cache:
+        own = AN.assess(report, layer, z)
+        inputs = [a for a in (AN.assess(report, i, z) for i in AN.feeding_activations(report, layer)) if a]
+        real = [a for a in [own] + inputs if a and a["finding"] == AN.REAL_OUTLIER]
+        text = finding_text(own, z)
+        driving = [a for a in inputs if a["finding"] == AN.REAL_OUTLIER]
+        if driving:
+            d = driving[0]
+            about_input = ("its input %s (whose quantization noise is what this layer's metric measures) has a real "
+                           "outlier tail: threshold %g -> %g, noise on the values kept cut %sx" % (
+                               d["layer"], d["threshold_without"], d["threshold_with"],
+                               _x(1.0 / d["body_noise_ratio"]) if d["body_noise_ratio"] else "?"))
+            if own is not None and own["finding"] == AN.REAL_OUTLIER:
+                text += "; " + about_input
+            else:  # this layer's own output is not the reason; what feeds it is
+                text = ("z_threshold=%g helps through its input: %s. Its own output: %s"
+                        % (z, about_input, text.replace(": not the cause", "")))
+        while len(cache) >= MAX_EVIDENCE:
+            cache.pop(next(iter(cache)))
+        cache[key] = {"own": own, "inputs": inputs, "actionable": bool(real),
+                      "finding": AN.REAL_OUTLIER if real else (own or {}).get("finding"), "text": text}
+    return cache[key]
+
+
+def suggested_z(zh: ZScoreHistogram, z_threshold: float) -> float:
+    suggestion = zh.suggested_z_threshold
+    if suggestion is None or suggestion >= zh.max_zscore:
+        suggestion = round(float(z_threshold), 2)
+    return suggestion
+
+
 def judge(report: Report, degraded: List[str], z_threshold: float) -> List[Verdict]:
     out = []
     for name in degraded:
         zh = zscore_of(report, name)
         if zh is None or not np.any(zh.zscore >= z_threshold):
             continue
-        suggestion = zh.suggested_z_threshold
-        if suggestion is None or suggestion >= zh.max_zscore:
-            suggestion = round(float(z_threshold), 2)
+        suggestion = suggested_z(zh, z_threshold)
+        ev = evidence(report, name, suggestion)
         numbers = {
             "layer": name,
             "max_zscore": round(zh.max_zscore, 4),
@@ -117,17 +205,42 @@ def judge(report: Report, degraded: List[str], z_threshold: float) -> List[Verdi
             "mu": zh.mu,
             "sigma": zh.sigma,
             "outlier_fraction": float(zh.counts[zh.zscore > suggestion].sum() / zh.counts.sum()),
+            "finding": ev["finding"],
+            "actionable": ev["actionable"],
+            "replay": ev["own"],
+            "inputs": ev["inputs"],
         }
-        msg = ("Layer %s has float outputs up to %.1f standard deviations from the mean (z-score >= %g). "
-               "Setting z_threshold=%g removes the tail beyond z=%g when MCT picks activation thresholds."
-               % (name, zh.max_zscore, z_threshold, suggestion, suggestion))
+        msg = ("Layer %s has float outputs up to %.1f standard deviations from the mean (z-score >= %g): %s."
+               % (name, zh.max_zscore, z_threshold, ev["text"]))
+        code = core_config_snippet(report.toolchain, z_threshold=suggestion) if ev["actionable"] else None
         out.append(Verdict(OUTLIER_REMOVAL, COMPUTED, [name], numbers, manual.JUDGE_TO_MANUAL[OUTLIER_REMOVAL], msg,
-                           core_config_snippet(report.toolchain, z_threshold=suggestion)))
+                           code))
+    return out
+
+
+def annotate_producer(report: Report, producer: List[Verdict], z_threshold: float) -> List[Verdict]:
+    """MCT's own outlier verdicts with the same replay: the z_threshold the tail starts at for that layer, and
+    what it would do.  New Verdict objects (the report's are shared between analyses)."""
+    out = []
+    for v in producer:
+        layer = v.layers[0] if v.judge == OUTLIER_REMOVAL and v.layers else None
+        zh = zscore_of(report, layer) if layer else None
+        if zh is None:
+            out.append(v)
+            continue
+        z = suggested_z(zh, z_threshold)
+        ev = evidence(report, layer, z)
+        numbers = dict(v.numbers, max_zscore=round(zh.max_zscore, 4), z_threshold=z, finding=ev["finding"],
+                       actionable=ev["actionable"], replay=ev["own"], inputs=ev["inputs"])
+        out.append(dataclasses.replace(v, numbers=numbers, message="%s Replayed on its histogram: %s." % (
+            v.message, ev["text"])))
     return out
 
 
 def run(ctx: JudgeContext) -> List[Verdict]:
-    return judge(ctx.report, ctx.detection.degraded, ctx.thresholds.zscore_outlier_removal)
+    z = ctx.thresholds.zscore_outlier_removal
+    ctx.producer_verdicts[:] = annotate_producer(ctx.report, ctx.producer_verdicts, z)
+    return judge(ctx.report, ctx.detection.degraded, z)
 
 
 JUDGE = Judge(OUTLIER_REMOVAL, CAUSE, frozenset((LAYER_METRICS, HISTOGRAMS)), run,

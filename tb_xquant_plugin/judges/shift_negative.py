@@ -1,11 +1,31 @@
-"""Shift negative activation: activation layers whose outputs go negative.
+"""Shift negative activation: activation layers whose outputs go negative, and what is left to do about each.
 
-MCT 2.6.1 lists every PReLU / ELU / Hardswish / SiLU / GELU node (class or functional form).
-We do the same from the graph's op names and add any other activation whose logged float
-histogram reaches below zero (e.g. LeakyReLU, Mish), with the minimum value as evidence."""
+MCT 2.6.1 lists every PReLU / ELU / Hardswish / SiLU / GELU node (class or functional form; in Keras models
+``Activation('swish')`` / ``'gelu'`` layers and ``PReLU`` / ``ELU`` layers, see ``_activation``).  We do the same
+from the graph's op names and add any other activation whose logged float histogram reaches below zero (e.g.
+LeakyReLU, Mish), with the minimum value as evidence.
+
+The advice reads what the run did instead of repeating the defaults.  MCT's correction
+(``core/common/substitutions/shift_negative_activation.py``) shifts an activation only when
+
+- its output goes to exactly one ``Conv2d`` / ``Linear``, possibly through ``reshape``, ``avg_pool2d``,
+  ``Dropout`` or one ``ZeroPad2d`` (it corrects that layer's bias), and
+- ``|min| / threshold <= shift_negative_ratio`` (0.05 by default), with the minimum of the collected statistics
+  and the activation's threshold;
+
+and when it does, the stage graphs hold a ``<activation>_post_add`` node after it (and the activation itself
+moves to 16 bits).  So per activation: correction off -> turn it on (with the ratio it needs); on and shifted ->
+the parameter search, then nothing; on, not shifted, ratio too small -> raise it, unless the raised ratio would
+also shift the activation after a padded convolution that follows it, which stopped MCT 2.6.1 with ``ValueError:
+Fused operation ... is not a valid linear chain`` when the activation after that convolution is a GELU (reproduced
+on the demo's NegActNet at 0.07: ``tests/test_verdicts_right.py``); not correctable by MCT (structure, or an op MCT does not shift) -> nothing
+left for this cause in MCT's settings."""
 from __future__ import annotations
 
-from typing import List
+import collections
+import math
+import re
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -13,51 +33,350 @@ from tb_xquant_plugin import manual
 from tb_xquant_plugin.judges.base import CAUSE, Judge, JudgeContext
 from tb_xquant_plugin.judges.facts import facts_of
 from tb_xquant_plugin.judges.snippets import core_config_snippet
-from tb_xquant_plugin.model.report import GRAPH, Report
+from tb_xquant_plugin.model import manifest as mf
+from tb_xquant_plugin.model.report import GRAPH, MCT_PYTORCH, Report
 from tb_xquant_plugin.model.verdict import COMPUTED, SHIFT_NEGATIVE_ACTIVATION, Verdict
+from tb_xquant_plugin.readers.graphs import GraphNode
 
 MCT_NEGATIVE_ACTIVATIONS = {"prelu", "elu", "hardswish", "silu", "gelu"}
 OTHER_ACTIVATIONS = {"leakyrelu", "leaky_relu", "selu", "celu", "mish", "tanh", "softsign", "hardtanh", "rrelu"}
+# MCT 2.6.1's pytorch shift_negative_activation.py: the layers whose bias takes the correction, the nodes it
+# looks through on the way there, and the padding node it can move.
+LINEAR_OPS = {"Conv2d", "Linear"}
+BYPASS_OPS = {"reshape", "avg_pool2d", "Dropout"}
+PAD_OPS = {"ZeroPad2d"}
+DEFAULT_RATIO = 0.05  # QuantizationConfig.shift_negative_ratio
+# The activation after the padded convolution whose shift makes MCT 2.6.1 fail (crash_pair).
+FAILING_SECOND = {"gelu"}
+# The largest ratio proposed: beyond it the negative part is a large share of the threshold, and the shifted
+# (unsigned) range would have to cover it (the manual's advice: 0.1 to 0.5).
+MAX_RATIO = 0.5
+SHIFTED_BITS = 16  # SHIFT_NEGATIVE_NON_LINEAR_NUM_BITS: a shifted activation is quantized at 16 bits
+POST_ADD = "_post_add"  # MCT names the inserted shift <activation>_post_add
+
+# Advice kinds (numbers["advice"]).
+TURN_ON = "turn_on"
+RAISE_RATIO = "raise_ratio"
+PARAMS_SEARCH = "params_search"
+NOTHING_LEFT = "nothing_left"
 
 
 def _norm(op: str) -> str:
     return (op or "").lower().lstrip("_").replace("torch.nn.functional.", "")
 
 
-def judge(report: Report) -> List[Verdict]:
-    out = []
+# Keras spellings (MCT for Keras): an ``Activation`` layer names its function in its ``activation`` attribute (MCT
+# splits ``Conv2D(activation=...)`` into a ``<name>_post_activation`` Activation layer too), and a ``ReLU`` with a
+# negative slope is a leaky ReLU.
+KERAS_NAMES = {"swish": "silu", "hard_swish": "hardswish", "hard_silu": "hardswish", "leaky_relu": "leakyrelu"}
+
+
+def _activation(n: GraphNode) -> str:
+    """The node's activation function in the names of the sets above (Keras forms mapped)."""
+    op = _norm(n.op)
+    fn = n.attrs.get("activation")
+    if isinstance(fn, str) and fn and op not in MCT_NEGATIVE_ACTIVATIONS:
+        op = _norm(fn)
+    elif op == "relu":
+        try:
+            op = "leakyrelu" if float(n.attrs.get("negative_slope") or 0) > 0 else op
+        except (TypeError, ValueError):
+            pass
+    return KERAS_NAMES.get(op, op)
+
+
+def _label(n: GraphNode) -> str:
+    """The op as the verdict shows it: ``Activation(swish)`` for a Keras Activation layer."""
+    fn = n.attrs.get("activation")
+    return "%s(%s)" % (n.op, fn) if isinstance(fn, str) and fn else n.op
+
+
+def _pads(node: GraphNode) -> Optional[bool]:
+    """Whether a convolution pads its input (its ``padding`` attribute), None when the graph does not say."""
+    p = node.attrs.get("padding")
+    if p is None:
+        return None
+    text = str(p).strip().lower()
+    if text in ("valid",):
+        return False
+    if text in ("same",):
+        return True
+    return any(int(d) != 0 for d in re.findall(r"\d+", text)) if re.search(r"\d", text) else None
+
+
+def _consumers(report: Report) -> Dict[str, List[GraphNode]]:
+    out: Dict[str, List[GraphNode]] = collections.defaultdict(list)
     for n in report.nodes:
-        op = _norm(n.op)
+        for i in n.inputs:
+            out[i].append(n)
+    return out
+
+
+def correction_target(node: GraphNode, consumers: Dict[str, List[GraphNode]],
+                      shifted: bool = False) -> Tuple[Optional[GraphNode], str]:
+    """The Conv2d / Linear whose bias MCT would correct for this activation (MCT's ``get_next_nodes_to_correct``),
+    or None and why not.  ``shifted``: MCT already shifted it, so the add (and pad) it inserted come first."""
+    cur, pad = node, None
+    inserted = 1 if shifted else 0  # the inserted add; a pad of the convolution may follow it
+    for _ in range(16):
+        nxt = consumers.get(cur.id, [])
+        if len(nxt) != 1:
+            return None, ("its output goes to %d layers" % len(nxt)) if nxt else "nothing consumes its output"
+        n = nxt[0]
+        if inserted and n.op in ("add", "__add__"):
+            cur, inserted = n, 0
+            continue
+        if shifted and n.op in ("pad", "ZeroPad2d") and n.name.endswith("pre_pad") or (
+                shifted and n.op == "pad"):
+            cur = n
+            continue
+        if n.op in LINEAR_OPS:
+            if pad is not None and _pads(n):
+                return None, "a ZeroPad2d and the padding of %s are both between it and the layer to correct" % n.name
+            return n, ""
+        if n.op in BYPASS_OPS:
+            cur = n
+            continue
+        if n.op in PAD_OPS and pad is None:
+            cur, pad = n, n
+            continue
+        return None, "its output goes to %s (%s), not to a Conv2d / Linear whose bias could take the shift" % (
+            n.name, n.op)
+    return None, "no Conv2d / Linear within 16 nodes"
+
+
+def _padded(node: GraphNode, target: GraphNode, consumers: Dict[str, List[GraphNode]]) -> bool:
+    """Whether the corrected convolution pads its input: its own padding, or a pad node in front of it (where MCT
+    moved that padding when it shifted the activation).  Unknown padding counts as padding."""
+    if target.op != "Conv2d":
+        return False
+    if _pads(target) is not False:
+        return True
+    cur = node
+    for _ in range(8):
+        nxt = consumers.get(cur.id, [])
+        if len(nxt) != 1 or nxt[0] is target:
+            return False
+        cur = nxt[0]
+        if cur.op in ("pad", "ZeroPad2d"):
+            return True
+    return False
+
+
+def _shift_inserted(node: GraphNode, qp: Any, consumers: Dict[str, List[GraphNode]], inserted: Dict[str, str]) -> bool:
+    """Whether MCT inserted its shift after this activation: the add after it is one MCT inserted (the graph
+    pairing says so, or it is named ``<activation>_post_add``), or the activation moved to MCT's 16 bits for a
+    shifted activation and feeds an add."""
+    for c in consumers.get(node.id, []):
+        why = inserted.get(c.id) or c.attrs.get("inserted_by_mct") or ""
+        if c.name.startswith(node.name + POST_ADD) or (isinstance(why, str) and "adds the shift" in why):
+            return True
+        if c.op in ("add", "__add__") and qp is not None and qp.activation_nbits == SHIFTED_BITS:
+            return True
+    return False
+
+
+def _min_value(report: Report, name: str) -> Optional[float]:
+    h = report.histogram(name)
+    if h is None or not len(h):
+        return None
+    mins = np.asarray(h)[:, 0]
+    mins = mins[np.isfinite(mins)]
+    return float(mins.min()) if mins.size else None
+
+
+def _needed_ratio(rate: float) -> float:
+    """The smallest ratio with two decimals that lets the shift through (MCT compares ``rate <= ratio``)."""
+    return math.ceil(rate * 100.0 - 1e-9) / 100.0
+
+
+def _run_setting(report: Report, key: str) -> Optional[Any]:
+    """A QuantizationConfig field of the run, when the manifest recorded it."""
+    v = mf.quantization_config(report.manifest).get(key)
+    return v if isinstance(v, (bool, int, float)) else None
+
+
+def judge(report: Report) -> List[Verdict]:
+    consumers = _consumers(report)
+    shifted_names = {name[: -len(POST_ADD)] for name in list(report.quant) + list(report.node_by_name)
+                     if name.endswith(POST_ADD)}
+    inserted = getattr(report, "inserted_by_mct", None) or {}
+    params_search = _run_setting(report, "shift_negative_params_search")
+    pytorch = report.toolchain in (MCT_PYTORCH, "")
+    rows: List[Dict[str, Any]] = []
+    for n in report.nodes:
+        op = _activation(n)
         known = op in MCT_NEGATIVE_ACTIVATIONS
         if not known and op not in OTHER_ACTIVATIONS:
             continue
-        h = report.histogram(n.name)
-        min_value = None
-        if h is not None and len(h):
-            mins = np.asarray(h)[:, 0]
-            mins = mins[np.isfinite(mins)]
-            min_value = float(mins.min()) if mins.size else None
+        min_value = _min_value(report, n.name)
         if not known and (min_value is None or min_value >= 0):
             continue
         qp = report.quant.get(n.name)
-        snc = qp.shift_negative_activation_correction if qp else None
-        numbers = {"layer": n.name, "activation": n.op, "min_value": min_value,
-                   "shift_negative_activation_correction": snc, "in_mct_list": known}
-        if snc is True:
-            # The correction was on for this run: the next knob is the search of its parameters (a ratio of
-            # 0.1 or more made MCT 2.6.1 fail in our runs, so the default ratio stays).
-            advice = ("shift-negative correction was already on for it; the next step is "
-                      "shift_negative_params_search=True")
-            code = core_config_snippet(report.toolchain, shift_negative_activation_correction=True, shift_negative_params_search=True)
+        threshold = qp.activation_threshold if qp else None
+        ratio = qp.shift_negative_ratio if qp and qp.shift_negative_ratio is not None else None
+        shifted = n.name in shifted_names or _shift_inserted(n, qp, consumers, inserted)
+        # the structure MCT needs is known for PyTorch graphs (op names of torch modules and functions)
+        target, why_not = correction_target(n, consumers, shifted) if known and pytorch else (None, "")
+        rate = abs(min_value) / threshold if min_value is not None and min_value < 0 and threshold else None
+        rows.append({"node": n, "op": op, "known": known, "min_value": min_value, "qp": qp, "threshold": threshold,
+                     "ratio": ratio, "rate": rate, "target": target, "why_not": why_not,
+                     "shifted": shifted, "padded": _padded(n, target, consumers) if target is not None else None})
+    single = {nid: (c[0] if len(c) == 1 else None) for nid, c in consumers.items()}
+    memo: Dict[Any, Any] = {}  # crash_pair / safe_ratio per ratio: the same for every row
+    return [_verdict(report, row, rows, params_search, single, memo) for row in rows]
+
+
+def crash_pair(rows: List[Dict[str, Any]], ratio: float, consumers_of: Dict[str, Optional[GraphNode]],
+               memo: Optional[Dict[Any, Any]] = None) -> Optional[Tuple[Dict[str, Any], Dict[str, Any]]]:
+    """Two activations a ``shift_negative_ratio`` of ``ratio`` would both shift where the first one's corrected
+    convolution pads and feeds the second, a GELU whose corrected convolution pads too: MCT 2.6.1 inserts a pad
+    into the fused [pad, conv, GELU] of the first, the GELU's shift then breaks that chain, and its graph check
+    stops with "Fused operation ... is not a valid linear chain".  Measured on MCT 2.6.1 (SiLU or GELU first, with
+    or without a BatchNorm): a GELU second fails; SiLU, Hardswish or PReLU second, or a 1x1 convolution on either
+    side, quantize.  ``memo``: answers per ratio, shared by the rows of one report."""
+    if memo is not None:
+        key = ("crash", round(ratio, 12))
+        if key not in memo:
+            memo[key] = crash_pair(rows, ratio, consumers_of)
+        return memo[key]
+
+    def shifted_at(r: Dict[str, Any]) -> bool:
+        return r["known"] and r["target"] is not None and (
+            r["shifted"] or (r["rate"] is not None and r["rate"] <= ratio + 1e-12))
+
+    by_node = {r["node"].id: r for r in rows if shifted_at(r)}
+    for a in by_node.values():
+        conv = a["target"]
+        b = by_node.get(getattr(consumers_of.get(conv.id), "id", None)) if a["padded"] else None
+        if b is not None and b["padded"] and b["op"] in FAILING_SECOND:
+            return a, b
+    return None
+
+
+def safe_ratio(rows: List[Dict[str, Any]], ratio_in_force: float, consumers_of: Dict[str, Optional[GraphNode]],
+               memo: Optional[Dict[Any, Any]] = None) -> Optional[float]:
+    """The largest ``shift_negative_ratio`` an activation of this model needs that does not stop MCT 2.6.1
+    (:func:`crash_pair`), at least the ratio in force; None when the ratio in force already does."""
+    key = ("safe", round(ratio_in_force, 12))
+    if memo is not None and key in memo:
+        return memo[key]
+    if crash_pair(rows, ratio_in_force, consumers_of, memo) is not None:
+        if memo is not None:
+            memo[key] = None
+        return None
+    best = ratio_in_force
+    for need in sorted({_needed_ratio(r["rate"]) for r in rows if r["known"] and r["target"] is not None
+                        and not r["shifted"] and r["rate"] is not None and r["rate"] > ratio_in_force + 1e-12
+                        and _needed_ratio(r["rate"]) <= MAX_RATIO}):
+        if crash_pair(rows, need, consumers_of, memo) is not None:
+            break  # more ratio shifts more activations: every larger one fails too
+        best = need
+    if memo is not None:
+        memo[key] = best
+    return best
+
+
+def _verdict(report: Report, row: Dict[str, Any], rows: List[Dict[str, Any]], params_search: Optional[bool],
+             consumers_of: Dict[str, Optional[GraphNode]], memo: Optional[Dict[Any, Any]] = None) -> Verdict:
+    n, qp = row["node"], row["qp"]
+    snc = qp.shift_negative_activation_correction if qp else None
+    ratio_in_force = row["ratio"] if row["ratio"] is not None else DEFAULT_RATIO
+    rate = row["rate"]
+    rate_text = "%.3g" % rate if rate is not None else "unknown"  # no statistics for it (e.g. renamed since)
+    needed = _needed_ratio(rate) if rate is not None else None
+    numbers: Dict[str, Any] = {
+        "layer": n.name, "activation": _label(n), "min_value": row["min_value"], "in_mct_list": row["known"],
+        "shift_negative_activation_correction": snc, "shift_negative_ratio": row["ratio"],
+        "threshold": row["threshold"], "negative_rate": rate, "needed_ratio": needed,
+        "shifted": row["shifted"] if qp else None,
+        "corrects": row["target"].name if row["target"] is not None else None,
+        "shift_negative_params_search": params_search, "crash_pair": None,
+    }
+    code = None
+    tc = report.toolchain
+    low = (" down to %.3g" % row["min_value"]) if row["min_value"] is not None else ""
+
+    def crash_text(pair) -> str:
+        return ("%s and %s would both be shifted, each before a padded convolution, and MCT 2.6.1 then stops with "
+                "\"ValueError: Fused operation ... is not a valid linear chain\"" % (pair[0]["node"].name,
+                                                                                    pair[1]["node"].name))
+
+    if not row["known"]:
+        advice = NOTHING_LEFT
+        text = ("MCT 2.6.1's shift-negative correction does not cover %s: nothing left for this cause in MCT's "
+                "settings" % n.op)
+    elif row["shifted"]:
+        advice = NOTHING_LEFT if params_search else PARAMS_SEARCH
+        if params_search:
+            text = ("MCT shifted it (%s%s) with shift_negative_params_search on: nothing left for this cause"
+                    % (n.name, POST_ADD))
         else:
-            advice = ("shift-negative correction was off for it" if snc is False else
-                      "turn shift_negative_activation_correction on (its setting is not in the logs)")
-            code = core_config_snippet(report.toolchain, shift_negative_activation_correction=True)
-        msg = "%s (%s) outputs negative values%s; %s" % (
-            n.name, n.op, (" down to %.3g" % min_value) if min_value is not None else "", advice)
-        out.append(Verdict(SHIFT_NEGATIVE_ACTIVATION, COMPUTED, [n.name], numbers,
-                           manual.JUDGE_TO_MANUAL[SHIFT_NEGATIVE_ACTIVATION], msg, code))
-    return out
+            text = ("MCT shifted it (%s%s inserted); the next knob is shift_negative_params_search=True%s"
+                    % (n.name, POST_ADD, "" if params_search is False else " (whether it was on is not in the logs)"))
+            code = core_config_snippet(tc, shift_negative_activation_correction=True,
+                                       shift_negative_params_search=True)
+    elif row["target"] is None and row["why_not"]:
+        advice = NOTHING_LEFT
+        text = "MCT cannot shift it: %s; nothing left for this cause in MCT's settings" % row["why_not"]
+    elif needed is not None and needed > MAX_RATIO and needed > ratio_in_force + 1e-12:
+        advice = NOTHING_LEFT
+        text = ("%s; |min| / threshold = %.3g: the negative part is too large a share of its range for a shift "
+                "(it would need shift_negative_ratio >= %g, over %g): nothing left for this cause in MCT's settings"
+                % ("the correction was on but MCT did not shift it" if snc is True else
+                   "shift-negative correction was off for it" if snc is False else
+                   "its shift-negative setting is not in the logs", rate, needed, MAX_RATIO))
+    elif snc is True and (rate is None or rate <= ratio_in_force + 1e-12):
+        advice = NOTHING_LEFT
+        text = ("the correction was on and |min| / threshold = %s is within shift_negative_ratio=%g, yet MCT did "
+                "not shift it (its statistics did not go negative, or it is quantized uniformly): nothing left for "
+                "this cause" % ("%.3g" % rate if rate is not None else "?", ratio_in_force))
+    else:
+        # Off (or unknown), or on with a ratio too small for it.  The ratio is one setting for the whole model: the
+        # advice is the largest ratio that does not stop MCT (safe_ratio), when it is enough for this activation.
+        ratio = max(ratio_in_force, needed) if needed is not None else ratio_in_force
+        safe = safe_ratio(rows, ratio_in_force, consumers_of, memo)
+        if safe is not None and ratio <= safe + 1e-12:
+            ratio = max(ratio, safe)
+        pair = crash_pair(rows, ratio, consumers_of, memo)
+        fields: Dict[str, Any] = {"shift_negative_activation_correction": True}
+        if ratio > ratio_in_force + 1e-12:
+            fields["shift_negative_ratio"] = ratio
+        if pair is not None:
+            numbers["crash_pair"] = [pair[0]["node"].name, pair[1]["node"].name]
+        if snc is True:
+            if pair is not None:
+                advice = NOTHING_LEFT
+                text = ("the correction was on but MCT did not shift it: |min| / threshold = %.3g > "
+                        "shift_negative_ratio=%g, and at shift_negative_ratio=%g %s: nothing left for this cause in "
+                        "MCT 2.6.1's settings" % (rate, ratio_in_force, ratio, crash_text(pair)))
+            else:
+                advice = RAISE_RATIO
+                text = ("the correction was on but MCT did not shift it: |min| / threshold = %.3g > "
+                        "shift_negative_ratio=%g; raise it to %g%s" % (
+                            rate, ratio_in_force, ratio, " (the largest ratio this model needs that MCT 2.6.1 "
+                                                         "quantizes without failing)" if ratio > needed + 1e-12 else ""))
+                code = core_config_snippet(tc, **fields)
+        else:
+            advice = TURN_ON
+            text = ("shift-negative correction was off for it" if snc is False else
+                    "turn shift_negative_activation_correction on (its setting is not in the logs)")
+            raised = "shift_negative_ratio" in fields
+            if pair is not None:
+                # the ratio it needs stops MCT: turning the correction on may help the others, not this one
+                advice, fields = NOTHING_LEFT, {}
+                text += ("; it would need shift_negative_ratio >= %g (|min| / threshold = %s), but at that ratio %s:"
+                         " nothing left for it in MCT 2.6.1's settings" % (ratio, rate_text, crash_text(pair)) if raised
+                         else "; but then %s" % crash_text(pair))
+            elif raised:
+                text += ", with shift_negative_ratio=%g (|min| / threshold = %s is over %g)" % (
+                    ratio, rate_text, ratio_in_force)
+            code = core_config_snippet(tc, **fields) if fields else None
+    numbers["advice"] = advice
+    numbers["actionable"] = advice != NOTHING_LEFT
+    msg = "%s (%s) outputs negative values%s; %s" % (n.name, _label(n), low, text)
+    return Verdict(SHIFT_NEGATIVE_ACTIVATION, COMPUTED, [n.name], numbers,
+                   manual.JUDGE_TO_MANUAL[SHIFT_NEGATIVE_ACTIVATION], msg, code)
 
 
 def run(ctx: JudgeContext) -> List[Verdict]:

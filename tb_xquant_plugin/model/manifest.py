@@ -5,7 +5,7 @@ value) for anything of the wrong shape, so no caller has to."""
 from __future__ import annotations
 
 import math
-from typing import Any, Dict, Mapping, Optional
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from tb_xquant_plugin.model.report import LastLayer, as_bits  # noqa: F401 - LastLayer for callers' typing
 
@@ -60,7 +60,8 @@ def layer_bits(m: Optional[Mapping[str, Any]]) -> Dict[str, Dict[str, Optional[i
     out: Dict[str, Dict[str, Optional[int]]] = {}
     for name, entry in layers.items():
         if isinstance(entry, dict):
-            out[str(name)] = {"weights_nbits": as_bits(_obj(entry.get("weights")).get("weight")),
+            weights = _obj(entry.get("weights"))  # the kernel's attribute: "weight" (PyTorch), "kernel" (Keras)
+            out[str(name)] = {"weights_nbits": as_bits(weights.get("weight", weights.get("kernel"))),
                               "activation_nbits": as_bits(entry.get("activation"))}
     return out
 
@@ -78,6 +79,38 @@ def last_layer(m: Optional[Mapping[str, Any]]) -> Optional[Dict[str, Any]]:
 def weights_memory(m: Optional[Mapping[str, Any]]) -> Optional[float]:
     """The weights-memory target (bytes) the run was quantized under, when the caller recorded it."""
     return _number(_obj(_obj(_obj(m).get("extra")).get("resource_utilization")).get("weights_memory"))
+
+
+def quantization_config(m: Optional[Mapping[str, Any]]) -> Dict[str, Any]:
+    """The run's ``QuantizationConfig`` fields the caller recorded: ``quantization_config`` (written by
+    ``mct_run.xquant_report_with_manifest(core_config=...)``) over ``extra.quantization_config``; scalars only."""
+    out: Dict[str, Any] = {}
+    for src in (_obj(_obj(_obj(m).get("extra")).get("quantization_config")), _obj(_obj(m).get("quantization_config"))):
+        for k, v in src.items():
+            if isinstance(k, str) and (isinstance(v, (bool, str)) or _number(v) is not None):
+                out[k] = v
+    return out
+
+
+def float_modules(m: Optional[Mapping[str, Any]]) -> Optional[List[Tuple[str, str]]]:
+    """``[(path, class name)]`` of the float model's ``named_modules()`` the manifest recorded (``float_modules``,
+    written by ``mct_run.xquant_report_with_manifest``), or None when it has none.  Entries of the wrong shape are
+    skipped; a bare path gets an empty class name."""
+    raw = _obj(m).get("float_modules")
+    if not isinstance(raw, list):
+        return None
+    out: List[Tuple[str, str]] = []
+    for entry in raw[:200000]:
+        if isinstance(entry, str):
+            out.append((entry, ""))
+        elif isinstance(entry, list) and entry and isinstance(entry[0], str):
+            out.append((entry[0], entry[1] if len(entry) > 1 and isinstance(entry[1], str) else ""))
+    return out
+
+
+def xquant_error(m: Optional[Mapping[str, Any]]) -> Optional[str]:
+    """What MCT's report function raised, when the manifest wrapper recorded a failed run."""
+    return _text(_obj(m).get("xquant_error"), 2000)
 
 
 def declared_countermeasure(m: Optional[Mapping[str, Any]]) -> Optional[Dict[str, Any]]:

@@ -20,7 +20,12 @@ DATASETS = ("repr", "val")
 # chosen per toolchain.
 MCT_PYTORCH = "mct-pytorch"
 MCT_KERAS = "mct-keras"
-ONNX_QDQ = "onnx-qdq"
+ONNX_QDQ = "onnx-qdq"  # a QDQ ONNX model whose quantizer is not known
+# QDQ ONNX models by quantizer (producers.onnx_qdq): the countermeasures are each quantizer's own options.
+ONNX_QUARK = "onnx-quark"
+ONNX_ORT = "onnx-onnxruntime"
+ONNX_PPQ = "onnx-ppq"
+ONNX_TOOLCHAINS = frozenset((ONNX_QDQ, ONNX_QUARK, ONNX_ORT, ONNX_PPQ))
 
 # What a producer can supply (Report.supplies); a judge lists the ones it needs (judges.base.Judge.needs).
 GRAPH = "graph"
@@ -164,6 +169,16 @@ class Report:
     stage_graph_loader: Optional[Callable[[str], StageGraph]] = dataclasses.field(default=None, repr=False)
     # Threshold-independent results of the judges (judges.facts.ReportFacts), created on first use.
     facts: Any = dataclasses.field(default=None, repr=False)
+    # How the quantized graph's nodes were paired with the producer's own node names (MCT for PyTorch:
+    # producers.mct_matching).  ``histograms`` and ``quant`` are keyed by the quantized graph's layer names;
+    # ``mct_names`` maps a display node id to the producer's node name (histogram tag, stage-graph name),
+    # ``mct_histograms`` / ``mct_quant`` keep the producer's keys (to replay its name-based rules), and
+    # ``inserted_by_mct`` says, per display node id, what the quantizer inserted that node for (a node the float
+    # model does not have, e.g. shift-negative correction's add / pad).
+    mct_names: Dict[str, str] = dataclasses.field(default_factory=dict, repr=False)
+    mct_histograms: Dict[str, np.ndarray] = dataclasses.field(default_factory=dict, repr=False)
+    mct_quant: Dict[str, QuantParams] = dataclasses.field(default_factory=dict, repr=False)
+    inserted_by_mct: Dict[str, str] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self):
         self.layer_by_name: Dict[str, Layer] = {l.name: l for l in self.layers}
@@ -175,6 +190,10 @@ class Report:
         self.layer_of_node: Dict[str, str] = {l.node: l.name for l in self.layers if l.node}
         self.artifact_by_id: Dict[str, Artifact] = {a.id: a for a in self.artifacts}
         self._stage_graphs: Dict[str, StageGraph] = {}
+        if not self.mct_histograms:  # not re-keyed: the producer's names are the report's
+            self.mct_histograms = self.histograms
+        if not self.mct_quant:
+            self.mct_quant = self.quant
 
     @property
     def name(self) -> str:

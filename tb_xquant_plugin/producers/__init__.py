@@ -9,20 +9,27 @@ import os
 from typing import Dict, List, Optional, Tuple
 
 from tb_xquant_plugin.model.report import Report
+from tb_xquant_plugin.producers import mct_files
 from tb_xquant_plugin.producers.base import Producer
+from tb_xquant_plugin.producers.mct_keras import MCTKeras
 from tb_xquant_plugin.producers.mct_pytorch import MCTPyTorch
+from tb_xquant_plugin.producers.onnx_qdq import OnnxQDQ
 from tb_xquant_plugin.readers.events import EventSource, LocalEventSource
 
-PRODUCERS: Tuple[Producer, ...] = (MCTPyTorch(),)
+# MCT for Keras first: MCT's report dirs look alike, and MCTKeras claims only the Keras ones.
+PRODUCERS: Tuple[Producer, ...] = (OnnxQDQ(), MCTKeras(), MCTPyTorch())  # ONNX: folders with onnx_qdq.json
 PRODUCER_BY_NAME = {p.name: p for p in PRODUCERS}
+# What builds a folder no adapter discovered (it then lists what is missing as problems).
+FALLBACK = PRODUCER_BY_NAME[MCTPyTorch.name]
 
 
 def discover(logdir: str, runs: List[str]) -> Dict[str, Tuple[str, Producer]]:
     """``{report path relative to the logdir: (report folder, producer)}``; the first adapter listed wins."""
     found: Dict[str, Tuple[str, Producer]] = {}
-    for p in PRODUCERS:
-        for rel, d in p.discover(logdir, runs).items():
-            found.setdefault(rel, (d, p))
+    with mct_files.one_walk():
+        for p in PRODUCERS:
+            for rel, d in p.discover(logdir, runs).items():
+                found.setdefault(rel, (d, p))
     return found
 
 
@@ -42,7 +49,8 @@ def build_report_dir(report_dir: str, logdir: Optional[str] = None) -> Report:
     source = LocalEventSource(logdir)
     rel = os.path.relpath(report_dir, logdir).replace(os.sep, "/")
     runs = source.runs()
-    for p in PRODUCERS:
-        if rel in p.discover(logdir, runs):
-            return p.build(source, logdir, rel, report_dir, runs)
-    return PRODUCERS[0].build(source, logdir, rel, report_dir, runs)
+    with mct_files.one_walk():
+        for p in PRODUCERS:
+            if rel in p.discover(logdir, runs):
+                return p.build(source, logdir, rel, report_dir, runs)
+    return FALLBACK.build(source, logdir, rel, report_dir, runs)

@@ -2,14 +2,17 @@
 run's events, and ``mct_log.log`` beside the stage logs.  File access goes through ``readers.files``."""
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import math
 import os
 import posixpath
 import re
+import threading
 from typing import Any, Dict, List, Optional, Tuple
 
 from tb_xquant_plugin.model.report import Artifact, Problem
+from tb_xquant_plugin.producers.mct_log import read_xquant_log
 from tb_xquant_plugin.readers import events, files
 from tb_xquant_plugin.readers.files import join
 
@@ -113,7 +116,36 @@ def list_artifacts(report_dir: str, root: Optional[str] = None) -> List[Artifact
     return found
 
 
+_pass = threading.local()  # one_walk(): the walk's answer, shared by the MCT adapters of one discovery
+
+
+@contextlib.contextmanager
+def one_walk():
+    """Within the block, :func:`discover_report_dirs` walks the logdir once per (logdir, runs) and hands
+    every later caller (the PyTorch and the Keras adapter) the same answer."""
+    outer = getattr(_pass, "memo", None)
+    if outer is None:
+        _pass.memo = {}
+    try:
+        yield
+    finally:
+        if outer is None:
+            _pass.memo = None
+
+
 def discover_report_dirs(logdir: str, runs: List[str]) -> Dict[str, str]:
+    """:func:`find_report_dirs`, walked once per :func:`one_walk` block."""
+    memo = getattr(_pass, "memo", None)
+    if memo is None:
+        return find_report_dirs(logdir, runs)
+    key = (logdir, id(runs), len(runs))
+    hit = memo.get(key)
+    if hit is None or hit[0] is not runs:
+        hit = memo[key] = (runs, find_report_dirs(logdir, runs))
+    return dict(hit[1])
+
+
+def find_report_dirs(logdir: str, runs: List[str]) -> Dict[str, str]:
     """Report directories under ``logdir`` as ``{relative path: absolute path}``.
 
     A report directory holds ``quant_report.json``, or an ``xquant`` run (MCT writes the events
@@ -126,13 +158,20 @@ def discover_report_dirs(logdir: str, runs: List[str]) -> Dict[str, str]:
         if parts and parts[-1] == XQUANT_RUN:
             rel = "/".join(parts[:-1]) or "."
             report_dir = join(logdir, *parts[:-1]) if rel != "." else logdir
-            if not files.is_dir(report_dir, logdir):
-                continue
+            if not files.is_dir(report_dir, logdir) or not files.is_canonical(logdir, report_dir):
+                continue  # missing, outside the logdir, or a second name (through a link) of another report dir
             if files.exists(join(report_dir, QUANT_REPORT), logdir) or \
-                    events.run_contains(join(logdir, *parts), XQUANT_ATTR_MARKERS, logdir):
+                    events.run_contains(join(logdir, *parts), XQUANT_ATTR_MARKERS, logdir) or \
+                    stopped_xquant_run(report_dir, logdir):
                 found[rel] = report_dir
     found.update(files.report_dirs_with(logdir, QUANT_REPORT))
     return found
+
+
+def stopped_xquant_run(report_dir: str, root: Optional[str] = None) -> bool:
+    """An ``xquant`` run without a graph is still a report when MCT's own log in the report dir names this folder
+    as an XQuant report dir: the run stopped before writing its graph (``producers.mct_log``)."""
+    return read_xquant_log(report_dir, root) is not None
 
 
 MCT_LOG = "mct_log.log"  # written by MCT's logger into the folder mct.set_log_folder creates

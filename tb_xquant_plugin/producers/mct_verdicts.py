@@ -8,7 +8,6 @@ becomes the id of the report artifact it points at (never a file path)."""
 from __future__ import annotations
 
 import posixpath
-import re
 from typing import Any, Dict, List, Optional, Tuple
 
 from tb_xquant_plugin import manual
@@ -18,7 +17,32 @@ from tb_xquant_plugin.model.report import Problem, Report
 
 MAX_VERDICTS = 2000  # entries read per judge from troubleshoot_report.json
 
-_SCALE_RE = re.compile(r"([-+]?\d+\.?\d*(?:[eE][-+]?\d+)?|inf|nan)\s*$", re.IGNORECASE)
+MAX_NUMBER_CHARS = 64  # the scale MCT prints ends its formula ("first layer * 100.92"): a float's repr is shorter
+_NUMBER_CHARS = frozenset("0123456789.+-eE")
+
+
+def trailing_number(text: str) -> Optional[float]:
+    """The number a formula ends with (``"first layer * 100.92"`` -> 100.92; ``inf`` / ``nan`` too), or None.
+
+    A scan from the end, linear in the length of the number: a backtracking regular expression searched over a
+    long run of digits takes cubic time (a 1,000-digit formula: 20 s)."""
+    s = text.rstrip()
+    if s[-3:].lower() in ("inf", "nan"):
+        return float(s[-3:])
+    i = len(s)
+    while i > 0 and s[i - 1] in _NUMBER_CHARS:
+        i -= 1
+        if len(s) - i > MAX_NUMBER_CHARS:
+            return None  # no float MCT prints is this long
+    tail = s[i:]
+    while tail:
+        if tail[0].isdigit() or (tail[0] in "+-" and tail[1:2].isdigit()):
+            try:
+                return float(tail)
+            except ValueError:
+                pass
+        tail = tail[1:]
+    return None
 
 
 def _layers(report: Report, *names: str) -> List[str]:
@@ -84,8 +108,7 @@ def load(report: Report) -> Tuple[List[V.Verdict], List[Problem]]:
         if isinstance(item, (list, tuple)) and len(item) >= 2:
             first, second = str(item[0]), str(item[1])
             formula = str(item[2]) if len(item) > 2 else ""
-            m = _SCALE_RE.search(formula)
-            scale = float(m.group(1)) if m else None
+            scale = trailing_number(formula)
             numbers = {"first_layer": first, "second_layer": second, "scale": scale, "formula": formula,
                        "first_layer_in_report": resolve_name(report, first),
                        "second_layer_in_report": resolve_name(report, second)}

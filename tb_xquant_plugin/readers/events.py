@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Dict, Iterable, List, Optional, Sequence
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -68,6 +68,23 @@ def use_native_crc32c() -> bool:
     crc32c._tb_xquant_native = True  # type: ignore[attr-defined]
     stub.crc32c = crc32c
     return True
+
+
+# MCT's statistics collector logs 2,048 buckets per histogram.  A logged histogram with more is merged on read, so
+# that no consumer (z-scores, the z_threshold replay, value ranges, the panel) works on millions of buckets.
+MAX_HISTOGRAM_BUCKETS = 16_384
+
+
+def bounded_buckets(arr: np.ndarray) -> np.ndarray:
+    """``[k, 3]`` buckets with at most MAX_HISTOGRAM_BUCKETS rows: neighbours merged in equal groups (the left edge
+    of the first, the right edge of the last, the counts summed), so evenly spaced buckets stay evenly spaced."""
+    n = len(arr)
+    if n <= MAX_HISTOGRAM_BUCKETS:
+        return arr
+    k = -(-n // MAX_HISTOGRAM_BUCKETS)
+    starts = np.arange(0, n, k)
+    ends = np.minimum(starts + k, n) - 1
+    return np.stack([arr[starts, 0], arr[ends, 1], np.add.reduceat(arr[:, 2], starts)], axis=1)
 
 
 def legacy_histogram_buckets(histo) -> np.ndarray:
@@ -141,7 +158,7 @@ class LocalEventSource(EventSource):
             elif ev.HasField("summary"):
                 for v in ev.summary.value:
                     if v.HasField("histo"):
-                        hists[v.tag] = legacy_histogram_buckets(v.histo)
+                        hists[v.tag] = bounded_buckets(legacy_histogram_buckets(v.histo))
                         continue
                     if v.metadata.plugin_data.plugin_name != HISTOGRAMS_PLUGIN or not v.HasField("tensor"):
                         continue
@@ -149,7 +166,7 @@ class LocalEventSource(EventSource):
                         arr = np.asarray(tensor_util.make_ndarray(v.tensor), dtype=np.float64)
                     except Exception:  # noqa: BLE001
                         continue
-                    hists[v.tag] = arr.reshape(-1, 3) if arr.size % 3 == 0 else np.zeros((0, 3))
+                    hists[v.tag] = bounded_buckets(arr.reshape(-1, 3)) if arr.size % 3 == 0 else np.zeros((0, 3))
         self._loaded[run] = (graph, hists)
         return self._loaded[run]
 
@@ -204,7 +221,7 @@ class DataProviderSource(EventSource):
             if not data:
                 continue
             arr = np.asarray(data[-1].numpy, dtype=np.float64)
-            out[tag] = arr.reshape(-1, 3) if arr.size % 3 == 0 else np.zeros((0, 3))
+            out[tag] = bounded_buckets(arr.reshape(-1, 3)) if arr.size % 3 == 0 else np.zeros((0, 3))
         return out
 
     def fingerprint(self, runs: List[str]) -> tuple:
@@ -234,6 +251,43 @@ def last_graph_in_file(path: str, root: Optional[str] = None) -> Optional[bytes]
         if ev.HasField("graph_def"):
             graph = ev.graph_def
     return graph
+
+
+def refused_event_files(folder: str, root: Optional[str]) -> List[Tuple[str, str]]:
+    """``(name, why)`` for every entry of a run folder that is named like an event file but is not a regular file
+    inside ``root`` (a FIFO, a device, a link out of the logdir).  The plugin never opens one, but TensorBoard's
+    own loader does, so the data provider's answers for that run may hold what it read."""
+    if root is None or files.is_remote(folder):
+        return []
+    out: List[Tuple[str, str]] = []
+    for name in sorted(files.list_dir(folder, root)):
+        if not _is_event_file(name):
+            continue
+        try:
+            files.regular_file(join(folder, name), root, name)
+        except files.ReadError as e:
+            out.append((name, e.what))
+    return out
+
+
+def drop_refused_runs(logdir: str, runs: List[str], under: str = "") -> Tuple[List[str], List[Tuple[str, str]]]:
+    """``runs`` without the runs below ``under`` (a folder relative to the logdir; ``""``: all of them) whose folder
+    holds an event file the plugin does not read (:func:`refused_event_files`), whichever source serves the
+    events; and ``(run, why)`` per run dropped."""
+    kept: List[str] = []
+    dropped: List[Tuple[str, str]] = []
+    prefix = under.strip("/") + "/" if under.strip("/") not in ("", ".") else ""
+    for run in runs:
+        if prefix and not run.startswith(prefix):
+            kept.append(run)
+            continue
+        folder = logdir if run == "." else join(logdir, *run.split("/"))
+        refused = refused_event_files(folder, logdir)
+        if refused:
+            dropped.append((run, refused[0][1]))
+        else:
+            kept.append(run)
+    return kept, dropped
 
 
 def event_files(folder: str, root: Optional[str] = None) -> List[str]:

@@ -50,6 +50,18 @@ def inside(root: Optional[str], path: str) -> bool:
     return real == real_root or real.startswith(real_root.rstrip(os.sep) + os.sep)
 
 
+def is_canonical(root: Optional[str], path: str) -> bool:
+    """Whether ``path`` (below ``root``) reaches its folder without going through a symbolic link: its real path is
+    the real root joined with the same relative path.  TensorBoard's own walk follows links, so a data provider
+    also lists ``loop/run`` for ``loop -> .``; only the canonical name of a folder is used."""
+    if root is None or is_remote(path):
+        return True
+    rel = os.path.relpath(path, root)
+    if rel == os.curdir:
+        return True
+    return os.path.realpath(path) == os.path.normpath(os.path.join(os.path.realpath(root), rel))
+
+
 def regular_file(path: str, root: Optional[str], label: str) -> Optional[os.stat_result]:
     """The stat of a local file that may be read, None when it does not exist; ReadError when it must not be read."""
     try:
@@ -195,8 +207,9 @@ class WalkStats:
 
 
 def walk(root: str, stats: Optional[WalkStats] = None) -> Iterator[Tuple[str, List[str]]]:
-    """``(folder, file names)`` for every folder under ``root``: each real folder once, never outside ``root``,
-    at most MAX_WALK_DEPTH deep and MAX_WALK_DIRS folders (``stats.truncated`` says when it stopped)."""
+    """``(folder, file names)`` for every folder under ``root``: each real folder once (device + inode), by its
+    real path (symbolic links to folders are not followed), never outside ``root``, at most MAX_WALK_DEPTH deep
+    and MAX_WALK_DIRS folders (``stats.truncated`` says when it stopped)."""
     stats = stats if stats is not None else WalkStats()
     if is_remote(root):
         try:
@@ -211,7 +224,6 @@ def walk(root: str, stats: Optional[WalkStats] = None) -> Iterator[Tuple[str, Li
         return
     if not os.path.isdir(root):
         return
-    real_root = os.path.realpath(root)
     seen = set()
     stack = [(root, 0)]
     while stack:
@@ -248,10 +260,11 @@ def walk(root: str, stats: Optional[WalkStats] = None) -> Iterator[Tuple[str, Li
             continue
         for d in sorted(subdirs, reverse=True):
             if os.path.islink(d):
-                real = os.path.realpath(d)
-                if not (real == real_root or real.startswith(real_root.rstrip(os.sep) + os.sep)):
-                    stats.skipped_links += 1
-                    continue
+                # Never followed: a link out of the logdir must not be read, and the folder a link inside it points
+                # at is reached by its real path anyway (so a report is listed once, under that path, not under
+                # ``alias/`` or ``loop/loop/``).
+                stats.skipped_links += 1
+                continue
             stack.append((d, depth + 1))
 
 
@@ -281,3 +294,32 @@ def report_dirs_with(root: str, filename: str) -> Dict[str, str]:
         if filename in files and exists(join(folder, filename), root):
             out[rel_path(root, folder)] = folder
     return out
+
+
+# --------------------------------------------------------------------------------------------------
+# Writing (the CLI's --out and exports): the one place in the package that creates files.
+# --------------------------------------------------------------------------------------------------
+def make_dirs(path: str) -> None:
+    """Create a folder and its parents (local or through gfile); an existing folder is fine."""
+    if is_remote(path):
+        tf.io.gfile.makedirs(path)
+    else:
+        os.makedirs(path, exist_ok=True)
+
+
+def write_text(path: str, text: str) -> None:
+    """Write a UTF-8 text file (local or through gfile), replacing one that is there.  Locally the text goes
+    to a temporary file beside it first, so a reader never sees half a file."""
+    data = text.encode("utf-8", "replace")  # a lone surrogate in a model's name becomes "?": always valid UTF-8
+    if is_remote(path):
+        with tf.io.gfile.GFile(path, "wb") as f:
+            f.write(data)
+        return
+    tmp = "%s.tmp-%d" % (path, os.getpid())
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    finally:
+        if os.path.lexists(tmp):
+            os.remove(tmp)

@@ -56,11 +56,17 @@ def _completeness(report: Report) -> int:
     return int(report.has_graph) + int(bool(report.histograms)) + int(report.stage_run is not None)
 
 
-def _provisional(report: Report, producer: Producer) -> bool:
-    if _completeness(report) == 3:
+def _provisional(report: Report, producer: Producer, local: bool, logdir: str) -> bool:
+    """Whether a build may lack event data TensorBoard's data provider has not loaded yet.  Never for a source that
+    reads the files itself (``local``: it read all there is), nor for a run holding an event file the plugin does
+    not read (waiting changes nothing: the build says so in a problem)."""
+    if local or _completeness(report) == 3:
         return False
     run = producer.event_run(".")
-    return bool(run and run != "." and events.event_files(join(report.dir, run)))
+    if not run or run == ".":
+        return False
+    folder = join(report.dir, run)
+    return bool(events.event_files(folder)) and not events.refused_event_files(folder, logdir)
 
 
 LOADING = Problem("TensorBoard is still loading the event files of this report; what they hold appears on reload",
@@ -89,6 +95,8 @@ class ReportStore:
         self._build_locks: Dict[str, threading.Lock] = collections.defaultdict(threading.Lock)
         self._analysis_locks: Dict[Tuple, threading.Lock] = collections.defaultdict(threading.Lock)
         self._discover_lock = threading.Lock()
+        self._local_source = False  # the source reads the files itself (set by each build)
+        self._canonical: Dict[str, bool] = {}  # run -> named by its real path (``_canonical_runs``)
         self._thread: Optional[threading.Thread] = None
         if background:
             self._thread = threading.Thread(target=self._loop, name="tb-xquant-discovery", daemon=True)
@@ -117,11 +125,15 @@ class ReportStore:
         still provisional (TensorBoard has not loaded all of its event data yet)."""
         pending = False
         for rid in list(self.ids()):
-            a, report = self.analysis(rid, {})
-            if a is None:
+            try:
+                a, report = self.analysis(rid, {})
+                if a is None:
+                    continue
+                for route in views.ANALYSIS_VIEWS:
+                    views.cached_json(a, route)
+            except Exception:  # noqa: BLE001 - one report that cannot be analysed must not stop the others' prefetch
+                logger.exception("tb-xquant: prefetching report %s failed", rid)
                 continue
-            for route in views.ANALYSIS_VIEWS:
-                views.cached_json(a, route)
             with self._lock:
                 cached = self._reports.get(rid)
             pending = pending or (cached is not None and cached[2] != float("inf"))
@@ -130,11 +142,34 @@ class ReportStore:
     def discover(self) -> Dict[str, Tuple[str, Producer]]:
         with self._discover_lock:
             source = self._source_factory()
-            runs = source.runs()
+            runs = self._canonical_runs(source, fresh=True)
             dirs = producers.discover(self.logdir, runs)
             with self._lock:
                 self._runs, self._dirs, self._discovered_at = runs, dirs, time.time()
             return dirs
+
+    def _canonical_runs(self, source: EventSource, fresh: bool = False) -> List[str]:
+        """The source's runs, without the second names TensorBoard's walk gives a folder through a symbolic link
+        (``loop/run`` for ``loop -> .``, ``alias/run`` for ``alias -> run``): each folder once, by its real path.
+        The plugin's own walk (LocalEventSource) never follows a link.  Each run is checked once per discovery
+        (``fresh``); builds in between reuse the answers."""
+        runs = source.runs()
+        if isinstance(source, events.LocalEventSource):
+            return runs
+        with self._lock:
+            known = {} if fresh else self._canonical
+        checked: Dict[str, bool] = {}
+        out = []
+        for r in runs:
+            ok = known.get(r)
+            if ok is None:
+                ok = checked[r] = r == "." or files.is_canonical(self.logdir, join(self.logdir, *r.split("/")))
+            if ok:
+                out.append(r)
+        if checked:
+            with self._lock:
+                self._canonical = checked if fresh else dict(self._canonical, **checked)
+        return out
 
     def has_reports(self) -> bool:
         """Cheap: never walks the logdir itself (the background thread does)."""
@@ -182,7 +217,8 @@ class ReportStore:
             if cached and cached[0] == sig and time.monotonic() < cached[2]:
                 return cached[1]
             report = self._build(rid, rel, d, producer)
-            expires = time.monotonic() + PROVISIONAL_SECONDS if _provisional(report, producer) else float("inf")
+            provisional = _provisional(report, producer, self._local_source, self.logdir)
+            expires = time.monotonic() + PROVISIONAL_SECONDS if provisional else float("inf")
             changed_while_read = _signature(d, producer) != file_sig
             if cached and cached[0] == sig and _completeness(report) < _completeness(cached[1]):
                 # TensorBoard's data provider answered with less than before for unchanged files (it is
@@ -224,8 +260,9 @@ class ReportStore:
     def _build(self, rid: str, rel: str, report_dir: str, producer: Producer) -> Report:
         try:
             source = self._source_factory()
+            self._local_source = isinstance(source, events.LocalEventSource)
             try:
-                runs = source.runs()
+                runs = self._canonical_runs(source)
             except Exception:  # noqa: BLE001 - fall back to the runs of the last discovery
                 with self._lock:
                     runs = list(self._runs)

@@ -4,120 +4,80 @@ Environment:
   TB_XQUANT_DEMO_LOGDIR  logdir with MCT XQuant demo output; if unset or incomplete, tests/conftest.py generates
                          the demo once per session (skipped without MCT).
   TB_XQUANT_CHROMIUM     chromium binary (default /usr/bin/chromium).
-  TB_XQUANT_FAKE=1       run against frontend/dev/fake_server.py instead of tensorboard (frontend development).
+  TB_XQUANT_FAKE=1       serve the same logdirs with frontend/dev/dev_server.py (the plugin in TensorBoard's WSGI
+                         router, files read directly, no tensorboard process) and open the panel page itself
+                         instead of TensorBoard's page (frontend development: quicker, no event loading).
+
+Every test here is marked ``browser`` (tests/conftest.py); those on the demo are ``mct`` too.
 """
-import json
 import os
-import shutil
-import socket
-import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from testkit.procs import DevServerProcess, TensorBoardProcess  # noqa: E402
+
 CHROMIUM = os.environ.get("TB_XQUANT_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 FAKE = os.environ.get("TB_XQUANT_FAKE") == "1"
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_http(url, proc, timeout=120.0, predicate=lambda body: True):
-    """Poll an URL until it answers 200 and predicate(body) holds (readiness; no fixed sleeps)."""
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode} before becoming ready")
-        try:
-            with urllib.request.urlopen(url, timeout=5) as r:
-                body = r.read()
-                if r.status == 200 and predicate(body):
-                    return body
-        except (urllib.error.URLError, ConnectionError, OSError) as e:
-            last = e
-        time.sleep(0.25)  # polling interval, not synchronisation
-    raise TimeoutError(f"{url} not ready after {timeout}s (last error: {last})")
+READY_TIMEOUT = 120.0
 
 
 class Server:
-    def __init__(self, base, proc, log):
-        self.base = base          # e.g. http://127.0.0.1:1234/foo (no trailing slash)
-        self.proc = proc
-        self.log = log
+    """A running server for the panel: ``base`` (e.g. http://127.0.0.1:1234/foo, no trailing slash), ``api()``
+    on the plugin's routes, ``stop()``; ``process`` is the testkit.procs process."""
+
+    def __init__(self, process):
+        self.process = process
+        self.base = process.base
 
     def api(self, route, **params):
-        q = urllib.parse.urlencode(params)
-        url = f"{self.base}/data/plugin/xquant/{route}" + (f"?{q}" if q else "")
-        with urllib.request.urlopen(url, timeout=60) as r:
-            return json.loads(r.read())
+        return self.process.plugin_json(route, params or None, timeout=60)
+
+    def output(self):
+        return self.process.output()
 
     def stop(self):
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-        self.log.close()
+        self.process.stop()
 
 
-import urllib.parse  # noqa: E402
+def wait_ready(srv: Server, require_plugin_listed=True, timeout=READY_TIMEOUT):
+    """The plugin listed (unless not required), ``reports`` answering, and every report that has a graph serving
+    its nodes (TensorBoard loads event files in the background).  Polled with a deadline."""
+    p = srv.process
+    if require_plugin_listed:
+        p.poll("xquant in plugins_listing", lambda: p.get_json("/data/plugins_listing").get("xquant"), timeout)
+    reports = p.poll("reports answering", lambda: p.plugin_json("reports"), timeout)["reports"]
+    for r in reports:
+        if r.get("has_graph"):
+            p.poll("graph of %s" % r["name"], lambda: p.plugin_json("graph", {"report": r["id"]})["nodes"], timeout)
+    return reports
 
 
-def start_server(logdir, tmp_path_factory, path_prefix="", require_plugin_listed=True):
-    port = free_port()
-    logf = open(tmp_path_factory.mktemp("tb") / "server.log", "w+")
-    if FAKE:
-        cmd = [sys.executable, str(REPO / "frontend/dev/fake_server.py"), "--port", str(port)]
-        env = dict(os.environ, FAKE_NO_BIG="1")
-    else:
-        tb = shutil.which("tensorboard", path=str(Path(sys.executable).parent)) or shutil.which("tensorboard")
-        if not tb:
-            pytest.skip("tensorboard executable not found next to the test interpreter")
-        cmd = [tb, "--logdir", str(logdir), "--port", str(port), "--host", "127.0.0.1"]
-        env = dict(os.environ)
-    if path_prefix:
-        cmd += ["--path_prefix", path_prefix]
-    proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT, env=env, cwd=str(REPO))
-    base = f"http://127.0.0.1:{port}{path_prefix}"
-    srv = Server(base, proc, logf)
+def start_server(logdir, tmp_path_factory, path_prefix="", require_plugin_listed=True, dev_server=None):
+    """A tensorboard (or, with TB_XQUANT_FAKE=1 or ``dev_server=True``, frontend/dev/dev_server.py) on ``logdir``,
+    ready for the panel."""
+    use_dev = FAKE if dev_server is None else dev_server
+    kind = DevServerProcess if use_dev else TensorBoardProcess
+    log_path = tmp_path_factory.mktemp("dev_server" if use_dev else "tb") / "server.log"
+    srv = Server(kind(str(logdir), path_prefix=path_prefix, log_path=log_path).start(timeout=READY_TIMEOUT))
     try:
-        if FAKE:
-            wait_http(f"{base}/data/plugin/xquant/reports", proc)
-        else:
-            wait_http(f"{base}/data/plugins_listing", proc,
-                      predicate=(lambda b: b"xquant" in b) if require_plugin_listed else (lambda b: True))
-            body = wait_http(f"{base}/data/plugin/xquant/reports", proc)
-            # TensorBoard loads event files in the background: wait until every report that has a graph
-            # can serve it (readiness by polling, bounded).
-            for r in json.loads(body)["reports"]:
-                if r.get("has_graph"):
-                    wait_http(f"{base}/data/plugin/xquant/graph?report={r['id']}", proc, timeout=120)
-    except Exception:
-        logf.seek(0)
-        out = logf.read()[-4000:]
+        wait_ready(srv, require_plugin_listed)
+    except BaseException:
         srv.stop()
-        raise RuntimeError(f"server failed to start: {' '.join(cmd)}\n{out}")
+        raise
     return srv
 
 
-@pytest.fixture(scope="session")
-def demo_logdir(request):
-    # The real demo comes from the root tests/conftest.py (TB_XQUANT_DEMO_LOGDIR if it holds a generated
-    # demo, else generated once per session); the fake backend needs none.
-    if FAKE:
-        return Path(os.environ.get("TB_XQUANT_DEMO_LOGDIR", "/work/main/demo_logs"))
-    return Path(request.getfixturevalue("generated_demo_logdir"))
+# demo_logdir comes from tests/conftest.py (TB_XQUANT_DEMO_LOGDIR if it holds a generated demo, else generated
+# once per session); with TB_XQUANT_FAKE=1 the dev server serves it too.
 
 
 @pytest.fixture(scope="session")

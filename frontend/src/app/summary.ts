@@ -1,18 +1,21 @@
 // The summary header (#summary): degraded layers against the ratio limit, accuracy, model-output metrics, the
 // degraded-layer list, the causes found, the general troubleshoots, the measured concatenation / add joins and, in
 // compare mode, the comparison's counts and deltas.
-import type {CompareResponse, ConcatCheck, LayersResponse, ReportRef, ReportSummary, Verdict, VerdictsResponse} from '../api';
+import type {CompareResponse, ConcatCheck, GraphResponse, LayersResponse, ReportRef, ReportSummary, VerdictsResponse} from '../api';
 import {fmt, num} from '../api';
-import {ACCURACY_DROP_BAD_PTS, DEGRADED_LIST_MAX, DELTA_TABLE_MAX, VERDICT_LINE_LAYERS_MAX} from '../constants';
+import {ACCURACY_DROP_BAD_PTS, DELTA_TABLE_MAX} from '../constants';
 import {accuracyChange} from '../derived';
-import {clear, GENERAL_REASON, h, judgeChip, judgeMark} from '../dom';
+import {clear, GENERAL_REASON, h} from '../dom';
 import {concatChecksTable, verdictCard} from '../panel';
+import {causesList, degradedList} from './lists';
 import {errorBox} from './problems';
 
 /** What one rendering of the header shows and how it links back into the panel. */
 export interface SummaryInput {
   summary: ReportSummary;
   layers: LayersResponse | null;
+  /** the report's graph (the module scope of each layer, for grouping the degraded ones), if it loaded */
+  graph: GraphResponse | null;
   compare: CompareResponse | null;
   /** the report list, for the names of compared reports */
   reports: ReportRef[];
@@ -42,34 +45,24 @@ export class SummaryHeader {
     this.el.appendChild(stats);
     // degraded layers list
     if (nDeg) {
-      const worstBy = new Map((c.layers?.layers ?? []).map((l) => [l.name, l]));
-      const list = h('div', {class: 'degraded-list', id: 'degraded-list'});
-      for (const name of s.degraded_layers.slice(0, DEGRADED_LIST_MAX)) {
-        const l = worstBy.get(name);
-        const row = h('button', {class: 'degraded-row' + (name === c.selected ? ' selected' : ''), dataset: {layer: name}, title: 'Show this layer',
-          onclick: () => c.onLayer(name)},
-          h('span', {class: 'name', text: name}),
-          l?.worst ? h('span', {class: 'worst', text: `${l.worst.metric}/${l.worst.dataset} ${fmt(l.worst.value, 3)}`}) : null,
-          ...(l?.judges ?? []).map((j) => judgeChip(j)));
-        list.appendChild(row);
-      }
-      if (nDeg > DEGRADED_LIST_MAX) list.appendChild(h('span', {class: 'muted', text: `+${nDeg - DEGRADED_LIST_MAX} more`}));
-      this.el.appendChild(h('div', {class: 'sub-h', text: 'Degraded layers'}));
-      this.el.appendChild(list);
+      this.el.appendChild(degradedList({degraded: s.degraded_layers, layers: c.layers?.layers ?? [], graph: c.graph,
+        selected: c.selected, onLayer: c.onLayer}));
     }
     // verdicts
     const vs = s.verdicts ?? [];
     if (vs.length || s.judges_skipped) {
-      const box = h('div', {class: 'verdict-summary', id: 'verdict-summary'});
+      const box = h('div', {class: 'verdict-summary', id: 'verdict-summary', dataset: {verdicts: String(vs.length)}});
       if (s.judges_skipped) box.appendChild(h('div', {class: 'muted small', text: 'Automatic judges were skipped (too many degraded layers); see the general troubleshoots.'}));
-      for (const v of vs) box.appendChild(verdictLine(v, c.onLayer, c.known));
-      this.el.appendChild(h('div', {class: 'sub-h', text: 'Causes found'}));
+      box.append(...causesList(vs, c.onLayer, c.known));
+      this.el.appendChild(h('div', {class: 'sub-h', text: `Causes found: ${vs.length}`}));
       this.el.appendChild(box);
     }
     const gen = s.general ?? [];
     if (gen.length) {
-      const box = h('details', {class: 'general', id: 'general', open: !vs.length},
-        h('summary', {text: `General troubleshoots (${gen.length})`}),
+      // closed: its summary line names the first reason, the cards open on demand
+      const first = gen[0].message || GENERAL_REASON[String(gen[0].numbers?.reason)] || '';
+      const box = h('details', {class: 'general', id: 'general'},
+        h('summary', null, h('span', {text: `General troubleshoots (${gen.length})`}), h('span', {class: 'muted general-first', text: first ? ' · ' + first : ''})),
         ...gen.map((v) => verdictCard(v, c.onLayer, false, c.known)));
       this.el.appendChild(box);
     }
@@ -112,17 +105,6 @@ function outputMetricsTable(s: ReportSummary): HTMLElement {
   return h('table', {class: 'metrics output', id: 'output-metrics'},
     h('tr', null, h('th', {text: 'model output'}), ...ms.map((m) => h('th', {text: m}))),
     ...ds.map((d) => h('tr', null, h('td', {text: d}), ...ms.map((m) => h('td', {text: fmt(s.output_metrics[d]?.[m])})))));
-}
-
-/** One line of "Causes found": judge, message, the layers it names (links when they can be selected). */
-function verdictLine(v: Verdict, onLayer: (l: string) => void, known: (l: string) => boolean): HTMLElement {
-  const m = judgeMark(v.judge);
-  return h('div', {class: 'verdict-line', dataset: {judge: v.judge}}, judgeChip(v.judge), h('b', {text: ' ' + m.title.split(' (')[0] + ': '}),
-    h('span', {text: v.message || GENERAL_REASON[String(v.numbers?.reason)] || ''}), ' ',
-    ...(v.layers ?? []).slice(0, VERDICT_LINE_LAYERS_MAX).map((l) => known(l)
-      ? h('a', {href: '#', class: 'layer-link', text: l, onclick: (e: Event) => { e.preventDefault(); onLayer(l); }})
-      : h('code', {class: 'layer-ref', text: l + ' '})),
-    v.source === 'mct' ? h('span', {class: 'muted small', text: ' (reported by MCT)'}) : null);
 }
 
 /** The concatenation / add joins the backend measured: the widest few from `report`, all of them from `verdicts`

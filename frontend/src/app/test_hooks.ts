@@ -23,5 +23,9 @@ export function installTestHooks(t: HookTarget) {
     hoverText: (name: string) => g.hoverText(node(name)),
     shareUrl: () => t.shareUrl(),
     reload: () => t.reload(),
+    /** the graph as drawn: zoom, on-screen label px, boxes in canvas px with their degraded counts (graph/view.ts) */
+    view: () => g.viewState(),
+    /** the work of every layout call of the current graph: dagre runs, boxes and edges given to dagre, boxes placed */
+    layoutLog: () => g.layoutLog(),
   };
 }

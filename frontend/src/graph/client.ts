@@ -1,10 +1,10 @@
 // Talks to the layout worker; falls back to laying out on the main thread if the worker cannot start.
-import type {LayoutResult} from './layout';
+import type {LayoutOptions, LayoutResult} from './layout';
 import type {FromWorker, ToWorker} from './messages';
 import type {Hierarchy} from './model';
 
 type Pending = {resolve: (r: LayoutResult) => void; reject: (e: Error) => void};
-interface LocalLayouter { layout(expanded: string[]): LayoutResult }
+interface LocalLayouter { layout(expanded: string[], opts: LayoutOptions): LayoutResult }
 type LayouterCtor = new (h: Hierarchy) => LocalLayouter;
 
 export class LayoutClient {
@@ -63,21 +63,21 @@ export class LayoutClient {
     else this.local = this.layouterCtor ? new this.layouterCtor(hier) : null;
   }
 
-  async layout(expanded: string[]): Promise<LayoutResult> {
+  async layout(expanded: string[], opts: LayoutOptions): Promise<LayoutResult> {
     for (let attempt = 0; attempt < 2; attempt++) {
       if (this.worker) {
         const req = ++this.req;
         try {
           return await new Promise<LayoutResult>((resolve, reject) => {
             this.pending.set(req, {resolve, reject});
-            this.post({type: 'layout', expanded, req});
+            this.post({type: 'layout', expanded, opts, req});
           });
         } catch (e) {
           if ((e as Error).message !== 'retry') throw e;
         }
       } else {
         if (!this.local) this.local = new (await this.importLayouter())(this.hier!);
-        return this.local.layout(expanded);
+        return this.local.layout(expanded, opts);
       }
     }
     throw new Error('layout failed');

@@ -19,7 +19,7 @@ if (inWorker) {
         layouter = new Layouter(msg.hier);
         post({type: 'ready', req: msg.req});
       } else if (msg.type === 'layout' && layouter) {
-        post({type: 'layout', req: msg.req, res: layouter.layout(msg.expanded)});
+        post({type: 'layout', req: msg.req, res: layouter.layout(msg.expanded, msg.opts)});
       }
     } catch (e) {
       post({type: 'error', req: msg.req, error: String((e as Error)?.stack ?? e)});

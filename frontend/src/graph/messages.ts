@@ -1,14 +1,15 @@
 // The messages between the layout client (client.ts, main thread) and the layout worker (layout_worker.ts).
 // Every request carries a `req` number; the worker answers with the same number.
-import type {LayoutResult} from './layout';
+import type {LayoutOptions, LayoutResult} from './layout';
 import type {Hierarchy} from './model';
 
 /** Main thread → worker. */
 export type ToWorker =
   /** a new graph: replaces the worker's layouter (and its cache) */
   | {type: 'init'; req: number; hier: Hierarchy}
-  /** lay out the graph with these groups expanded (ignored before the first init) */
-  | {type: 'layout'; req: number; expanded: string[]};
+  /** lay out the graph with these groups expanded (ignored before the first init); levels laid out before are
+   *  only re-placed, see layout.ts */
+  | {type: 'layout'; req: number; expanded: string[]; opts: LayoutOptions};
 
 /** Worker → main thread. */
 export type FromWorker =

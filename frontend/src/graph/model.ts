@@ -1,8 +1,9 @@
 // Hierarchical graph model: nodes grouped by their module scope (node.group = "blocks/1", recovered by the backend
-// from the torch.fx names, see tb_xquant_plugin/model/scopes.py), groups nested by path prefix. Groups with too many direct children are split into synthetic "part" groups so that no single
-// layout call ever sees more than MAX_CHILDREN boxes (dagre overflows its stack around 5,000 nodes).
+// from the torch.fx names, see tb_xquant_plugin/model/scopes.py), groups nested by path prefix. Levels with more than
+// CHUNK_ABOVE direct children are split into synthetic "part" groups (stretches cut where few edges cross), so that
+// a flat model still opens on a readable number of boxes and no layout call sees more than CHUNK_ABOVE boxes.
 import type {GraphNode} from '../api';
-import {EXPAND_BUDGET, GROUP_H, MAX_CHILDREN, NODE_H} from '../constants';
+import {CHUNK_ABOVE, GROUP_H, NODE_H, OPEN_MAX_BOXES, OPEN_MIN_BOXES, ROOT_PARTS} from '../constants';
 
 export const ROOT = '\u29c9';          // id of the root group
 export const GPREFIX = '\u29c9g:';     // prefix of group ids (cannot collide with node ids in practice)
@@ -29,8 +30,9 @@ export class GraphModel {
   pred = new Map<string, string[]>();
   levelEdges = new Map<string, Map<string, [string, string]>>();
   depth = new Map<string, number>();
-  /** degraded leaf count per group, judges per group */
+  /** degraded leaf count per group, and the judges that marked a layer inside it (in NODE_JUDGES order of first sight) */
   degradedIn = new Map<string, number>();
+  judgesIn = new Map<string, string[]>();
 
   constructor(nodes: GraphNode[]) {
     const root: HItem = {id: ROOT, kind: 'group', parent: null, label: '', sub: '', children: [], w: 0, h: 0, leafCount: 0};
@@ -55,23 +57,28 @@ export class GraphModel {
       if (n.name && !this.byName.has(n.name)) this.byName.set(n.name, n.id);
       const parent = ensureGroup(n.group ?? '');
       const label = n.name || n.id.slice(n.id.lastIndexOf('/') + 1);
-      const op = n.op ?? '';
-      const w = Math.min(240, Math.max(72, Math.max(textWidth(label, 7), textWidth(op, 6)) + 26));
-      this.items.set(n.id, {id: n.id, kind: 'node', parent, label, sub: op, children: [], w, h: NODE_H, leafCount: 1});
+      this.items.set(n.id, {id: n.id, kind: 'node', parent, label, sub: n.op ?? '', children: [], w: 0, h: NODE_H, leafCount: 1});
       this.items.get(parent)!.children.push(n.id);
     }
     this.flatten(ROOT);
-    this.chunk(ROOT);
-    this.computeCounts(ROOT, 0);
-    // Edges.
     for (const n of this.nodes.values()) {
       for (const src of n.inputs ?? []) {
         if (!this.nodes.has(src) || src === n.id) continue;
         push(this.succ, src, n.id);
         push(this.pred, n.id, src);
-        this.liftEdge(src, n.id);
       }
     }
+    const parts: HItem[] = [];
+    this.chunk(ROOT, parts);
+    // labels relative to the scope drawn around them (after single-child scopes were merged away)
+    for (const it of this.items.values()) {
+      if (it.kind !== 'node') continue;
+      it.label = shortLabel(it.label, this.items.get(it.parent!)?.sub ?? '');
+      it.w = Math.min(240, Math.max(72, Math.max(textWidth(it.label, 7), textWidth(it.sub, 6)) + 26));
+    }
+    for (const it of parts) it.label = this.partLabel(it);
+    this.computeCounts(ROOT, 0);
+    for (const [u, vs] of this.succ) for (const v of vs) this.liftEdge(u, v);
     this.refreshStatus();
   }
 
@@ -92,26 +99,80 @@ export class GraphModel {
     });
   }
 
-  private chunk(gid: string) {
+  /** Splits a level of more than CHUNK_ABOVE children (the top level: OPEN_MAX_BOXES) into "part" groups of about √n consecutive children (graph
+   *  order), cut where the fewest edges of the level cross, so that a part is a stretch of blocks rather than an
+   *  arbitrary slice; again on the parts while there are too many of them. Parts are stretches of a topological
+   *  order, so the grouped graph stays acyclic. */
+  private chunk(gid: string, made: HItem[]) {
     const g = this.items.get(gid)!;
-    while (g.children.length > MAX_CHILDREN) {
+    // the top level is split above OPEN_MAX_BOXES already, so that the first view can stay within it
+    const limit = gid === ROOT ? Math.min(CHUNK_ABOVE, OPEN_MAX_BOXES) : CHUNK_ABOVE;
+    while (g.children.length > limit) {
       const kids = g.children;
-      const per = Math.ceil(kids.length / Math.ceil(kids.length / MAX_CHILDREN));
-      const size = Math.max(per, Math.ceil(kids.length / MAX_CHILDREN));
-      const parts: string[] = [];
-      for (let i = 0, k = 0; i < kids.length; i += size, k++) {
-        const id = `${gid}#${g.children.length}.${k}`;
-        const slice = kids.slice(i, i + size);
-        const first = this.items.get(slice[0])!.label, last = this.items.get(slice[slice.length - 1])!.label;
-        const it: HItem = {id, kind: 'group', parent: gid, label: `part ${k + 1}: ${first} … ${last}`, sub: g.sub,
-          children: slice, w: 0, h: GROUP_H, leafCount: 0, synthetic: true};
+      const n = kids.length;
+      // about √n parts; at the top level at most ROOT_PARTS (parts that are too big are split in their turn)
+      const p = gid === ROOT ? Math.min(ROOT_PARTS, Math.ceil(Math.sqrt(n))) : Math.ceil(Math.sqrt(n));
+      const size = n / p;
+      // crossing[i]: edges of this level from a child at or before i to one after i
+      const idx = new Map<string, number>();
+      kids.forEach((c, i) => { for (const leaf of this.leaves(c)) idx.set(leaf, i); });
+      const diff = new Int32Array(n + 1);
+      for (const [u, i] of idx) for (const v of this.succ.get(u) ?? []) {
+        const j = idx.get(v);
+        if (j !== undefined && j !== i) { diff[Math.min(i, j)]++; diff[Math.max(i, j)]--; }
+      }
+      const crossing = new Int32Array(n);
+      for (let i = 0, run = 0; i < n; i++) { run += diff[i]; crossing[i] = run; }
+      const cuts: number[] = [];   // cut after these indexes
+      let prev = -1;
+      for (let k = 1; k < p; k++) {
+        const t = Math.round(k * size) - 1, w = Math.max(1, Math.floor(size / 3));
+        let best = -1;
+        for (let i = Math.max(prev + 2, t - w); i <= Math.min(n - 2, t + w); i++) {
+          if (best < 0 || crossing[i] < crossing[best] || (crossing[i] === crossing[best] && Math.abs(i - t) < Math.abs(best - t))) best = i;
+        }
+        if (best >= 0) { cuts.push(best); prev = best; }
+      }
+      cuts.push(n - 1);
+      const partIds: string[] = [];
+      let start = 0;
+      cuts.forEach((end, k) => {
+        const id = `${gid}#${n}.${k}`;
+        const slice = kids.slice(start, end + 1);
+        start = end + 1;
+        const it: HItem = {id, kind: 'group', parent: gid, label: `part ${k + 1}`, sub: g.sub, children: slice, w: 0, h: GROUP_H,
+          leafCount: 0, synthetic: true};
         for (const c of slice) this.items.get(c)!.parent = id;
         this.items.set(id, it);
-        parts.push(id);
-      }
-      g.children = parts;
+        made.push(it);
+        partIds.push(id);
+      });
+      g.children = partIds;
     }
-    for (const c of g.children) if (this.items.get(c)!.kind === 'group') this.chunk(c);
+    for (const c of g.children) if (this.items.get(c)!.kind === 'group') this.chunk(c, made);
+  }
+
+  /** Node ids under an item. */
+  private leaves(id: string): string[] {
+    const it = this.items.get(id)!;
+    return it.kind === 'node' ? [id] : it.children.flatMap((c) => this.leaves(c));
+  }
+
+  /** "first … last" of a part: its first and last module-named member (a scope, or a layer), else its first and
+   *  last child. */
+  private partLabel(it: HItem): string {
+    const named = it.children.filter((c) => { const x = this.items.get(c)!; return x.kind === 'group' || !!this.nodes.get(c)?.layer; });
+    const use = named.length ? named : it.children;
+    // a member's name up to its second token (`blocks_128_conv_add_88_collapsed` -> `blocks_128`, `stage3_0/branch2`
+    // -> `stage3_0`): parts are stretches of blocks, so the block names say where they are
+    const lab = (c: string) => {
+      const x = this.items.get(c)!;
+      const l = x.synthetic ? x.label.replace(/ … .*| \(part\)$/, '') : x.label;
+      const head = l.split('/')[0];
+      return head.split('_').slice(0, 2).join('_') || l;
+    };
+    const first = lab(use[0]), last = lab(use[use.length - 1]);
+    return first === last ? `${first} (part)` : `${first} … ${last}`;
   }
 
   private computeCounts(id: string, d: number): number {
@@ -121,7 +182,7 @@ export class GraphModel {
     let n = 0;
     for (const c of it.children) n += this.computeCounts(c, d + 1);
     it.leafCount = n;
-    if (id !== ROOT) it.w = Math.min(340, Math.max(150, textWidth(it.label, 7) + 140));
+    if (id !== ROOT) it.w = Math.min(340, Math.max(124, textWidth(it.label, 7) + 100));
     return n;
   }
 
@@ -153,30 +214,64 @@ export class GraphModel {
     return {items, levelEdges};
   }
 
-  /** Recompute per-group degraded counts after node statuses changed (thresholds). */
+  /** Recompute per-group degraded counts and judge marks after node statuses changed (thresholds). */
   refreshStatus() {
     this.degradedIn.clear();
+    this.judgesIn.clear();
     for (const n of this.nodes.values()) {
-      if (!n.degraded) continue;
-      for (const a of this.ancestors(n.id)) this.degradedIn.set(a, (this.degradedIn.get(a) ?? 0) + 1);
+      if (!n.degraded && !n.judges?.length) continue;
+      for (const a of this.ancestors(n.id)) {
+        if (n.degraded) this.degradedIn.set(a, (this.degradedIn.get(a) ?? 0) + 1);
+        for (const j of n.judges ?? []) {
+          const js = this.judgesIn.get(a);
+          if (!js) this.judgesIn.set(a, [j]); else if (!js.includes(j)) js.push(j);
+        }
+      }
     }
   }
 
-  /** Default expansion: breadth-first while the number of visible boxes stays under `budget`. */
-  defaultExpanded(budget = EXPAND_BUDGET): Set<string> {
+  /** The first view's expanded groups: scope levels opened one after the other while all the boxes they show stay
+   *  at most `max`; at the level where they stop fitting, only the groups holding degraded layers are opened (those
+   *  that fit, most degraded first), or, while fewer than `min` boxes show, the smallest groups. Single-child scopes
+   *  were merged when the model was built, so they never cost a level. */
+  openExpanded(min = OPEN_MIN_BOXES, max = OPEN_MAX_BOXES): Set<string> {
     const exp = new Set<string>([ROOT]);
-    let visible = this.items.get(ROOT)!.children.length;
-    const queue = [...this.items.get(ROOT)!.children];
-    while (queue.length) {
-      const id = queue.shift()!;
-      const it = this.items.get(id)!;
-      if (it.kind !== 'group') continue;
-      const add = it.children.length - 1;
-      if (visible + add > budget && !(it.children.length === 1)) continue;
-      exp.add(id); visible += add;
-      queue.push(...it.children);
+    const kids = (id: string) => this.items.get(id)!.children;
+    const groupsIn = (ids: string[]) => ids.filter((c) => this.items.get(c)!.kind === 'group');
+    let visible = kids(ROOT).length;
+    let frontier = groupsIn(kids(ROOT));
+    while (frontier.length) {
+      const full = visible + frontier.reduce((s, g) => s + kids(g).length - 1, 0);
+      if (full <= max) {
+        for (const g of frontier) exp.add(g);
+        visible = full;
+        frontier = groupsIn(frontier.flatMap(kids));
+        continue;
+      }
+      const deg = (g: string) => this.degradedIn.get(g) ?? 0;
+      const order = frontier.slice().sort((a, b) => (deg(b) - deg(a)) || (kids(a).length - kids(b).length));
+      const next: string[] = [];
+      for (const g of order) {
+        const add = kids(g).length - 1;
+        if (visible + add > max) continue;
+        if (!deg(g) && visible >= min) continue;
+        exp.add(g); visible += add;
+        next.push(...groupsIn(kids(g)));
+      }
+      // nothing fits and the view is still nearly empty: open the smallest group anyway
+      if (!next.length && visible < min) {
+        const g = frontier.filter((f) => !exp.has(f)).sort((a, b) => kids(a).length - kids(b).length)[0];
+        if (g) { exp.add(g); visible += kids(g).length - 1; next.push(...groupsIn(kids(g))); }
+      }
+      frontier = next;
     }
     return exp;
+  }
+
+  /** Expanded groups inside `gid` (itself included), deepest first. */
+  expandedWithin(gid: string, expanded: Set<string>): string[] {
+    return [...expanded].filter((id) => id === gid || this.ancestors(id).includes(gid))
+      .sort((a, b) => (this.depth.get(b) ?? 0) - (this.depth.get(a) ?? 0));
   }
 
   /** The visible box that represents `id` given the expanded set (itself or its top-most collapsed ancestor). */
@@ -184,6 +279,15 @@ export class GraphModel {
     for (const a of this.ancestors(id)) if (!expanded.has(a)) return a;
     return id;
   }
+}
+
+/** A node's label inside its scope: torch.fx names a call of module `a.b.conv` `a_b_conv` (MCT appends `_layer`
+ *  to wrapped layers), so inside scope `a/b` the node reads `conv`. Names that do not start with the scope stay. */
+export function shortLabel(name: string, scope: string): string {
+  const bare = name.endsWith('_layer') && name.length > 6 ? name.slice(0, -6) : name;
+  if (!scope) return bare;
+  const prefix = scope.split('/').join('_') + '_';
+  return bare.startsWith(prefix) && bare.length > prefix.length ? bare.slice(prefix.length) : bare;
 }
 
 function push(m: Map<string, string[]>, k: string, v: string) {

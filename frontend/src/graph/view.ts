@@ -2,13 +2,13 @@
 import type {GraphNode} from '../api';
 import {fmt} from '../api';
 import type {CompareMark} from '../compare';
-import {ARROW_MIN_ZOOM, BADGE_TEXT, CANVAS_FONT, FIT_ZOOM_MAX, FIT_ZOOM_MIN, HEADER, INITIAL_ZOOM_MIN, NODE_JUDGES, SEARCH_HITS_MAX,
-  SEARCH_MATCH, TEXT_MIN_ZOOM, WHEEL_ZOOM_PER_LINE, WHEEL_ZOOM_PER_PIXEL, ZOOM_IN_BELOW, ZOOM_IN_TO, ZOOM_MAX, ZOOM_MIN, ZOOM_STEP_IN,
-  ZOOM_STEP_OUT} from '../constants';
+import {ARROW_MIN_ZOOM, BADGE_TEXT, CANVAS_FONT, FIT_ZOOM_MAX, FIT_ZOOM_MIN, HEADER, INITIAL_ZOOM_MAX, INITIAL_ZOOM_MIN, LABEL_PX,
+  LEGIBLE_PX, NODE_JUDGES, OPEN_MIN_BOXES, SEARCH_HITS_MAX, SEARCH_MATCH, TEXT_MIN_ZOOM, WHEEL_ZOOM_PER_LINE, WHEEL_ZOOM_PER_PIXEL, ZOOM_IN_BELOW,
+  ZOOM_IN_TO, ZOOM_MAX, ZOOM_MIN, ZOOM_STEP_IN, ZOOM_STEP_OUT} from '../constants';
 import {clear, h, judgeMark} from '../dom';
 import {palette} from '../theme';
 import {LayoutClient} from './client';
-import type {Box, Edge, LayoutResult} from './layout';
+import type {Box, Edge, LayoutResult, LayoutStats} from './layout';
 import {GraphModel, ROOT} from './model';
 
 export interface GraphViewCallbacks {
@@ -16,6 +16,21 @@ export interface GraphViewCallbacks {
 }
 
 interface Transform { k: number; tx: number; ty: number }
+type Rect = {x: number; y: number; w: number; h: number};
+/** The zoom at which labels are LEGIBLE_PX on screen. */
+const LEGIBLE_K = LEGIBLE_PX / LABEL_PX;
+/** Margin kept around what a view fits (canvas px). */
+const FIT_MARGIN = 24;
+/** Fold height used while the canvas has no size yet (hidden view). */
+const DEFAULT_FOLD = 720;
+/** Fold heights the first view tries, as fractions of the canvas height at the legible zoom. */
+const FOLD_TRIES = [1, 0.8, 0.62, 0.48];
+/** What one layout call cost, for the tests' budget checks (window.__xquant.layoutLog()). */
+export interface LayoutLogEntry extends LayoutStats {
+  reason: string; boxes: number;
+  /** from the request to the result on the main thread, and the layout's own time in the worker */
+  ms: number; workerMs: number;
+}
 
 export class GraphView {
   readonly el: HTMLElement;
@@ -44,8 +59,26 @@ export class GraphView {
   /** badge text drawn on each node in the last frame (node id -> text), for the test hook */
   private drawnBadges = new Map<string, string>();
   private width = 0; private height = 0; private dpr = 1;
-  private fittedOnce = false;
+  /** a layout that wants its first view was installed while the canvas had no size: resize() makes it */
+  private pendingFit = false;
   private layoutDone: Promise<void> = Promise.resolve();
+  /** screen position of the box being toggled, kept there by the next layout */
+  private anchor: {id: string; x: number; y: number} | null = null;
+  /** the canvas height at the legible zoom (world px) when the first view was made, and the fold height it chose
+   *  (kept by later layouts so that expanding a scope does not re-arrange the columns) */
+  private foldHeight = DEFAULT_FOLD;
+  private fold = 0;
+  /** the next first view shows the whole graph (Expand all / Collapse all) instead of the degraded layers */
+  private viewAll = false;
+  /** canvas size when the first view was made, and whether the user has left that view alone since */
+  private openedAt: {w: number; h: number} | null = null;
+  private pristine = false;
+  private settleTimer = 0;
+  /** the first view being made (openView runs one at a time), and a number that tells a superseded one */
+  private opening: Promise<void> = Promise.resolve();
+  private openGen = 0;
+  /** every layout call of the current model */
+  private log: LayoutLogEntry[] = [];
 
   constructor(private cb: GraphViewCallbacks) {
     this.canvas = h('canvas', {class: 'graph-canvas', tabindex: '0', 'aria-label': 'Model graph. Arrow keys move along edges, Enter selects, / searches, f fits.', dataset: {state: 'empty'}});
@@ -95,13 +128,104 @@ export class GraphView {
     this.layoutRes = null;          // the old layout belongs to the old model
     this.boxById.clear();
     this.layoutSeq++;               // drop any layout still in flight for the old model
-    this.expanded = this.model.defaultExpanded();
+    this.expanded = this.model.openExpanded();
     this.client.init(this.model.hierarchy());
-    this.fittedOnce = false;
+    this.pendingFit = false;
+    this.viewAll = false;
+    this.log = [];
     this.publishCounts();
     this.canvas.dataset.modelMs = String(Math.round(performance.now() - t0));
-    await this.relayout();
+    await this.openView();
     this.canvas.dataset.firstDrawMs = String(Math.round(performance.now() - t0));
+  }
+
+  /** The first view: the scope level of about OPEN_MIN_BOXES..OPEN_MAX_BOXES boxes (model.openExpanded), then
+   *  scopes collapsed again, one per step, until the degraded layers (or, without any, the whole graph) fit in the
+   *  canvas at a legible zoom. Each step re-places laid-out levels only (no dagre run). */
+  private openView(reason = 'open'): Promise<void> {
+    // one first view at a time: a resize during one waits for it and then re-checks (settle)
+    const run = this.opening.then(() => this.openViewNow(reason));
+    this.opening = run.catch(() => undefined);
+    return run;
+  }
+
+  private async openViewNow(reason: string) {
+    const model = this.model;
+    if (!model) return;
+    const gen = ++this.openGen;
+    const stale = () => this.model !== model || gen !== this.openGen;
+    this.expanded = model.openExpanded();
+    this.viewAll = false;
+    this.foldHeight = this.height > 100 ? Math.max(240, (this.height - 2 * FIT_MARGIN) / LEGIBLE_K) : DEFAULT_FOLD;
+    this.fold = 0;
+    this.openedAt = {w: this.width, h: this.height};
+    this.pristine = true;
+    await this.relayout(reason, false, true);
+    for (let i = 0; i < 24 && this.layoutRes && this.width > 20 && this.height > 20; i++) {
+      if (stale() || !this.pristine) return;
+      if (this.fitsLegibly(this.focusRect(this.layoutRes))) break;
+      const victim = this.collapseVictim();
+      if (!victim) break;
+      for (const id of model.expandedWithin(victim, this.expanded)) this.expanded.delete(id);
+      await this.relayout(reason + ':collapse ' + (model.items.get(victim)?.sub ?? victim), false, true);
+    }
+    if (!stale() && this.layoutRes) this.canvas.dataset.state = 'ready';
+  }
+
+  /** The canvas changed size since the first view was made (the summary above it rendered, the window was
+   *  resized) and the user has not moved or changed the view yet: make the first view again for the new size. */
+  async settle() {
+    await this.opening;
+    await this.layoutDone;
+    this.measure();   // the ResizeObserver may not have reported the new size yet
+    const o = this.openedAt;
+    if (!this.model || !this.pristine || !o || this.width < 20 || this.height < 20) return;
+    if (Math.abs(o.w - this.width) < 24 && Math.abs(o.h - this.height) < 24) return;
+    await this.openView('open:resized');
+  }
+  /** The user moved, zoomed or changed the view: it is no longer re-made on resize. */
+  private touched() { this.pristine = false; }
+
+  /** A scope to collapse when the first view does not fit: the largest expanded one without degraded layers, else
+   *  the deepest one holding some (collapsed, it still shows their count). Scopes showing three boxes or fewer gain
+   *  nothing when collapsed and stay; none is collapsed when that would leave fewer than OPEN_MIN_BOXES boxes. */
+  private collapseVictim(): string | null {
+    const m = this.model, r = this.layoutRes;
+    if (!m || !r) return null;
+    const shown = r.boxes.filter((b) => !b.expanded).length;
+    let best: string | null = null, bestScore = -Infinity;
+    for (const id of this.expanded) {
+      if (id === ROOT) continue;
+      const b = this.boxById.get(id);
+      if (!b) continue;
+      const inside = r.boxes.filter((x) => !x.expanded && m.ancestors(x.id).includes(id)).length;
+      if (inside <= 3 || shown - inside + 1 < OPEN_MIN_BOXES) continue;
+      const deg = m.degradedIn.get(id) ?? 0;
+      const area = Math.min(b.w * b.h, 1e9 - 1);
+      const score = deg ? (m.depth.get(id) ?? 0) * 1e9 + area : 1e12 + area;
+      if (score > bestScore) { bestScore = score; best = id; }
+    }
+    return best;
+  }
+
+  /** World rectangle of the boxes standing for degraded layers (red nodes, collapsed groups holding some), with
+   *  room for their badges; the whole graph when nothing is degraded. */
+  focusRect(r: LayoutResult): Rect {
+    let x0 = Infinity, y0 = Infinity, x1 = -Infinity, y1 = -Infinity;
+    for (const b of r.boxes) {
+      if (b.expanded || !this.degradedShown(b)) continue;
+      x0 = Math.min(x0, b.x - 6); y0 = Math.min(y0, b.y - 12); x1 = Math.max(x1, b.x + b.w + 6); y1 = Math.max(y1, b.y + b.h + 6);
+    }
+    if (!Number.isFinite(x0)) return {x: 0, y: 0, w: r.width, h: r.height};
+    return {x: x0, y: y0, w: x1 - x0, h: y1 - y0};
+  }
+  private degradedShown(b: Box): number {
+    if (!this.model) return 0;
+    if (b.kind === 'group') return this.model.degradedIn.get(b.id) ?? 0;
+    return this.model.nodes.get(b.id)?.degraded ? 1 : 0;
+  }
+  private fitsLegibly(f: Rect): boolean {
+    return f.w * LEGIBLE_K <= this.width - 2 * FIT_MARGIN && f.h * LEGIBLE_K <= this.height - 2 * FIT_MARGIN;
   }
 
   clearGraph(message: string) {
@@ -134,26 +258,52 @@ export class GraphView {
     this.canvas.dataset.nodeCount = String(this.model.nodes.size);
   }
 
-  private relayout(): Promise<void> {
+  /** Lays out the current expansion (levels shown for the first time run dagre, the others are only re-placed).
+   *  `final`: mark the canvas ready afterwards (the first view's steps leave that to openView). */
+  private relayout(reason = 'layout', final = true, fit = false): Promise<void> {
     if (!this.model) return Promise.resolve();
     const seq = ++this.layoutSeq;
     this.canvas.dataset.state = 'layout';
     this.status.textContent = 'Laying out…';
     const t0 = performance.now();
-    const p = this.client.layout([...this.expanded]).then((res) => {
+    // the first view tries a few fold heights and keeps the one that fits the canvas best; later layouts keep it
+    const opening = fit && !this.viewAll;
+    const h = this.foldHeight;
+    const opts = opening && this.width > 20 && this.height > 20
+      ? {folds: FOLD_TRIES.map((f) => f * h), view: {w: (this.width - 2 * FIT_MARGIN) / LEGIBLE_K, h: (this.height - 2 * FIT_MARGIN) / LEGIBLE_K}}
+      : {folds: [this.fold || h]};
+    const p = this.client.layout([...this.expanded], opts).then((res) => {
       if (seq !== this.layoutSeq) return;
+      this.fold = res.fold;
+      const anchor = this.anchor;
+      this.anchor = null;
       this.layoutRes = res;
       this.boxById.clear();
       for (const b of res.boxes) this.boxById.set(b.id, b);
       this.buildVisibleAdjacency();
-      if (!this.fittedOnce && this.width > 20 && this.height > 20) { this.initialView(); this.fittedOnce = true; }
+      if (fit) {
+        this.pendingFit = !(this.width > 20 && this.height > 20);
+        if (!this.pendingFit) this.initialView();
+      } else if (anchor) {
+        // keep the box the user expanded or collapsed where it was on screen, then bring an expanded one into view
+        const b = this.boxById.get(anchor.id);
+        if (b) {
+          this.t.tx = anchor.x - b.x * this.t.k; this.t.ty = anchor.y - b.y * this.t.k;
+          if (b.expanded) this.reveal(b);
+        }
+      }
       const ms = performance.now() - t0;
+      const st = res.stats;
+      this.log.push({...st, reason, boxes: res.boxes.length, ms: Math.round(ms), workerMs: Math.round(res.ms * 10) / 10});
       this.canvas.dataset.layoutMs = String(Math.round(ms));
       this.canvas.dataset.visibleCount = String(res.boxes.length);
+      this.canvas.dataset.boxCount = String(res.boxes.filter((b) => !b.expanded).length);
       this.canvas.dataset.layoutMode = this.client.mode;
-      this.status.textContent = `${this.model!.nodes.size} nodes, ${res.boxes.length} boxes shown · layout ${Math.round(ms)} ms (${this.client.mode})`;
+      this.canvas.dataset.dagreNodes = String(st.dagreNodes);
+      this.status.textContent = `${this.model!.nodes.size} nodes, ${res.boxes.filter((b) => !b.expanded).length} boxes shown · ` +
+        `layout ${Math.round(ms)} ms (${this.client.mode}; ${st.dagreCalls ? `dagre on ${st.dagreNodes} boxes` : 'no dagre run'})`;
       this.drawNow();
-      this.canvas.dataset.state = 'ready';
+      if (final) this.canvas.dataset.state = 'ready';
     }).catch((e) => {
       if (seq !== this.layoutSeq) return;
       this.canvas.dataset.state = 'error';
@@ -162,6 +312,25 @@ export class GraphView {
     });
     this.layoutDone = p;
     return p;
+  }
+
+  /** Every layout call of the current model and its work (for the tests). */
+  layoutLog(): LayoutLogEntry[] { return this.log.map((e) => ({...e})); }
+
+  /** What the canvas shows, in canvas CSS pixels (for the tests): zoom, on-screen label size, the boxes drawn
+   *  (leaves and collapsed scopes) with their degraded counts, the frames of the expanded scopes, and the rectangle
+   *  of the degraded ones. */
+  viewState() {
+    const r = this.layoutRes, {k, tx, ty} = this.t;
+    const scr = (b: Rect) => ({x: b.x * k + tx, y: b.y * k + ty, w: b.w * k, h: b.h * k});
+    const boxes = (r?.boxes ?? []).filter((b) => !b.expanded).map((b) => ({id: b.id, kind: b.kind, degraded: this.degradedShown(b),
+      label: this.model?.items.get(b.id)?.label ?? '', children: this.model?.items.get(b.id)?.children.length ?? 0,
+      fanIn: r?.fanIn[b.id] ?? 0, ...scr(b)}));
+    const frames = (r?.boxes ?? []).filter((b) => b.expanded).map((b) => ({id: b.id, degraded: this.degradedShown(b),
+      label: this.model?.items.get(b.id)?.label ?? '', ...scr(b)}));
+    return {k, labelPx: LABEL_PX * k, width: this.width, height: this.height, boxes, frames, focus: r ? scr(this.focusRect(r)) : null,
+      expanded: [...this.expanded].filter((id) => id !== ROOT).map((id) => this.model?.items.get(id)?.sub ?? id),
+      bundled: r?.stats.bundled ?? 0, foldHeight: this.fold};
   }
 
   private buildVisibleAdjacency() {
@@ -182,29 +351,35 @@ export class GraphView {
   // ---------------------------------------------------------------- expansion / selection
   toggle(gid: string) {
     if (!this.model) return;
+    this.touched();
+    const b = this.boxById.get(gid);
+    if (b) this.anchor = {id: gid, x: b.x * this.t.k + this.t.tx, y: b.y * this.t.k + this.t.ty};
     if (this.expanded.has(gid)) {
       // collapse the group and everything inside it
-      for (const id of [...this.expanded]) if (id === gid || this.model.ancestors(id).includes(gid)) this.expanded.delete(id);
+      for (const id of this.model.expandedWithin(gid, this.expanded)) this.expanded.delete(id);
+      this.relayout('collapse ' + (this.model.items.get(gid)?.sub ?? gid));
     } else {
       this.expanded.add(gid);
+      this.relayout('expand ' + (this.model.items.get(gid)?.sub ?? gid));
     }
-    this.relayout();
   }
   expandAll() {
     if (!this.model) return;
+    this.touched();
     for (const it of this.model.items.values()) if (it.kind === 'group') this.expanded.add(it.id);
-    this.fittedOnce = false;
-    this.relayout();
+    this.viewAll = true;
+    this.relayout('expand all', true, true);
   }
-  collapseAll() { this.expanded = new Set([ROOT]); this.fittedOnce = false; this.relayout(); }
+  collapseAll() { this.touched(); this.expanded = new Set([ROOT]); this.viewAll = true; this.relayout('collapse all', true, true); }
 
   /** Select a node (by node id); expands its groups and brings it into view. */
   async selectNode(nodeId: string | null, center = true) {
     this.selectedNode = nodeId;
+    if (nodeId) this.touched();
     if (!nodeId || !this.model || !this.model.items.has(nodeId)) { this.requestDraw(); return; }
     const anc = this.model.ancestors(nodeId);
     const missing = anc.filter((a) => !this.expanded.has(a));
-    if (missing.length) { for (const a of missing) this.expanded.add(a); await this.relayout(); }
+    if (missing.length) { for (const a of missing) this.expanded.add(a); await this.relayout('select ' + nodeId); }
     else await this.layoutDone;
     this.focusId = nodeId;
     if (center) this.ensureVisible(nodeId);
@@ -240,8 +415,30 @@ export class GraphView {
     this.requestDraw();
   }
 
+  /** Pans (and zooms out, not below the legible zoom) as little as needed to show a box whole; a box too big for
+   *  that starts at the top left of the canvas. */
+  private reveal(b: Rect) {
+    const m = FIT_MARGIN, W = this.width, H = this.height;
+    const need = Math.min((W - 2 * m) / b.w, (H - 2 * m) / b.h);
+    if (need < this.t.k) {
+      const k = Math.max(LEGIBLE_K, Math.min(need, this.t.k));
+      const cx = b.x * this.t.k + this.t.tx, cy = b.y * this.t.k + this.t.ty;   // keep the top left where it is
+      this.t = {k, tx: cx - b.x * k, ty: cy - b.y * k};
+    }
+    const k = this.t.k;
+    const shift = (pos: number, size: number, view: number) => {
+      if (size > view - 2 * m) return m - pos;                 // too big: start at the margin
+      if (pos < m) return m - pos;
+      if (pos + size > view - m) return view - m - (pos + size);
+      return 0;
+    };
+    this.t.tx += shift(b.x * k + this.t.tx, b.w * k, W);
+    this.t.ty += shift(b.y * k + this.t.ty, b.h * k, H);
+  }
+
   // ---------------------------------------------------------------- view transform
   fit() {
+    this.touched();
     const r = this.layoutRes;
     if (!r || !this.width || !this.height) return;
     const m = 24;
@@ -249,17 +446,30 @@ export class GraphView {
     this.t = {k, tx: (this.width - r.width * k) / 2, ty: Math.max(m, (this.height - r.height * k) / 2)};
     this.requestDraw();
   }
-  /** First view of a graph: fit, but never smaller than readable text; a tall graph starts at its top. */
+  /** First view of a layout: the degraded layers (or the whole graph) fitted at a zoom between legible and
+   *  INITIAL_ZOOM_MAX; what does not fit at the legible zoom starts at its top left. After "Expand all" / "Collapse
+   *  all" (no degraded focus wanted) the whole graph, never smaller than INITIAL_ZOOM_MIN. */
   private initialView() {
-    this.fit();
     const r = this.layoutRes;
-    if (!r || this.t.k >= INITIAL_ZOOM_MIN) return;
-    const k = INITIAL_ZOOM_MIN;
-    this.t = {k, tx: r.width * k <= this.width ? (this.width - r.width * k) / 2 : 24, ty: 24};
+    if (!r || !this.width || !this.height) return;
+    const focus = this.viewAll ? null : this.focusRect(r);
+    const f = focus ?? {x: 0, y: 0, w: r.width, h: r.height};
+    const m = FIT_MARGIN;
+    const fit = Math.min((this.width - 2 * m) / Math.max(f.w, 1), (this.height - 2 * m) / Math.max(f.h, 1));
+    const k = focus ? Math.min(INITIAL_ZOOM_MAX, Math.max(LEGIBLE_K, fit)) : Math.min(FIT_ZOOM_MAX, Math.max(INITIAL_ZOOM_MIN, fit));
+    // per axis: the whole graph centred when it fits, else the focus centred (or from its start when it does not
+    // fit either) without leaving an empty band beside the graph
+    const place = (view: number, size: number, f0: number, fs: number) => {
+      if (size * k <= view - 2 * m) return (view - size * k) / 2;
+      const t = fs * k <= view - 2 * m ? view / 2 - (f0 + fs / 2) * k : m - f0 * k;
+      return Math.min(m, Math.max(view - m - size * k, t));
+    };
+    this.t = {k, tx: place(this.width, r.width, f.x, f.w), ty: place(this.height, r.height, f.y, f.h)};
     this.requestDraw();
   }
 
   zoomBy(f: number, cx = this.width / 2, cy = this.height / 2) {
+    this.touched();
     const k = Math.min(ZOOM_MAX, Math.max(ZOOM_MIN, this.t.k * f));
     const real = k / this.t.k;
     this.t.tx = cx - (cx - this.t.tx) * real;
@@ -268,14 +478,27 @@ export class GraphView {
     this.requestDraw();
   }
 
-  private resize() {
+  /** Reads the canvas size; true when it changed. */
+  private measure(): boolean {
     const r = this.canvas.getBoundingClientRect();
-    this.dpr = window.devicePixelRatio || 1;
-    this.width = Math.max(1, r.width); this.height = Math.max(1, r.height);
+    const dpr = window.devicePixelRatio || 1;
+    const w = Math.max(1, r.width), hgt = Math.max(1, r.height);
+    if (w === this.width && hgt === this.height && dpr === this.dpr) return false;
+    this.dpr = dpr; this.width = w; this.height = hgt;
     this.canvas.width = Math.round(this.width * this.dpr);
     this.canvas.height = Math.round(this.height * this.dpr);
-    if (!this.fittedOnce && this.layoutRes && this.width > 20 && this.height > 20) { this.initialView(); this.fittedOnce = true; }
+    return true;
+  }
+
+  private resize() {
+    this.measure();
+    if (this.pendingFit && this.layoutRes && this.width > 20 && this.height > 20) { this.pendingFit = false; this.initialView(); }
     this.drawNow();
+    // a window resize re-makes an untouched first view (the App settles the one after a report load itself)
+    if (this.pristine && this.canvas.dataset.state === 'ready') {
+      clearTimeout(this.settleTimer);
+      this.settleTimer = window.setTimeout(() => void this.settle(), 150);
+    }
   }
 
   // ---------------------------------------------------------------- input
@@ -318,7 +541,7 @@ export class GraphView {
       if (drag) {
         const dx = e.clientX - drag.x, dy = e.clientY - drag.y;
         if (Math.abs(dx) + Math.abs(dy) > 3) drag.moved = true;
-        if (drag.moved) { this.t.tx = drag.tx + dx; this.t.ty = drag.ty + dy; this.requestDraw(); }
+        if (drag.moved) { this.touched(); this.t.tx = drag.tx + dx; this.t.ty = drag.ty + dy; this.requestDraw(); }
         return;
       }
       const hit = this.hit(e.clientX - r.left, e.clientY - r.top);
@@ -329,6 +552,12 @@ export class GraphView {
         c.title = id ? this.tooltip(hit!.box) : '';
         this.requestDraw();
       }
+    });
+    c.addEventListener('pointerleave', () => {
+      if (drag || !this.hoverId) return;
+      this.hoverId = null;
+      c.title = '';
+      this.requestDraw();
     });
     c.addEventListener('pointerup', (e) => {
       const d = drag; drag = null;
@@ -477,44 +706,51 @@ export class GraphView {
       ctx.lineWidth = 1 / Math.max(k, 0.5);
       ctx.strokeStyle = this.hoverId === b.id ? P.accent : P.groupStroke; ctx.stroke();
       if (showText) {
-        ctx.fillStyle = P.muted; ctx.font = `600 11px ${font}`; ctx.textBaseline = 'middle';
+        ctx.fillStyle = P.muted; ctx.font = `600 ${LABEL_PX}px ${font}`; ctx.textBaseline = 'middle';
         const d = this.model.degradedIn.get(b.id) ?? 0;
         ctx.fillText(`− ${it.label}  (${it.leafCount})`, b.x + 8, b.y + 13, b.w - 16);
         if (d) { ctx.fillStyle = P.degraded; ctx.textAlign = 'right'; ctx.fillText(`${d} degraded`, b.x + b.w - 8, b.y + 13); ctx.textAlign = 'left'; }
       }
     }
-    // edges
-    ctx.strokeStyle = P.edge; ctx.fillStyle = P.edge;
-    ctx.lineWidth = 1.2 / Math.max(k, 0.6);
-    ctx.beginPath();
-    const heads: Edge[] = [];
-    for (const e of r.edges) {
-      const p = e.pts;
-      if (p.length < 4) continue;
+    // edges: the main path (dagre's routes, smoothed), routes between folded columns, and bundled skip edges
+    // (orthogonal, so that the edges sharing a bus draw as one line); the hovered box's edges on top
+    const edgeInView = (p: number[]) => {
       let minx = Infinity, maxx = -Infinity, miny = Infinity, maxy = -Infinity;
       for (let i = 0; i < p.length; i += 2) { minx = Math.min(minx, p[i]); maxx = Math.max(maxx, p[i]); miny = Math.min(miny, p[i + 1]); maxy = Math.max(maxy, p[i + 1]); }
-      if (maxx < vx0 || minx > vx1 || maxy < vy0 || miny > vy1) continue;
-      ctx.moveTo(p[0], p[1]);
-      if (p.length >= 6) {
-        for (let i = 2; i < p.length - 2; i += 2) {
-          const mx = (p[i] + p[i + 2]) / 2, my = (p[i + 1] + p[i + 3]) / 2;
-          ctx.quadraticCurveTo(p[i], p[i + 1], i + 4 >= p.length ? p[i + 2] : mx, i + 4 >= p.length ? p[i + 3] : my);
-        }
-      } else ctx.lineTo(p[2], p[3]);
-      if (k > ARROW_MIN_ZOOM) heads.push(e);
+      return !(maxx < vx0 || minx > vx1 || maxy < vy0 || miny > vy1);
+    };
+    const heads: Edge[] = [];
+    const hot: Edge[] = [];
+    const hover = this.hoverId ? this.boxById.get(this.hoverId) : undefined;
+    const hotId = hover && !hover.expanded ? hover.id : null;
+    const baseWidth = 1.2 / Math.max(k, 0.6);
+    for (const pass of ['main', 'bundle'] as const) {
+      ctx.beginPath();
+      for (const e of r.edges) {
+        if ((e.kind === 'bundle') !== (pass === 'bundle') || e.pts.length < 4 || !edgeInView(e.pts)) continue;
+        tracePath(ctx, e);
+        if (k > ARROW_MIN_ZOOM) heads.push(e);
+        if (hotId && (e.from === hotId || e.to === hotId)) hot.push(e);
+      }
+      ctx.strokeStyle = P.edge;
+      ctx.globalAlpha = pass === 'bundle' ? 0.6 : 1;
+      ctx.lineWidth = pass === 'bundle' ? baseWidth * 1.3 : baseWidth;
+      ctx.stroke();
+      ctx.globalAlpha = 1;
     }
-    ctx.stroke();
+    ctx.fillStyle = P.edge;
     ctx.beginPath();
-    for (const e of heads) {
-      const p = e.pts, n = p.length;
-      const x = p[n - 2], y = p[n - 1], px = p[n - 4], py = p[n - 3];
-      const a = Math.atan2(y - py, x - px), s = 6;
-      ctx.moveTo(x, y);
-      ctx.lineTo(x - s * Math.cos(a - 0.4), y - s * Math.sin(a - 0.4));
-      ctx.lineTo(x - s * Math.cos(a + 0.4), y - s * Math.sin(a + 0.4));
-      ctx.closePath();
-    }
+    for (const e of heads) arrowHead(ctx, e.pts);
     ctx.fill();
+    if (hot.length) {
+      ctx.strokeStyle = P.accent; ctx.fillStyle = P.accent; ctx.lineWidth = 2.2 / Math.max(k, 0.5);
+      ctx.beginPath();
+      for (const e of hot) tracePath(ctx, e);
+      ctx.stroke();
+      ctx.beginPath();
+      for (const e of hot) arrowHead(ctx, e.pts);
+      ctx.fill();
+    }
     // leaves and collapsed groups
     ctx.textBaseline = 'middle';
     // Degraded layers actually drawn: red nodes plus the counts shown on collapsed groups.
@@ -523,6 +759,19 @@ export class GraphView {
       if (b.expanded || !inView(b)) continue;
       if (b.kind === 'group') drawnDegraded += this.drawGroup(ctx, b, showText, font);
       else drawnDegraded += this.drawNode(ctx, b, showText, font);
+    }
+    // fan-in summary: how many inputs of a box arrive on the bus
+    if (showText) {
+      ctx.font = `600 10px ${font}`;
+      for (const b of r.boxes) {
+        const n = r.fanIn[b.id];
+        if (!n || !inView(b)) continue;
+        const txt = `+${n}`;
+        const w = ctx.measureText(txt).width + 8;
+        const x = b.x + b.w - w - 6, y = b.y + b.h - 7;
+        ctx.fillStyle = this.hoverId === b.id ? P.accent : P.edge; roundRect(ctx, x, y, w, 13, 6.5); ctx.fill();
+        ctx.fillStyle = BADGE_TEXT; ctx.fillText(txt, x + 4, y + 7);
+      }
     }
     this.canvas.dataset.drawnDegraded = String(drawnDegraded);
     this.canvas.dataset.drawMs = (performance.now() - t0).toFixed(2);
@@ -541,7 +790,7 @@ export class GraphView {
     // stacked look
     ctx.beginPath(); ctx.moveTo(b.x + 4, b.y + b.h + 3); ctx.lineTo(b.x + b.w - 4, b.y + b.h + 3); ctx.strokeStyle = P.groupStroke; ctx.lineWidth = 1; ctx.stroke();
     if (!showText) return d;
-    ctx.fillStyle = P.fg; ctx.font = `600 12px ${font}`;
+    ctx.fillStyle = P.fg; ctx.font = `600 ${LABEL_PX}px ${font}`;
     ctx.fillText('+ ' + it.label, b.x + 8, b.y + 15, b.w - 16);
     ctx.fillStyle = P.muted; ctx.font = `11px ${font}`;
     ctx.fillText(`${it.leafCount} nodes`, b.x + 8, b.y + 32, b.w - 16);
@@ -552,6 +801,7 @@ export class GraphView {
       ctx.fillStyle = P.degraded; roundRect(ctx, b.x + b.w - w - 6, b.y + 25, w, 14, 7); ctx.fill();
       ctx.fillStyle = BADGE_TEXT; ctx.fillText(txt, b.x + b.w - w - 1, b.y + 32);
     }
+    drawJudgeMarks(ctx, this.model!.judgesIn.get(b.id) ?? [], b.x + b.w - 8, b.y, font);
     return d;
   }
 
@@ -582,8 +832,8 @@ export class GraphView {
     }
     const deg = n.degraded ? 1 : 0;
     if (!showText) return deg;
-    ctx.fillStyle = P.fg; ctx.font = `12px ${font}`;
-    ctx.fillText(n.name || n.id, b.x + 8, b.y + 12, b.w - 14);
+    ctx.fillStyle = P.fg; ctx.font = `${LABEL_PX}px ${font}`;
+    ctx.fillText(this.model!.items.get(b.id)?.label || n.name || n.id, b.x + 8, b.y + 12, b.w - 14);
     ctx.fillStyle = P.muted; ctx.font = `10px ${font}`;
     ctx.fillText(n.op ?? '', b.x + 8, b.y + 25, b.w - 14);
     // worst-metric badge; in compare mode the status and the worst metric's delta A → B
@@ -598,18 +848,50 @@ export class GraphView {
       ctx.fillStyle = BADGE_TEXT; ctx.fillText(badge, b.x + 1, b.y - 2);
       this.drawnBadges.set(b.id, badge);
     }
-    // judge marks
-    let jx = b.x + b.w - 8;
-    for (const j of n.judges ?? []) {
-      const m = judgeMark(j);
-      ctx.fillStyle = m.color;
-      ctx.beginPath(); ctx.arc(jx, b.y, 7, 0, Math.PI * 2); ctx.fill();
-      ctx.fillStyle = BADGE_TEXT; ctx.font = `700 9px ${font}`; ctx.textAlign = 'center';
-      ctx.fillText(m.letter, jx, b.y + 0.5); ctx.textAlign = 'left';
-      jx -= 16;
-    }
+    drawJudgeMarks(ctx, n.judges ?? [], b.x + b.w - 8, b.y, font);
     return deg;
   }
+}
+
+/** Judge marks (coloured letters) along a box's top edge, from its right end leftwards. */
+function drawJudgeMarks(ctx: CanvasRenderingContext2D, judges: string[], x: number, y: number, font: string) {
+  for (const j of judges) {
+    const m = judgeMark(j);
+    ctx.fillStyle = m.color;
+    ctx.beginPath(); ctx.arc(x, y, 7, 0, Math.PI * 2); ctx.fill();
+    ctx.fillStyle = BADGE_TEXT; ctx.font = `700 9px ${font}`; ctx.textAlign = 'center';
+    ctx.fillText(m.letter, x, y + 0.5); ctx.textAlign = 'left';
+    x -= 16;
+  }
+}
+
+/** Adds an edge's path: dagre's routes smoothed through their points, the orthogonal routes (between columns, on
+ *  a bus) with small rounded corners so that routes sharing a segment draw on one line. */
+function tracePath(ctx: CanvasRenderingContext2D, e: Edge) {
+  const p = e.pts;
+  ctx.moveTo(p[0], p[1]);
+  if (e.kind !== 'main') {
+    for (let i = 2; i < p.length - 2; i += 2) {
+      const r = Math.min(6, Math.hypot(p[i] - p[i - 2], p[i + 1] - p[i - 1]) / 2, Math.hypot(p[i + 2] - p[i], p[i + 3] - p[i + 1]) / 2);
+      ctx.arcTo(p[i], p[i + 1], p[i + 2], p[i + 3], r);
+    }
+    ctx.lineTo(p[p.length - 2], p[p.length - 1]);
+  } else if (p.length >= 6) {
+    for (let i = 2; i < p.length - 2; i += 2) {
+      const mx = (p[i] + p[i + 2]) / 2, my = (p[i + 1] + p[i + 3]) / 2;
+      ctx.quadraticCurveTo(p[i], p[i + 1], i + 4 >= p.length ? p[i + 2] : mx, i + 4 >= p.length ? p[i + 3] : my);
+    }
+  } else ctx.lineTo(p[2], p[3]);
+}
+
+function arrowHead(ctx: CanvasRenderingContext2D, p: number[]) {
+  const n = p.length;
+  const x = p[n - 2], y = p[n - 1], px = p[n - 4], py = p[n - 3];
+  const a = Math.atan2(y - py, x - px), s = 6;
+  ctx.moveTo(x, y);
+  ctx.lineTo(x - s * Math.cos(a - 0.4), y - s * Math.sin(a - 0.4));
+  ctx.lineTo(x - s * Math.cos(a + 0.4), y - s * Math.sin(a + 0.4));
+  ctx.closePath();
 }
 
 function roundRect(ctx: CanvasRenderingContext2D, x: number, y: number, w: number, h: number, r: number) {

@@ -1,0 +1,366 @@
+"""What a ``z_threshold`` would do to one activation: MCT 2.6.1's threshold selection replayed on the logged
+float histogram, with and without the z-score filter, and the quantization noise each choice leaves.
+
+MCT picks an activation's power-of-two threshold from the histogram its statistics collector gathered
+(``quantization_params_generation``):
+
+- ``z_score_filter`` zeroes the counts of the bins whose z-score ``|bin - mu| / sigma`` is above
+  ``z_threshold`` (mu and sigma from the bins' left edges, weighted by the counts); ``math.inf`` by default.
+- With the default error method (``QuantizationErrorMethod.MSE``), ``qparams_selection_histogram_search``
+  starts at twice the power of two above the largest ``|edge|`` of the histogram (the filter changes the
+  counts, never the edges) and tries that value halved 19 more times.  Each candidate quantizes the bin
+  edges (``quantize_tensor``: a grid of ``2**n_bits`` levels from ``-T`` or 0 up to ``T - step``) and is
+  scored by ``sum((q(edge) - edge)**2 * count) / sum(count)`` over the filtered counts; the lowest score wins.
+  MAE and LP use ``|q - edge|`` to the power 1 or p; ``NOCLIPPING`` takes the power of two above the largest
+  ``|edge|`` whose bin still has a count.
+- The sign comes from the quantization config or, when automatic, from whether any bin left after the
+  filter lies below zero.
+
+The noise of a choice is the same score on the *unfiltered* counts: the expected squared error the
+quantizer leaves on every value the layer produced, the clipped tail included.  It is split into the part
+on the values the filter keeps (the body) and the part on the values it drops (the tail)."""
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Optional, Tuple
+
+import numpy as np
+
+MIN_THRESHOLD = 2.0 ** -16  # model_compression_toolkit.constants.MIN_THRESHOLD
+HISTOGRAM_SEARCH_ITERATIONS = 20  # power_of_two_selection_histogram's n_iter (get_activations_qparams keeps it)
+SEARCHED_METHODS = {"MSE": 2.0, "HMSE": 2.0, "MAE": 1.0}  # error method -> power of |q - x| (LP: l_p_value)
+
+
+@dataclasses.dataclass
+class MCTHistogram:
+    """A histogram as MCT's collector holds it: ``edges`` (n + 1 values, a linspace) and ``counts`` (n)."""
+
+    edges: np.ndarray
+    counts: np.ndarray
+
+
+def from_tensorboard(buckets: Optional[np.ndarray]) -> Optional[MCTHistogram]:
+    """MCT's histogram back from the ``[left, right, count]`` buckets TensorBoard keeps.
+
+    MCT logs ``bucket_limit = edges[:-1]`` (the left edge of every bin) with its count.  TensorBoard reads
+    each limit as a right edge, drops the empty buckets at both ends and writes the histogram's min (the first
+    left edge) as the first left and its max (the *last left edge*) as the last right, all in float32.  The
+    edges are a linspace, so: ``edges[0]`` is the first left, the bin width is the spacing of the inner rights,
+    the last row is the bin after the one before it, and the last right tells how many bins there were.
+    None when the buckets do not have that shape (too few, or not evenly spaced)."""
+    if buckets is None:
+        return None
+    b = np.asarray(buckets, dtype=np.float64)
+    if b.ndim != 2 or b.shape[1] != 3 or b.shape[0] < 3 or not np.all(np.isfinite(b)) or np.any(b[:, 2] < 0):
+        return None
+    lefts, rights, counts = b[:, 0], b[:, 1], b[:, 2]
+    inner = np.diff(rights[:-1])
+    step = float(np.median(inner))
+    if not step > 0 or np.any(np.abs(inner - step) > 1e-3 * step + 1e-6 * np.abs(rights[:-2]).max()):
+        return None
+    lo = float(lefts[0])
+    first = int(round((rights[0] - lo) / step))
+    last_left = int(round((rights[-1] - lo) / step))  # index of the last left edge: n_bins - 1
+    n = last_left + 1
+    k = b.shape[0]
+    if first < 0 or first + k > n or n > 1 << 20:
+        return None
+    # float32 rights put the spacing off by ~1e-7; the true linspace runs from the min to the max edge
+    step = (float(rights[-1]) - lo) / (n - 1) if n > 1 else step
+    edges = lo + step * np.arange(n + 1, dtype=np.float64)
+    full = np.zeros(n, dtype=np.float64)
+    full[first:first + k] = counts
+    return MCTHistogram(edges, full)
+
+
+def z_filter(edges: np.ndarray, counts: np.ndarray, z_threshold: float) -> np.ndarray:
+    """MCT's ``z_score_filter``: the counts with every bin of z-score above ``z_threshold`` zeroed."""
+    out = np.array(counts, dtype=np.float64)
+    if not math.isfinite(z_threshold):
+        return out
+    left = edges[:-1]
+    total = out.sum()
+    mu = np.sum(left * out) / total
+    sigma = math.sqrt(np.sum((left - mu) ** 2 * out) / total)
+    if not sigma > 0:
+        return out
+    out[np.abs(left - mu) / sigma > z_threshold] = 0.0
+    return out
+
+
+def zscores(edges: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    left = edges[:-1]
+    total = counts.sum()
+    mu = np.sum(left * counts) / total
+    sigma = math.sqrt(np.sum((left - mu) ** 2 * counts) / total)
+    return np.abs(left - mu) / sigma if sigma > 0 else np.zeros_like(left)
+
+
+def quantize(x: np.ndarray, threshold, n_bits: int, signed: bool) -> np.ndarray:
+    """MCT's power-of-two ``quantize_tensor``: a uniform grid of 2**n_bits levels on [-T or 0, T - step],
+    nudged so that zero is a level (``fix_range_to_include_zero``: the range always holds zero here), values
+    clipped to it and rounded to the nearest level.  ``threshold`` may be an array of shape (k, 1): k grids."""
+    threshold = np.asarray(threshold, dtype=np.float64)
+    step = threshold / 2 ** (n_bits - int(signed))
+    low, high = (-threshold if signed else np.zeros_like(threshold)), threshold - step
+    scale = (high - low) / (2 ** n_bits - 1)
+    a = scale * np.round(low / scale)
+    b = high - low + a
+    delta = (b - a) / (2 ** n_bits - 1)
+    return delta * np.round((np.clip(x, a, b) - a) / delta) + a
+
+
+def power_of_two_ceil(x: float, min_threshold: float = MIN_THRESHOLD) -> float:
+    return float(2.0 ** math.ceil(math.log2(max(x, min_threshold))))
+
+
+def histogram_error(edges: np.ndarray, counts: np.ndarray, threshold: float, n_bits: int, signed: bool,
+                    power: float = 2.0) -> float:
+    """``sum(|q(edge) - edge|**power * count) / sum(count)`` over the bins' left edges (MCT's histogram error)."""
+    total = counts.sum()
+    if not total > 0:
+        return math.nan
+    err = np.abs(quantize(edges, threshold, n_bits, signed) - edges)[:-1]
+    return float(np.sum(err ** power * counts) / total)
+
+
+def auto_signed(edges: np.ndarray, counts: np.ndarray) -> bool:
+    """MCT's automatic signedness: a bin with a count whose left edge is below zero."""
+    return bool(np.any(edges[:-1][counts > 0] < 0))
+
+
+def select_threshold(hist: MCTHistogram, n_bits: int, signed: Optional[bool], z_threshold: float = math.inf,
+                     method: str = "MSE", l_p_value: float = 2.0, n_iter: int = HISTOGRAM_SEARCH_ITERATIONS,
+                     min_threshold: float = MIN_THRESHOLD) -> Tuple[float, bool]:
+    """(threshold, signed) MCT 2.6.1 picks for this histogram: ``z_score_filter`` then
+    ``power_of_two_selection_histogram``.  ``signed=None``: automatic (from the filtered histogram).
+    ValueError for an error method this does not replay (KL)."""
+    counts = z_filter(hist.edges, hist.counts, z_threshold)
+    if signed is None:
+        signed = auto_signed(hist.edges, counts)
+    if method == "NOCLIPPING":
+        kept = np.abs(hist.edges)[1:][counts > 0]
+        return power_of_two_ceil(float(kept.max()) if kept.size else 0.0, min_threshold), signed
+    if method == "LP":
+        power = float(l_p_value)
+    elif method in SEARCHED_METHODS:
+        power = SEARCHED_METHODS[method]
+    else:
+        raise ValueError("threshold selection with error method %s is not replayed" % method)
+    start = 2.0 * power_of_two_ceil(float(np.max(np.abs(hist.edges))), min_threshold)
+    candidates = start / np.power(2.0, np.arange(n_iter, dtype=np.float64))
+    total = counts.sum()
+    if not total > 0:
+        return float(max(candidates[0], min_threshold)), signed
+    err = np.abs(quantize(hist.edges[None, :], candidates[:, None], n_bits, signed) - hist.edges[None, :])[:, :-1]
+    errors = np.sum(err ** power * counts[None, :], axis=1) / total
+    return float(max(candidates[int(np.nanargmin(errors))], min_threshold)), signed
+
+
+@dataclasses.dataclass
+class Noise:
+    """The noise one (threshold, signed) choice leaves on a histogram."""
+
+    threshold: float
+    signed: bool
+    total: float  # expected squared error over every value
+    body: float  # over the values inside the z window (the ones the filter keeps)
+    tail: float  # over the values beyond it (clipped or not)
+
+
+def noise_of(hist: MCTHistogram, threshold: float, n_bits: int, signed: bool, keep: np.ndarray) -> Noise:
+    sq = (quantize(hist.edges, threshold, n_bits, signed) - hist.edges)[:-1] ** 2
+    c = hist.counts
+    total = c.sum()
+    kc, tc = c[keep].sum(), c[~keep].sum()
+    return Noise(threshold, signed, float(np.sum(sq * c) / total),
+                 float(np.sum(sq[keep] * c[keep]) / kc) if kc > 0 else 0.0,
+                 float(np.sum(sq[~keep] * c[~keep]) / tc) if tc > 0 else 0.0)
+
+
+@dataclasses.dataclass
+class ZEffect:
+    """MCT's threshold for one activation without and with a z_threshold, and the noise of each."""
+
+    z_threshold: float
+    n_bits: int
+    method: str
+    without: Noise
+    with_z: Noise
+    tail_fraction: float  # share of the values beyond the z window
+    power: float  # the signal power E[x^2], to put the noise in proportion
+
+    @property
+    def changes_threshold(self) -> bool:
+        return self.without.threshold != self.with_z.threshold or self.without.signed != self.with_z.signed
+
+    @property
+    def noise_ratio(self) -> float:
+        """Noise with the filter / noise without (over every value): < 1 when the filter helps."""
+        if self.without.total > 0:
+            return self.with_z.total / self.without.total
+        return 1.0 if self.with_z.total == 0 else math.inf
+
+    @property
+    def body_ratio(self) -> float:
+        """The same on the values the filter keeps."""
+        if self.without.body > 0:
+            return self.with_z.body / self.without.body
+        return 1.0 if self.with_z.body == 0 else math.inf
+
+
+def z_effect(hist: MCTHistogram, z_threshold: float, n_bits: int, signed: Optional[bool],
+             method: str = "MSE", l_p_value: float = 2.0, base_z: float = math.inf) -> ZEffect:
+    """Replay MCT's threshold selection at ``base_z`` (the run's own z_threshold: none by default) and at
+    ``z_threshold``.  ``signed`` is the signedness the run used (the stage graph's); with the filter it is
+    recomputed as MCT does under automatic signedness when that reproduces the run's (else kept)."""
+    base_t, base_s = select_threshold(hist, n_bits, signed, base_z, method, l_p_value)
+    auto = signed is None or auto_signed(hist.edges, z_filter(hist.edges, hist.counts, base_z)) == signed
+    z_t, z_s = select_threshold(hist, n_bits, None if auto else signed, z_threshold, method, l_p_value)
+    keep = zscores(hist.edges, hist.counts) <= z_threshold
+    total = hist.counts.sum()
+    left = hist.edges[:-1]
+    return ZEffect(z_threshold, n_bits, method,
+                   noise_of(hist, base_t, n_bits, base_s, keep), noise_of(hist, z_t, n_bits, z_s, keep),
+                   float(hist.counts[~keep].sum() / total), float(np.sum(left ** 2 * hist.counts) / total))
+
+
+# --------------------------------------------------------------------------------------------
+# One activation of a report: what the filter would do there, and what kind of tail it has
+# --------------------------------------------------------------------------------------------
+REAL_OUTLIER = "real_outlier_tail"
+IN_FORCE = "in_force"  # the run already used this z_threshold (or a lower one)
+NORMAL_TAIL = "normal_tail"
+NO_EFFECT = "no_effect"  # the filter leaves MCT's threshold where it is
+BOUNDED = "bounded"  # MCT takes the threshold from the op's known range; the filter plays no part
+NOT_QUANTIZED = "not_quantized"  # MCT leaves this output in float (fused into the next op, or not quantized)
+NOT_REPLAYED = "not_replayed"  # an error method this module does not replay
+
+# A tail is a real outlier tail when, without the filter, the values inside the z window are starved of levels
+# (their SQNR under STARVED_BODY_DB: fewer than ~4 effective bits, because the tail stretched the threshold),
+# the filter gives them at least MIN_GAIN_DB more, and the tail is a tail (at most MAX_TAIL_FRACTION of the
+# values).  Measured on the demo and on ConvNets with an injected outlier channel (issue 13): the bodies of
+# ordinary layers sit at 30-46 dB, those starved by an outlier channel at 5-20 dB.
+STARVED_BODY_DB = 24.0
+MIN_GAIN_DB = 6.0
+MAX_TAIL_FRACTION = 0.10
+# Ops MCT 2.6.1 knows the output range of (LAYER2MINMAX with both bounds): their threshold is not searched.
+BOUNDED_OPS = {"softmax", "sigmoid", "hardsigmoid"}
+DEFAULT_BITS = 8
+NOT_QUANTIZED_MODES = {"NO_QUANT", "FLN_QUANT"}
+
+
+def _db(power: float, noise: float) -> Optional[float]:
+    if not noise > 0:
+        return None if not power > 0 else math.inf
+    return 10.0 * math.log10(power / noise) if power > 0 else None
+
+
+def classify(effect: ZEffect, body_power: float) -> str:
+    if effect.noise_ratio < 1.0 and effect.changes_threshold:
+        return REAL_OUTLIER  # the noise over every value falls (NOCLIPPING runs, or the sign becomes unsigned)
+    if not effect.changes_threshold:
+        return NO_EFFECT
+    before, after = _db(body_power, effect.without.body), _db(body_power, effect.with_z.body)
+    if (before is not None and after is not None and before < STARVED_BODY_DB and after - before >= MIN_GAIN_DB
+            and effect.tail_fraction <= MAX_TAIL_FRACTION):
+        return REAL_OUTLIER
+    return NORMAL_TAIL
+
+
+def _or_nan(x: Optional[float]) -> float:
+    return math.nan if x is None else x
+
+
+def _num(x: float, digits: int = 4) -> Optional[float]:
+    """A JSON-friendly number: None for NaN, +-inf kept (views.safe writes them as strings)."""
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return None
+    return float("%.*g" % (digits, x)) if math.isfinite(x) else x
+
+
+def assess(report, name: str, z_threshold: float) -> Optional[dict]:
+    """The replay for one activation of a report as JSON-friendly numbers, or None without a usable histogram.
+
+    Bit width, sign, error method and the run's own z_threshold come from the stage graph (``Report.quant``);
+    without stage logs 8 bits, MSE and the histogram's sign are assumed (``bits_from: "assumed"``)."""
+    hist = from_tensorboard(report.histogram(name))
+    if hist is None or not hist.counts.sum() > 0:
+        return None
+    qp = report.quant.get(name)
+    op = (qp.op if qp and qp.op else "") or ""
+    node = report.node_by_name.get(name) or report.node_by_name.get(name + "_layer")
+    op = op or (node.op if node else "")
+    bits = qp.activation_nbits if qp and qp.activation_nbits else None
+    out = {"layer": name, "z_threshold": _num(z_threshold), "op": op or None,
+           "n_bits": bits or DEFAULT_BITS, "bits_from": "stage graph" if bits else "assumed",
+           "signed": qp.signed if qp else None, "error_method": (qp.activation_error_method if qp else None) or "MSE",
+           "run_z_threshold": qp.z_threshold if qp else None,
+           "stage_threshold": qp.activation_threshold if qp else None}
+    if op.lower().lstrip("_").replace("torch.nn.functional.", "") in BOUNDED_OPS:
+        out["finding"] = BOUNDED
+        return out
+    if qp is not None and (qp.quant_mode in NOT_QUANTIZED_MODES or (qp.activation_nbits or 0) > 16):
+        out["finding"] = NOT_QUANTIZED
+        return out
+    run_z = qp.z_threshold if qp and qp.z_threshold is not None else math.inf
+    if run_z <= z_threshold * (1 + 1e-6):
+        out["finding"] = IN_FORCE
+        return out
+    try:
+        effect = z_effect(hist, z_threshold, out["n_bits"], out["signed"], out["error_method"], base_z=run_z)
+        at_run = effect.without.threshold
+    except ValueError:
+        out["finding"] = NOT_REPLAYED
+        return out
+    keep = zscores(hist.edges, hist.counts) <= z_threshold
+    left = hist.edges[:-1]
+    kc = hist.counts[keep]
+    body_power = float(np.sum(left[keep] ** 2 * kc) / kc.sum()) if kc.sum() > 0 else 0.0
+    tail_values = left[~keep][hist.counts[~keep] > 0]
+    out.update(
+        finding=classify(effect, body_power),
+        threshold_without=effect.without.threshold, threshold_with=effect.with_z.threshold,
+        signed_without=effect.without.signed, signed_with=effect.with_z.signed,
+        # the replay at the run's own z_threshold picks the stage graph's threshold: the histogram is the run's
+        replays_stage_graph=(at_run == out["stage_threshold"]) if out["stage_threshold"] else None,
+        tail_fraction=_num(effect.tail_fraction), tail_range=[_num(float(tail_values.min())),
+                                                              _num(float(tail_values.max()))] if tail_values.size else None,
+        noise_without=_num(effect.without.total), noise_with=_num(effect.with_z.total),
+        noise_ratio=_num(effect.noise_ratio),
+        body_noise_without=_num(effect.without.body), body_noise_with=_num(effect.with_z.body),
+        body_noise_ratio=_num(effect.body_ratio),
+        body_sqnr_db_without=_num(_or_nan(_db(body_power, effect.without.body)), 3),
+        body_sqnr_db_with=_num(_or_nan(_db(body_power, effect.with_z.body)), 3),
+    )
+    return out
+
+
+def feeding_activations(report, name: str, limit: int = 4) -> list:
+    """The quantized activations whose noise enters a layer's XQuant metric: the metric compares the layer's
+    own output before its activation quantizer, so what reaches it quantized are its inputs.  Walks up through
+    nodes MCT does not quantize (``NO_QUANT``, ``FLN_QUANT``: flatten, a convolution fused with its ReLU...)."""
+    node = report.node_by_name.get(name + "_layer") or report.node_by_name.get(name)
+    if node is None:
+        return []
+    found: list = []
+    stack = list(node.inputs)
+    seen = set()
+    while stack and len(found) < limit and len(seen) < 64:
+        nid = stack.pop(0)
+        if nid in seen:
+            continue
+        seen.add(nid)
+        src = report.node_by_id.get(nid)
+        if src is None:
+            continue
+        sname = src.name[: -len("_layer")] if src.name.endswith("_layer") else src.name
+        qp = report.quant.get(sname)
+        quantized = qp is not None and qp.activation_nbits is not None and qp.activation_nbits <= 16 and \
+            (qp.quant_mode or "QUANT") not in NOT_QUANTIZED_MODES
+        if quantized and report.histogram(sname) is not None:
+            found.append(sname)
+        elif not quantized:
+            stack.extend(src.inputs)
+    return found
