@@ -1,6 +1,7 @@
 """Synthetic models written in MCT 2.6.1's on-disk format, for benchmarks (no torch, no MCT).
 
     python -m bench.mct_format --out DIR --layers 100 1000 5000 20000 [--seed 0] [--bins 30] [--manifest]
+    python -m bench.mct_format --out DIR --shape densenet --shape googlenet [--degraded 0.1]   # SHAPES
 
 ``write_model_logdir(out_dir, n_layers, seed)`` writes one run laid out like a ``demo.generate`` scenario::
 
@@ -343,11 +344,19 @@ class _ShapeBuilder(_ModelBuilder):
                                   scale=4.0 * self.draw_scale() if last else self.draw_scale(), module=module,
                                   activation_bits=MCT_BITWIDTH_LAST_LAYER if last else 8))
 
-    def head(self, src: int, classifier: str = "classifier") -> int:
-        """Global average pooling, flatten, the linear classifier (the model's last compare point)."""
+    def head(self, src: int, classifier: str = "classifier", pool_module: Optional[str] = None,
+             dropout: Optional[str] = None) -> int:
+        """Global average pooling (``F.adaptive_avg_pool2d``, or the module ``pool_module``), flatten, a Dropout
+        module when named, the linear classifier (the model's last compare point)."""
         ch = self.nodes[src].shape[1]
-        p = self.func("adaptive_avg_pool2d", "adaptive_avg_pool2d", [src], (BATCH, ch, 1, 1))
+        if pool_module:
+            p = self.module(src, pool_module, "AdaptiveAvgPool2d", (BATCH, ch, 1, 1), {"output_size": 1})
+        else:
+            p = self.func("adaptive_avg_pool2d", "adaptive_avg_pool2d", [src], (BATCH, ch, 1, 1))
         f = self.func("flatten", "flatten", [p], (BATCH, ch), mode=NO_QUANT)
+        if dropout:
+            f = self.module(f, dropout, "Dropout", attrs={"p": 0.2, "inplace": False})
+            self.nodes[f].mode = NO_QUANT
         return self.linear(f, classifier, 10, last=True)
 
 
@@ -410,7 +419,7 @@ def _googlenet(mb: _ShapeBuilder) -> None:
         b4 = basic(mb.pool(h, m + ".branch4.0", 3, 1), m + ".branch4.1", ch // 2, 1)
         shape = mb.nodes[b1].shape
         h = mb.func("cat", "cat", [b1, b2, b3, b4], (BATCH, sum(mb.nodes[b].shape[1] for b in (b1, b2, b3, b4))) + shape[2:])
-    mb.head(h, "fc")
+    mb.head(h, "fc", pool_module="avgpool", dropout="dropout")
 
 
 def _efficientnet(mb: _ShapeBuilder) -> None:
@@ -500,16 +509,43 @@ def _shufflenet(mb: _ShapeBuilder) -> None:
 
 
 SHAPES = {"densenet": _densenet, "googlenet": _googlenet, "efficientnet": _efficientnet, "shufflenet": _shufflenet}
-"""Graph shapes besides the default CNN (``build_model``): ``densenet`` (densenet121's dense fan-in),
-``googlenet`` (inception branches), ``efficientnet`` (efficientnet_b0's squeeze-excitation blocks, scopes four
-deep), ``shufflenet`` (shufflenet_v2_x0_5's channel split and shuffle)."""
+"""Graph shapes besides the default CNN (``build_model``), written with ``write_model_logdir(..., shape=)`` into
+``model_<shape>/``: ``densenet`` (densenet121's dense fan-in: 374 nodes, as MCT 2.6.1 logs the real one),
+``googlenet`` (inception branches: 142 nodes and the same scopes as a real MCT report of it), ``efficientnet``
+(efficientnet_b0's squeeze-excitation blocks, scopes four deep), ``shufflenet`` (shufflenet_v2_x0_5's channel
+split and shuffle; MCT 2.6.1's XQuant cannot re-trace the real one).  Nodes are in MCT's order
+(``topological_generations``); the metrics, histograms and judges' inputs are made as for the default model."""
+
+
+def topological_generations(nodes: List[Node]) -> List[Node]:
+    """The nodes in the order MCT writes its graphs (networkx ``topological_sort``: generation after generation of
+    nodes whose inputs are all placed, each generation in the order its nodes were reached), inputs renumbered.
+    Parallel branches (inception, a block's shortcut) interleave in this order, as in MCT's real logs."""
+    succ: Dict[int, List[int]] = collections.defaultdict(list)
+    indeg = [len(n.inputs) for n in nodes]
+    for i, n in enumerate(nodes):
+        for j in n.inputs:
+            succ[j].append(i)
+    order: List[int] = []
+    gen = [i for i, d in enumerate(indeg) if d == 0]
+    while gen:
+        order.extend(gen)
+        nxt = []
+        for u in gen:
+            for v in succ[u]:
+                indeg[v] -= 1
+                if indeg[v] == 0:
+                    nxt.append(v)
+        gen = nxt
+    new_index = {old: k for k, old in enumerate(order)}
+    return [dataclasses.replace(nodes[old], inputs=[new_index[j] for j in nodes[old].inputs]) for old in order]
 
 
 def build_shape(shape: str, rng: np.random.Generator) -> List[Node]:
-    """The float graph of one of SHAPES."""
+    """The float graph of one of SHAPES, in MCT's node order."""
     mb = _ShapeBuilder(rng)
     SHAPES[shape](mb)
-    return mb.nodes
+    return topological_generations(mb.nodes)
 
 
 # ------------------------------------------------------------------------------------------------

@@ -36,8 +36,10 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import pytest
 
-from hostile import corpus
-from hostile.corpus import INJECTED, MARKER, REPORT
+if str(Path(__file__).resolve().parent) not in sys.path:  # tests/hostile/ is a package beside this file
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+from hostile import corpus  # noqa: E402
+from hostile.corpus import INJECTED, MARKER, REPORT  # noqa: E402
 
 pytestmark = pytest.mark.mct  # built from the MCT demo logdir
 

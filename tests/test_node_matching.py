@@ -174,7 +174,8 @@ def test_matching_a_large_renumbered_graph():
     benchmark matter, not a test's)."""
     n = 5000
     specs = [("Input/x", "DummyPlaceHolder", (), (1, 4))]
-    q = [node("Input/_args", "DummyPlaceHolder", (), (1, 4)), node("Q/getitem_0/getitem", "getitem", ["Input/_args"], (1, 4))]
+    q = [node("Input/_args", "DummyPlaceHolder", (), (1, 4)),
+         node("Q/getitem_0/getitem", "getitem", ["Input/_args"], (1, 4))]
     prev_s, prev_q = "Input/x", "Q/getitem_0/getitem"
     for i in range(n):
         specs.append(("M/Conv2d_%d/c%d_bn" % (i, i), "Conv2d", [prev_s], (1, 4)))

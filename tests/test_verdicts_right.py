@@ -174,6 +174,13 @@ def test_outlier_verdict_carries_the_replay(demo_reports):
         in v.message
     assert "z_threshold=%r" % n["z_threshold"] in v.snippet
     assert [i["layer"] for i in n["inputs"]] == ["expand_act"] and n["inputs"][0]["finding"] == AN.REAL_OUTLIER
+    # z_threshold is global: the other activations whose threshold the replay moves are the ones MCT moved when the
+    # demo re-quantized with it (outlier -> outlier_fixed stage graphs)
+    fixed = demo_reports["outlier_fixed"].quant
+    moved = {k for k, q in demo_reports["outlier"].quant.items() if k in fixed and q.activation_threshold and
+             q.activation_threshold != fixed[k].activation_threshold}
+    assert moved - {"project_conv_bn", "expand_act"} == set(n["side_effects"]["layers"])
+    assert "z_threshold is global" in v.message
     (m,) = verdicts(a, V.OUTLIER_REMOVAL, "mct")
     assert m.numbers["finding"] == n["finding"] and m.numbers["z_threshold"] == n["z_threshold"]
     assert m.numbers["replay"] == rep and "Replayed on its histogram: real outlier tail" in m.message

@@ -90,6 +90,12 @@ export const LABEL_PX = 12;
 export const LEGIBLE_PX = 9.6;
 /** The first view does not zoom in further than this (a single degraded layer is not shown huge). */
 export const INITIAL_ZOOM_MAX = 1.1;
+/** Margin kept around what a view fits (canvas px). */
+export const FIT_MARGIN = 24;
+/** Fold heights the first view tries, as fractions of the canvas height at the legible zoom (the one whose layout
+ *  fits the canvas at the largest scale is kept), and the fold height while the canvas has no size (hidden view). */
+export const FOLD_TRIES = [1, 0.9, 0.8, 0.7, 0.62, 0.55, 0.48, 0.4];
+export const DEFAULT_FOLD = 720;
 /** Bringing a node into view from further out than ZOOM_IN_BELOW zooms to ZOOM_IN_TO. */
 export const ZOOM_IN_BELOW = 0.5;
 export const ZOOM_IN_TO = 0.9;

@@ -175,11 +175,42 @@ def evidence(report: Report, layer: str, z: float) -> Dict[str, Any]:
             else:  # this layer's own output is not the reason; what feeds it is
                 text = ("z_threshold=%g helps through its input: %s. Its own output: %s"
                         % (z, about_input, text.replace(": not the cause", "")))
+        side = side_effects(report, z, {layer} | {a["layer"] for a in inputs}) if real else None
+        if side and side["changed"]:
+            text += ("; z_threshold is global: it also moves the thresholds of %d other activation%s%s, %d of them "
+                     "normal tails it would clip (%s)" % (
+                         side["changed"], "" if side["changed"] == 1 else "s",
+                         " (of the first %d scanned)" % side["scanned"] if side["truncated"] else "",
+                         side["normal_tails"], ", ".join(side["examples"]) or "-"))
         while len(cache) >= MAX_EVIDENCE:
             cache.pop(next(iter(cache)))
-        cache[key] = {"own": own, "inputs": inputs, "actionable": bool(real),
+        cache[key] = {"own": own, "inputs": inputs, "actionable": bool(real), "side_effects": side,
                       "finding": AN.REAL_OUTLIER if real else (own or {}).get("finding"), "text": text}
     return cache[key]
+
+
+MAX_SIDE_SCAN = 400  # activations replayed per verdict for the side effects of a global z_threshold
+
+
+def side_effects(report: Report, z: float, skip: set) -> Dict[str, Any]:
+    """What the same z_threshold does to the report's other activations (MCT applies it to all of them): how many
+    change threshold, and how many of those are normal tails (clipped without a starved body to gain)."""
+    changed, normal, examples, scanned, moved = 0, 0, [], 0, []
+    names = [n for n in report.histograms if n not in skip]
+    for name in names[:MAX_SIDE_SCAN]:
+        a = AN.assess(report, name, z)
+        scanned += 1
+        if a is None or a["finding"] not in (AN.REAL_OUTLIER, AN.NORMAL_TAIL):
+            continue
+        changed += 1
+        if len(moved) < 50:
+            moved.append(name)
+        if a["finding"] == AN.NORMAL_TAIL:
+            normal += 1
+            if len(examples) < 3:
+                examples.append(name)
+    return {"changed": changed, "normal_tails": normal, "examples": examples, "layers": moved, "scanned": scanned,
+            "truncated": len(names) > MAX_SIDE_SCAN}
 
 
 def suggested_z(zh: ZScoreHistogram, z_threshold: float) -> float:
@@ -209,6 +240,7 @@ def judge(report: Report, degraded: List[str], z_threshold: float) -> List[Verdi
             "actionable": ev["actionable"],
             "replay": ev["own"],
             "inputs": ev["inputs"],
+            "side_effects": ev["side_effects"],
         }
         msg = ("Layer %s has float outputs up to %.1f standard deviations from the mean (z-score >= %g): %s."
                % (name, zh.max_zscore, z_threshold, ev["text"]))
@@ -231,7 +263,8 @@ def annotate_producer(report: Report, producer: List[Verdict], z_threshold: floa
         z = suggested_z(zh, z_threshold)
         ev = evidence(report, layer, z)
         numbers = dict(v.numbers, max_zscore=round(zh.max_zscore, 4), z_threshold=z, finding=ev["finding"],
-                       actionable=ev["actionable"], replay=ev["own"], inputs=ev["inputs"])
+                       actionable=ev["actionable"], replay=ev["own"], inputs=ev["inputs"],
+                       side_effects=ev["side_effects"])
         out.append(dataclasses.replace(v, numbers=numbers, message="%s Replayed on its histogram: %s." % (
             v.message, ev["text"])))
     return out

@@ -59,6 +59,11 @@ def _tail_match(a: List[str], b: List[str]) -> int:
     return n
 
 
+# Trailing path components a log section must share with the report dir: the report folder and its parent
+# (every report folder is called xquant_report in a copied or renamed logdir, so one component proves nothing).
+MIN_TAIL = 2
+
+
 def read_xquant_log(report_dir: str, root: Optional[str] = None) -> Optional[XQuantLog]:
     """The section of MCT's log for the XQuant run that wrote ``report_dir`` (the newest when it ran several
     times), or None without one.  Folders are matched on their trailing path components (the logdir may have
@@ -82,17 +87,17 @@ def read_xquant_log(report_dir: str, root: Optional[str] = None) -> Optional[XQu
             start = line.find(SECTION_START)
             other = line.find(OTHER_SECTION)
             if start >= 0 and other < 0:
-                if section is not None and score >= 1 and (best is None or score >= best[0]):
+                if section is not None and score >= MIN_TAIL and (best is None or score >= best[0]):
                     best = (score, path, section)
                 score = _tail_match(_parts(line[start + len(SECTION_START):]), here)
                 section = []
             elif other >= 0:
-                if section is not None and score >= 1 and (best is None or score >= best[0]):
+                if section is not None and score >= MIN_TAIL and (best is None or score >= best[0]):
                     best = (score, path, section)
                 section, score = None, 0
             elif section is not None:
                 section.append(line)
-        if section is not None and score >= 1 and (best is None or score >= best[0]):
+        if section is not None and score >= MIN_TAIL and (best is None or score >= best[0]):
             best = (score, path, section)
     if best is None:
         return None

@@ -16,11 +16,13 @@ Three torch.fx traces meet in an MCT 2.6.1 report for PyTorch:
   numbers of every later node of their op.
 
 :func:`match` pairs each node of the quantized graph with its node of a stage graph without reading an
-auto-numbered name: the inputs (by position) and the module nodes (whose names agree) first, then outwards --
-a node pairs with the one node of the same op whose already-paired inputs are the partners of its own
-(forwards), or with the input at the same place of an already-paired consumer (backwards).  A node with no
-unique counterpart stays unpaired: it gets no histogram and no threshold rather than another node's.
-:func:`rekey` then keys the histograms and quantization parameters by the quantized graph's names.
+auto-numbered name: the model's inputs (by position) and the module nodes (whose names agree) first, then
+outwards -- a node pairs with the one node of the same op (and output shape) whose already-paired inputs are the
+partners of its own (forwards), or an unpaired input of a paired node with the one unpaired input of its partner
+that fits it (backwards).  Siblings nothing else tells apart (the pieces of a chunk) pair in execution order.  A
+node with no unique counterpart stays unpaired: it gets no histogram and no threshold rather than another node's.
+:func:`rekey` then keys the histograms and quantization parameters by the quantized graph's names, and
+:func:`inserted_by_mct` recognises the nodes MCT added (absent from the stages logged before it added them).
 
 Pure functions over :class:`~tb_xquant_plugin.readers.graphs.GraphNode` lists: the producer reads the files."""
 from __future__ import annotations

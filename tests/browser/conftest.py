@@ -50,26 +50,31 @@ class Server:
 
 def wait_ready(srv: Server, require_plugin_listed=True, timeout=READY_TIMEOUT):
     """The plugin listed (unless not required), ``reports`` answering, and every report that has a graph serving
-    its nodes (TensorBoard loads event files in the background).  Polled with a deadline."""
+    its nodes (TensorBoard loads event files in the background; a big report's first build takes a while).
+    Polled with a deadline."""
     p = srv.process
+    ask = min(60.0, timeout)  # per request: a cold build of a big report answers late, not never
     if require_plugin_listed:
-        p.poll("xquant in plugins_listing", lambda: p.get_json("/data/plugins_listing").get("xquant"), timeout)
-    reports = p.poll("reports answering", lambda: p.plugin_json("reports"), timeout)["reports"]
+        p.poll("xquant in plugins_listing", lambda: p.get_json("/data/plugins_listing", timeout=ask).get("xquant"),
+               timeout)
+    reports = p.poll("reports answering", lambda: p.plugin_json("reports", timeout=ask), timeout)["reports"]
     for r in reports:
         if r.get("has_graph"):
-            p.poll("graph of %s" % r["name"], lambda: p.plugin_json("graph", {"report": r["id"]})["nodes"], timeout)
+            p.poll("graph of %s" % r["name"], lambda: p.plugin_json("graph", {"report": r["id"]}, ask)["nodes"],
+                   timeout)
     return reports
 
 
-def start_server(logdir, tmp_path_factory, path_prefix="", require_plugin_listed=True, dev_server=None):
+def start_server(logdir, tmp_path_factory, path_prefix="", require_plugin_listed=True, dev_server=None,
+                 ready_timeout=READY_TIMEOUT):
     """A tensorboard (or, with TB_XQUANT_FAKE=1 or ``dev_server=True``, frontend/dev/dev_server.py) on ``logdir``,
-    ready for the panel."""
+    ready for the panel (``ready_timeout``: seconds for each readiness step)."""
     use_dev = FAKE if dev_server is None else dev_server
     kind = DevServerProcess if use_dev else TensorBoardProcess
     log_path = tmp_path_factory.mktemp("dev_server" if use_dev else "tb") / "server.log"
     srv = Server(kind(str(logdir), path_prefix=path_prefix, log_path=log_path).start(timeout=READY_TIMEOUT))
     try:
-        wait_ready(srv, require_plugin_listed)
+        wait_ready(srv, require_plugin_listed, ready_timeout)
     except BaseException:
         srv.stop()
         raise

@@ -129,7 +129,19 @@ def inside(box, v, margin=0):
         and box["y"] + box["h"] <= v["height"] + margin
 
 
-def check_first_view(gp):
+def overlaps(boxes):
+    """Pairs of drawn boxes (frames of expanded scopes aside) that overlap: the layout never puts two on top of
+    each other, whatever was stretched or folded."""
+    out = []
+    for i, a in enumerate(boxes):
+        for b in boxes[i + 1:]:
+            if a["x"] < b["x"] + b["w"] - 0.5 and b["x"] < a["x"] + a["w"] - 0.5 and \
+                    a["y"] < b["y"] + b["h"] - 0.5 and b["y"] < a["y"] + a["h"] - 0.5:
+                out.append((a["label"], b["label"]))
+    return out
+
+
+def check_first_view(gp, shot_name=None):
     """The first view's promises, from the panel's state and the canvas; returns what was measured."""
     v = gp.view()
     nodes = gp.nodes()
@@ -138,6 +150,7 @@ def check_first_view(gp):
     # a readable number of boxes, labels legible on screen
     assert MIN_BOXES <= len(boxes) <= MAX_BOXES, (gp.name, len(boxes), v["expanded"])
     assert v["labelPx"] >= LEGIBLE_PX, (gp.name, v["k"])
+    assert not overlaps(boxes), (gp.name, overlaps(boxes)[:5])
     # every degraded layer is drawn: red nodes plus the counts on collapsed scopes, all inside the canvas
     shown = [b for b in boxes if b["degraded"]]
     assert sum(b["degraded"] for b in shown) == degraded, (gp.name, degraded, shown)
@@ -157,15 +170,15 @@ def check_first_view(gp):
     for e in log:
         assert e["dagreNodes"] <= OPEN_DAGRE_BUDGET and e["maxDagreNodes"] <= CHUNK_ABOVE, (gp.name, e)
     assert sum(e["dagreCalls"] for e in log) <= len(v["expanded"]) + 1 + sum(1 for e in log if e["reason"] != "open")
-    shot(gp)
+    shot(gp, name=shot_name)
     return {"boxes": len(boxes), "labelPx": round(v["labelPx"], 1), "degraded": degraded,
             "dagreNodes": sum(e["dagreNodes"] for e in log)}
 
 
-def shot(gp, suffix=""):
+def shot(gp, suffix="", name=None):
     if SHOTS:
         Path(SHOTS).mkdir(parents=True, exist_ok=True)
-        name = gp.name.replace("model_", "")
+        name = name or gp.name.replace("model_", "")
         gp.page.screenshot(path=str(Path(SHOTS) / f"graph_{name}{suffix}.png"))
 
 
@@ -193,6 +206,7 @@ def test_expanding_a_scope_lays_out_that_scope_only(browser, shapes_server, shap
         assert entry["dagreCalls"] <= 1 and entry["dagreNodes"] in (0, g["children"]), (g, entry)
         after = gp.view()
         assert len(after["boxes"]) == len(v["boxes"]) - 1 + g["children"]
+        assert not overlaps(after["boxes"]), overlaps(after["boxes"])[:5]
         # the opened scope is in view (whole, or from its top left when it is larger than the canvas), legibly
         frame = next(f for f in after["frames"] if f["id"] == g["id"])
         fits = frame["w"] <= after["width"] and frame["h"] <= after["height"]
@@ -202,6 +216,17 @@ def test_expanding_a_scope_lays_out_that_scope_only(browser, shapes_server, shap
         (back,) = gp.click_box({"x": frame["x"], "y": frame["y"], "w": frame["w"], "h": 12 * after["k"]})
         assert back["reason"].startswith("collapse") and back["dagreCalls"] == 0, back
         assert len(gp.view()["boxes"]) == len(v["boxes"])
+        # open three scopes one after the other (side by side ones stretch the level between them): each call lays
+        # out the opened scope only, and no two boxes ever overlap
+        for _ in range(3):
+            now = gp.view()
+            cands = [b for b in now["boxes"] if b["kind"] == "group" and inside(b, now) and b["children"] <= CHUNK_ABOVE]
+            if not cands:
+                break
+            g = max(cands, key=lambda b: b["children"])
+            (entry,) = gp.click_box(g)
+            assert entry["dagreCalls"] <= 1 and entry["dagreNodes"] in (0, g["children"]), (g, entry)
+            assert not overlaps(gp.view()["boxes"]), overlaps(gp.view()["boxes"])[:5]
     finally:
         gp.close()
 
@@ -245,6 +270,7 @@ def test_expand_all_lays_out_each_level_once(browser, shapes_server):
                                   "document.querySelector('canvas.graph-canvas').dataset.state === 'ready'", arg=before)
         (entry,) = gp.log()[before:]
         assert entry["maxDagreNodes"] <= CHUNK_ABOVE, entry
+        assert not overlaps(gp.view()["boxes"])
         assert entry["dagreNodes"] <= len(gp.nodes()) + entry["placedLevels"], entry
         # a second Expand all (nothing new) runs no dagre at all
         gp.page.get_by_role("button", name="Collapse all", exact=True).click()
@@ -311,13 +337,13 @@ def test_first_view_of_a_big_generated_model(browser, shapes_server):
 def zoo_reports():
     if not ZOO or not Path(ZOO).is_dir():
         return ["(TB_XQUANT_ZOO_LOGDIR unset)"]
-    return sorted(p.parent.name for p in Path(ZOO).glob("*/xquant_report/quant_report.json"))
+    return sorted(p.parent.parent.name for p in Path(ZOO).glob("*/xquant_report/quant_report.json"))
 
 
 @pytest.mark.parametrize("arch", zoo_reports())
 def test_first_view_of_a_real_mct_report(browser, zoo_server, arch):
     gp = GraphPage(browser, zoo_server, arch)
     try:
-        check_first_view(gp)
+        check_first_view(gp, shot_name="real_" + arch)
     finally:
         gp.close()

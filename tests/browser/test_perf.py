@@ -18,6 +18,7 @@ if str(REPO) not in sys.path:
 
 BOX_LIMIT = 400          # boxes shown when a big graph opens (breadth-first expansion stops at ~260)
 BIG = (5000, 20000)
+BIG_READY_S = 600.0      # the first build of both big reports, on a busy 2-core machine
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +34,7 @@ def big_logdir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def big_server(big_logdir, tmp_path_factory):
-    srv = start_server(big_logdir, tmp_path_factory, dev_server=True)
+    srv = start_server(big_logdir, tmp_path_factory, dev_server=True, ready_timeout=BIG_READY_S)
     yield srv
     srv.stop()
 
@@ -171,7 +172,7 @@ def test_pan_and_zoom_move_the_view_of_a_big_graph(big_page, deep_20000):
 
 @pytest.fixture(scope="module")
 def mct_5000(big_logdir, tmp_path_factory):
-    srv = start_server(big_logdir / "model_5000", tmp_path_factory)
+    srv = start_server(big_logdir / "model_5000", tmp_path_factory, ready_timeout=BIG_READY_S)
     yield srv
     srv.stop()
 

@@ -232,8 +232,8 @@ export class GraphModel {
 
   /** The first view's expanded groups: scope levels opened one after the other while all the boxes they show stay
    *  at most `max`; at the level where they stop fitting, only the groups holding degraded layers are opened (those
-   *  that fit, most degraded first), or, while fewer than `min` boxes show, the smallest groups. Single-child scopes
-   *  were merged when the model was built, so they never cost a level. */
+   *  that fit, most degraded first), or, while fewer than `min` boxes show or when nothing is degraded, the smallest
+   *  groups that fit. Single-child scopes were merged when the model was built, so they never cost a level. */
   openExpanded(min = OPEN_MIN_BOXES, max = OPEN_MAX_BOXES): Set<string> {
     const exp = new Set<string>([ROOT]);
     const kids = (id: string) => this.items.get(id)!.children;
@@ -250,11 +250,13 @@ export class GraphModel {
       }
       const deg = (g: string) => this.degradedIn.get(g) ?? 0;
       const order = frontier.slice().sort((a, b) => (deg(b) - deg(a)) || (kids(a).length - kids(b).length));
+      // nothing degraded anywhere: the whole graph is what the view shows, so the smaller scopes fill the budget
+      const fill = !this.degradedIn.get(ROOT);
       const next: string[] = [];
       for (const g of order) {
         const add = kids(g).length - 1;
         if (visible + add > max) continue;
-        if (!deg(g) && visible >= min) continue;
+        if (!deg(g) && visible >= min && !fill) continue;
         exp.add(g); visible += add;
         next.push(...groupsIn(kids(g)));
       }

@@ -4,7 +4,7 @@ import {fmt} from '../api';
 import type {CompareMark} from '../compare';
 import {ARROW_MIN_ZOOM, BADGE_TEXT, CANVAS_FONT, FIT_ZOOM_MAX, FIT_ZOOM_MIN, HEADER, INITIAL_ZOOM_MAX, INITIAL_ZOOM_MIN, LABEL_PX,
   LEGIBLE_PX, NODE_JUDGES, OPEN_MIN_BOXES, SEARCH_HITS_MAX, SEARCH_MATCH, TEXT_MIN_ZOOM, WHEEL_ZOOM_PER_LINE, WHEEL_ZOOM_PER_PIXEL, ZOOM_IN_BELOW,
-  ZOOM_IN_TO, ZOOM_MAX, ZOOM_MIN, ZOOM_STEP_IN, ZOOM_STEP_OUT} from '../constants';
+  ZOOM_IN_TO, ZOOM_MAX, ZOOM_MIN, ZOOM_STEP_IN, ZOOM_STEP_OUT, FIT_MARGIN, DEFAULT_FOLD, FOLD_TRIES} from '../constants';
 import {clear, h, judgeMark} from '../dom';
 import {palette} from '../theme';
 import {LayoutClient} from './client';
@@ -19,12 +19,6 @@ interface Transform { k: number; tx: number; ty: number }
 type Rect = {x: number; y: number; w: number; h: number};
 /** The zoom at which labels are LEGIBLE_PX on screen. */
 const LEGIBLE_K = LEGIBLE_PX / LABEL_PX;
-/** Margin kept around what a view fits (canvas px). */
-const FIT_MARGIN = 24;
-/** Fold height used while the canvas has no size yet (hidden view). */
-const DEFAULT_FOLD = 720;
-/** Fold heights the first view tries, as fractions of the canvas height at the legible zoom. */
-const FOLD_TRIES = [1, 0.8, 0.62, 0.48];
 /** What one layout call cost, for the tests' budget checks (window.__xquant.layoutLog()). */
 export interface LayoutLogEntry extends LayoutStats {
   reason: string; boxes: number;
@@ -768,7 +762,9 @@ export class GraphView {
         if (!n || !inView(b)) continue;
         const txt = `+${n}`;
         const w = ctx.measureText(txt).width + 8;
-        const x = b.x + b.w - w - 6, y = b.y + b.h - 7;
+        // a layer: its bottom right corner; a scope (whose corners hold its count and judge marks): across the top
+        // edge on the left
+        const x = b.kind === 'node' ? b.x + b.w - w - 6 : b.x + 8, y = b.kind === 'node' ? b.y + b.h - 7 : b.y - 7;
         ctx.fillStyle = this.hoverId === b.id ? P.accent : P.edge; roundRect(ctx, x, y, w, 13, 6.5); ctx.fill();
         ctx.fillStyle = BADGE_TEXT; ctx.fillText(txt, x + 4, y + 7);
       }
