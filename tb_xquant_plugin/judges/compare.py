@@ -64,8 +64,10 @@ def countermeasure_changes(a: Report, b: Report) -> Dict[str, Any]:
             g["examples"].append(layer)
 
     seen = set()
-    for name, qb in b.quant.items():
-        qa = a.quant.get(name)
+    # MCT's node names: both runs read the same float model, whose trace names them alike (the quantized graphs'
+    # names of functional nodes can differ between the runs, e.g. when one inserted shift-negative nodes)
+    for name, qb in b.mct_quant.items():
+        qa = a.mct_quant.get(name)
         if qa is None:
             continue
         for param in COUNTERMEASURE_PARAMS:
