@@ -460,7 +460,7 @@ def _efficientnet(mb: _ShapeBuilder) -> None:
                 t = mb.add(t, src, math.hypot(mb.nodes[t].scale, mb.nodes[src].scale))
             h = t
     h = cna(h, "features.8", 1280, 1)
-    mb.head(h, "classifier.1")
+    mb.head(h, "classifier.1", pool_module="avgpool", dropout="classifier.0")
 
 
 def _shufflenet(mb: _ShapeBuilder) -> None:
