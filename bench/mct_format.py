@@ -510,11 +510,13 @@ def _shufflenet(mb: _ShapeBuilder) -> None:
 
 SHAPES = {"densenet": _densenet, "googlenet": _googlenet, "efficientnet": _efficientnet, "shufflenet": _shufflenet}
 """Graph shapes besides the default CNN (``build_model``), written with ``write_model_logdir(..., shape=)`` into
-``model_<shape>/``: ``densenet`` (densenet121's dense fan-in: 374 nodes, as MCT 2.6.1 logs the real one),
-``googlenet`` (inception branches: 142 nodes and the same scopes as a real MCT report of it), ``efficientnet``
-(efficientnet_b0's squeeze-excitation blocks, scopes four deep), ``shufflenet`` (shufflenet_v2_x0_5's channel
-split and shuffle; MCT 2.6.1's XQuant cannot re-trace the real one).  Nodes are in MCT's order
-(``topological_generations``); the metrics, histograms and judges' inputs are made as for the default model."""
+``model_<shape>/``: ``densenet`` (densenet121's dense fan-in), ``googlenet`` (inception branches),
+``efficientnet`` (efficientnet_b0's squeeze-excitation blocks, scopes four deep), ``shufflenet``
+(shufflenet_v2_x0_5's channel split and shuffle; MCT 2.6.1's XQuant cannot re-trace the real one).  Checked
+against real MCT 2.6.1 reports of the torchvision models (tests/test_bench_shapes.py with TB_XQUANT_ZOO_LOGDIR):
+the densenet121 (374 nodes) and efficientnet_b0 (193) graphs are the real ones node for node -- names, ops, order;
+googlenet has the real 142 nodes, ordered a little differently inside the inception blocks.  Nodes are in MCT's
+order (``topological_generations``); metrics, histograms and the judges' inputs are made as for the default model."""
 
 
 def topological_generations(nodes: List[Node]) -> List[Node]:

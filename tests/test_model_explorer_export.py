@@ -11,6 +11,7 @@ import importlib.util
 import json
 import re
 import sys
+import time
 import urllib.parse
 from pathlib import Path
 from typing import Dict, List
@@ -231,11 +232,15 @@ def test_model_explorer_shows_the_graph_and_overlay_colours(tmp_path, generated_
                 # both overlays are loaded, by their names
                 for f in (files["nodedata.worst.json"], overlay):
                     assert next(iter(load(f).values()))["name"] in info
-                # the node-data table paints each value with our bins
+                # the node-data table paints each value with our bins (Model Explorer paints the table after its
+                # text is in: wait until both colours are in it)
+                painted = {"rgb(%d, %d, %d)" % rgb(c): c for c in (RED, GREEN)}
+                page.wait_for_function("(cs) => { const got = new Set((%s)().map((c) => c[1]));"
+                                       " return cs.every((c) => got.has(c)); }" % CELL_COLOURS_JS.strip(),
+                                       arg=list(painted), timeout=60000)
                 cells = page.evaluate(CELL_COLOURS_JS)
                 gd = next(iter(load(overlay).values()))
                 worst = next(iter(load(files["nodedata.worst.json"]).values()))
-                painted = {"rgb(%d, %d, %d)" % rgb(c): c for c in (RED, GREEN)}
                 seen = set()
                 for text, colour, _ in cells:
                     if colour not in painted:
@@ -245,10 +250,17 @@ def test_model_explorer_shows_the_graph_and_overlay_colours(tmp_path, generated_
                     assert painted[colour] in expect, (text, colour)
                     seen.add(painted[colour])
                 assert seen == {RED, GREEN}, cells[:20]
-                # and the graph canvas shows both colours (the layers' value bars)
+                # and the graph canvas shows both colours (the layers' value bars): its WebGL frames may come after
+                # the table, so screenshots are taken until both are drawn or a minute has passed
                 shot = tmp_path / "model_explorer.png"
-                page.screenshot(path=str(shot))
-                assert_canvas_has(browser, shot, [rgb(RED), rgb(GREEN)], right_edge=1000)
+                deadline = time.monotonic() + 60
+                while True:
+                    page.screenshot(path=str(shot))
+                    counts = canvas_colour_counts(browser, shot, [rgb(RED), rgb(GREEN)], right_edge=1000)
+                    if all(counts) or time.monotonic() > deadline:
+                        break
+                    page.evaluate("new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)))")
+                assert all(counts), counts
                 assert not errors, errors
             finally:
                 browser.close()
@@ -274,13 +286,12 @@ async ([src, colours, width]) => {
 """
 
 
-def assert_canvas_has(browser, png: Path, colours, right_edge: int) -> None:
-    """Pixels of every colour (+-6 per channel) in the screenshot's graph area, left of ``right_edge`` (the side
-    panel's tables are right of it); the PNG is decoded by the browser itself."""
+def canvas_colour_counts(browser, png: Path, colours, right_edge: int) -> list:
+    """How many pixels of each colour (+-6 per channel) the screenshot's graph area holds, left of ``right_edge``
+    (the side panel's tables are right of it); the PNG is decoded by the browser itself."""
     page = browser.new_page()
     try:
         src = "data:image/png;base64," + base64.b64encode(png.read_bytes()).decode()
-        counts = page.evaluate(COUNT_COLOURS_JS, [src, [list(c) for c in colours], right_edge])
+        return page.evaluate(COUNT_COLOURS_JS, [src, [list(c) for c in colours], right_edge])
     finally:
         page.close()
-    assert all(counts), dict(zip(map(tuple, colours), counts))

@@ -259,9 +259,13 @@ def test_injected_outlier_is_judged_with_an_onnxruntime_snippet_that_helps(work)
     assert outliers and {v.layers[0] for v in outliers} <= set(a.degraded)
     concat = by_judge.get("unbalanced_concatenation", [])
     assert any(v.numbers["node"] == "/Concat" and v.numbers["ratio"] >= 16 for v in concat)
-    # SiLU is Sigmoid * x in the export: the Mul is read as the SiLU it is, with ONNX Runtime's option.
+    # SiLU is Sigmoid * x in the export: the Mul is read as the SiLU it is.  ONNX Runtime's default range for it is
+    # asymmetric (uint8 with a zero point) and starts near its lowest value, so its negative part is not the cause.
     silu = [v for v in by_judge.get("shift_negative_activation", []) if v.layers == ["/Mul"]]
-    assert silu and "ActivationSymmetric" in silu[0].snippet
+    assert silu and not silu[0].numbers["actionable"] and silu[0].snippet is None
+    lo, hi = silu[0].numbers["range"]
+    assert lo <= silu[0].numbers["min_value"] < 0 < hi
+    assert silu[0].numbers["lost_bits"] < 0.1 and "not the cause" in silu[0].message
     for v in a.verdicts:
         if v.snippet:
             ast.parse(v.snippet)
@@ -280,6 +284,32 @@ def test_injected_outlier_is_judged_with_an_onnxruntime_snippet_that_helps(work)
         os.chdir(cwd)
     summary2, rep2, a2 = work.report(work.paths["outlier"], fixed, "outlier_ort_percentile")
     assert rep2.output_metrics["val"]["snr"] < rep.output_metrics["val"]["snr"]
+
+
+def test_symmetric_silu_range_is_judged_and_its_snippet_gets_the_resolution_back(work):
+    """The same SiLU quantized on ONNX Runtime's symmetric range: half of its levels lie below its lowest value,
+    the verdict says so with the bits it costs, and its snippet, run as it is, gives that output an asymmetric
+    range and lowers the layer's error."""
+    q = ort_quantize(work, work.paths["clean"], "clean_ort_symmetric.onnx", extra_options={"ActivationSymmetric": True})
+    _, rep, a = work.report(work.paths["clean"], q, "clean_ort_symmetric")
+    (silu,) = [v for v in a.verdicts if v.judge == "shift_negative_activation" and v.layers == ["/Mul"]]
+    lo, hi = silu.numbers["range"]
+    assert abs(lo + hi) < 0.02 * (hi - lo), "ActivationSymmetric=True gives a symmetric range"
+    assert silu.numbers["actionable"] and 0.8 < silu.numbers["lost_bits"] < 1.2, silu.numbers
+    assert "TensorQuantOverrides" in silu.snippet and "'/Mul'" in silu.snippet
+    cwd = os.getcwd()
+    os.chdir(work.root)
+    try:
+        ns = {"float_model_path": work.paths["clean"], "calibration_data_reader": work.reader()}
+        exec(compile(silu.snippet, "<shift-negative snippet>", "exec"), ns)  # noqa: S102 - our own generated code
+        fixed = os.path.join(str(work.root), ns["quantized_model_path"])
+    finally:
+        os.chdir(cwd)
+    _, rep2, a2 = work.report(work.paths["clean"], fixed, "clean_ort_symmetric_fixed")
+    (after,) = [v for v in a2.verdicts if v.judge == "shift_negative_activation" and v.layers == ["/Mul"]]
+    assert not after.numbers["actionable"] and after.numbers["lost_bits"] < 0.1, after.message
+    for ds in ("repr", "val"):
+        assert rep2.layer_by_name["/Mul"].metrics[ds]["mse"] < rep.layer_by_name["/Mul"].metrics[ds]["mse"]
 
 
 def test_ppq_style_renamed_model_pairs_by_structure_not_name(work):

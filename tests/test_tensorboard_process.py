@@ -63,8 +63,9 @@ def enabled_listing(tb):
 
 
 def loaded_reports(tb, api):
-    """Poll until every report has its graph, histograms and stage logs as read directly from the files (the data
-    provider loads event files in the background); returns name -> tensorboard's entry."""
+    """Poll until every report has its graph, histograms, stage logs and problems as read directly from the files
+    (the data provider loads event files in the background, the stage graphs after the report's own ones: until
+    then a report may carry a pairing problem); returns name -> tensorboard's entry."""
     want = {r["name"]: r for r in api.json("reports")["reports"]}
 
     def loaded():
@@ -73,8 +74,8 @@ def loaded_reports(tb, api):
             return None
         for name, r in by_name.items():
             w = want[name]
-            if (r["has_graph"], r["has_histograms"], r["stage_logs"]) != (w["has_graph"], w["has_histograms"],
-                                                                           w["stage_logs"]):
+            if (r["has_graph"], r["has_histograms"], r["stage_logs"], r["problems"]) != (
+                    w["has_graph"], w["has_histograms"], w["stage_logs"], w["problems"]):
                 return None
         return by_name
 

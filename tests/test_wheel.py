@@ -2,9 +2,9 @@
 
 ``pip wheel --no-deps`` builds the package from a copy of its sources (setup.py, README.md, tb_xquant_plugin/:
 the panel's bundle in static/ is committed, so no Node); the wheel holds the bundle, the manual's entries and the
-entry points.  It is installed with its ``install_requires`` into a new venv (``python -m venv --without-pip``,
-filled by this environment's pip with ``--python``; the versions pinned by a constraints file to the ones this
-environment tested, so pip's cache serves them), where ``import torch`` fails; there ``tb-xquant report`` gives
+entry points.  It is installed by this environment's pip (``--python``, ``--no-index``) into a new venv
+(``python -m venv --without-pip``) beside copies of its ``install_requires`` closure as installed here (no package
+index is asked: a resolver run would test the machine's index, not the wheel), where ``import torch`` fails; there ``tb-xquant report`` gives
 the same JSON and gate result as the development install, and ``tensorboard --logdir`` lists an enabled XQuant
 tab that serves its bundle and the analysis.
 
@@ -57,15 +57,53 @@ def wheel(tmp_path_factory) -> Path:
     return whl
 
 
+def requirement_closure(wheel: Path) -> List[metadata.Distribution]:
+    """The installed distributions the wheel's ``Requires-Dist`` pulls in (no extras), transitively."""
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    with zipfile.ZipFile(wheel) as z:
+        (meta,) = [n for n in z.namelist() if n.endswith(".dist-info/METADATA")]
+        text = z.read(meta).decode()
+    todo = [line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("Requires-Dist:")]
+    seen = {}
+    while todo:
+        req = Requirement(todo.pop())
+        if req.marker is not None and not req.marker.evaluate({"extra": ""}):
+            continue
+        name = canonicalize_name(req.name)
+        if name in seen:
+            continue
+        dist = metadata.distribution(req.name)
+        assert dist.version in req.specifier, "%s %s does not satisfy %s" % (req.name, dist.version, req)
+        seen[name] = dist
+        todo.extend(dist.requires or [])
+    return list(seen.values())
+
+
 @pytest.fixture(scope="module")
 def clean_venv(wheel, tmp_path_factory) -> Path:
+    """A new venv holding the wheel (installed by pip, no index) and copies of its dependencies' installed files.
+
+    The dependencies are copied from this environment rather than resolved again: the test is about the wheel,
+    and a resolver run depends on what the package index of the machine serves.  ``pip check`` then confirms
+    that every requirement of the wheel and of its dependencies is met."""
     tmp = tmp_path_factory.mktemp("venv")
     venv = tmp / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
-    pins = sorted({"%s==%s" % (d.metadata["Name"], d.version) for d in metadata.distributions()
-                   if d.metadata["Name"] and d.metadata["Name"].lower() != "tb-xquant"})
-    (tmp / "constraints.txt").write_text("\n".join(pins) + "\n")
-    pip("--python", str(venv / "bin" / "python"), "install", "-q", "-c", str(tmp / "constraints.txt"), str(wheel))
+    site = Path(subprocess.run([str(venv / "bin" / "python"), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+                               capture_output=True, text=True, check=True).stdout.strip())
+    for dist in requirement_closure(wheel):
+        root = Path(dist.locate_file(""))
+        for f in dist.files or []:
+            src = Path(dist.locate_file(f))
+            rel = src.resolve().relative_to(root.resolve()) if src.resolve().is_relative_to(root.resolve()) else None
+            if rel is None or not src.is_file() or "__pycache__" in rel.parts:
+                continue  # console scripts in bin/ and byte code: not needed by `python -m` and imports
+            (site / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, site / rel)
+    pip("--python", str(venv / "bin" / "python"), "install", "-q", "--no-index", "--no-deps", str(wheel))
+    pip("--python", str(venv / "bin" / "python"), "check")
     return venv
 
 

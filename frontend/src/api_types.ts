@@ -259,6 +259,8 @@ export interface VerdictsResponse {
 export interface QuantParams {
   activation_nbits: number | null;
   activation_threshold: Num;
+  /** [min, max] of the quantized grid (QDQ ONNX models) */
+  activation_range: Num[] | null;
   signed: boolean | null;
   quant_mode: string | null;
   z_threshold: Num;

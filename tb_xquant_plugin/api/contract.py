@@ -294,6 +294,7 @@ class Histogram(TypedDict):
 class QuantParams(TypedDict):
     activation_nbits: Optional[int]
     activation_threshold: Num
+    activation_range: Annotated[Optional[List[Num]], "[min, max] of the quantized grid (QDQ ONNX models)"]
     signed: Optional[bool]
     quant_mode: Optional[str]
     z_threshold: Num

@@ -27,6 +27,8 @@ from typing import Optional, Tuple
 
 import numpy as np
 
+from tb_xquant_plugin.model.report import ONNX_TOOLCHAINS
+
 MIN_THRESHOLD = 2.0 ** -16  # model_compression_toolkit.constants.MIN_THRESHOLD
 HISTOGRAM_SEARCH_ITERATIONS = 20  # power_of_two_selection_histogram's n_iter (get_activations_qparams keeps it)
 SEARCHED_METHODS = {"MSE": 2.0, "HMSE": 2.0, "MAE": 1.0}  # error method -> power of |q - x| (LP: l_p_value)
@@ -170,7 +172,11 @@ class Noise:
 
 
 def noise_of(hist: MCTHistogram, threshold: float, n_bits: int, signed: bool, keep: np.ndarray) -> Noise:
-    sq = (quantize(hist.edges, threshold, n_bits, signed) - hist.edges)[:-1] ** 2
+    return _noise(hist, quantize(hist.edges, threshold, n_bits, signed), threshold, signed, keep)
+
+
+def _noise(hist: MCTHistogram, q_edges: np.ndarray, threshold: float, signed: bool, keep: np.ndarray) -> Noise:
+    sq = (q_edges - hist.edges)[:-1] ** 2
     c = hist.counts
     total = c.sum()
     kc, tc = c[keep].sum(), c[~keep].sum()
@@ -249,6 +255,9 @@ MAX_TAIL_FRACTION = 0.10
 BOUNDED_OPS = {"softmax", "sigmoid", "hardsigmoid"}
 DEFAULT_BITS = 8
 NOT_QUANTIZED_MODES = {"NO_QUANT", "FLN_QUANT"}
+# On a QDQ model's range, clipping at z is a real outlier removal when it at least halves the noise over every
+# value (or un-starves the body as above); a smaller cut trims a normal tail.
+QDQ_MIN_NOISE_CUT = 0.5
 
 
 def _db(power: float, noise: float) -> Optional[float]:
@@ -280,6 +289,66 @@ def _num(x: float, digits: int = 4) -> Optional[float]:
     return float("%.*g" % (digits, x)) if math.isfinite(x) else x
 
 
+def affine_quantize(x: np.ndarray, low: float, high: float, n_bits: int) -> np.ndarray:
+    """A QDQ model's ``QuantizeLinear`` / ``DequantizeLinear`` pair on the range [low, high]: 2**n_bits levels
+    ``scale * (k - zero_point)``, the zero point rounded so that zero is a level, values clipped to the grid."""
+    low, high = min(float(low), 0.0), max(float(high), 0.0)
+    levels = 2 ** n_bits - 1
+    scale = (high - low) / levels if high > low else 1.0
+    zp = round(-low / scale)
+    k = np.clip(np.round(np.asarray(x, dtype=np.float64) / scale) + zp, 0, levels)
+    return scale * (k - zp)
+
+
+def assess_qdq_range(report, name: str, z_threshold: float, out: dict, qp) -> dict:
+    """The replay for a QDQ ONNX model: the range the quantizer chose (read from the model's scale and zero
+    point) against the same range clipped to the z window ``mu +- z * sigma`` of the float histogram -- what a
+    percentile calibration at the matching percentile does.  No MCT threshold search is involved."""
+    hist = from_tensorboard(report.histogram(name))
+    rng = qp.activation_range if qp is not None else None
+    out["range_from"] = "QDQ model"
+    if rng is None or hist is None:
+        out["finding"] = NOT_REPLAYED
+        return out
+    lo, hi = float(rng[0]), float(rng[1])
+    left = hist.edges[:-1]
+    total = hist.counts.sum()
+    mu = float(np.sum(left * hist.counts) / total)
+    sigma = math.sqrt(float(np.sum((left - mu) ** 2 * hist.counts) / total))
+    keep = zscores(hist.edges, hist.counts) <= z_threshold
+    w_lo, w_hi = mu - z_threshold * sigma, mu + z_threshold * sigma
+    if qp.quant_mode == "symmetric" or (lo < 0 and abs(lo + hi) <= 0.02 * (hi - lo)):
+        t = min(max(abs(lo), abs(hi)), max(abs(w_lo), abs(w_hi)))  # a symmetric range stays symmetric
+        c_lo, c_hi = (-t if lo < 0 else lo), t
+    else:
+        c_lo, c_hi = (max(lo, w_lo) if lo < 0 else lo), min(hi, w_hi)
+    bits = out["n_bits"]
+    without = _noise(hist, affine_quantize(hist.edges, lo, hi, bits), max(abs(lo), abs(hi)), lo < 0, keep)
+    with_z = _noise(hist, affine_quantize(hist.edges, c_lo, c_hi, bits), max(abs(c_lo), abs(c_hi)), c_lo < 0, keep)
+    kc = hist.counts[keep]
+    body_power = float(np.sum(left[keep] ** 2 * kc) / kc.sum()) if kc.sum() > 0 else 0.0
+    effect = ZEffect(z_threshold, bits, "range", without, with_z, float(hist.counts[~keep].sum() / total),
+                     float(np.sum(left ** 2 * hist.counts) / total))
+    changed = (c_hi - c_lo) < (hi - lo) * (1 - 1e-3)
+    tail_values = left[~keep][hist.counts[~keep] > 0]
+    finding = classify(effect, body_power) if changed else NO_EFFECT
+    if finding == REAL_OUTLIER and effect.noise_ratio < 1.0 and effect.noise_ratio > QDQ_MIN_NOISE_CUT:
+        finding = NORMAL_TAIL  # a cut of a few percent is a tail trimmed, not an outlier removed
+    out.update(
+        finding=finding,
+        range_without=[_num(lo), _num(hi)], range_with=[_num(c_lo), _num(c_hi)],
+        threshold_without=_num(max(abs(lo), abs(hi))), threshold_with=_num(max(abs(c_lo), abs(c_hi))),
+        tail_fraction=_num(effect.tail_fraction), tail_range=[_num(float(tail_values.min())),
+                                                              _num(float(tail_values.max()))] if tail_values.size else None,
+        noise_without=_num(without.total), noise_with=_num(with_z.total), noise_ratio=_num(effect.noise_ratio),
+        body_noise_without=_num(without.body), body_noise_with=_num(with_z.body),
+        body_noise_ratio=_num(effect.body_ratio),
+        body_sqnr_db_without=_num(_or_nan(_db(body_power, without.body)), 3),
+        body_sqnr_db_with=_num(_or_nan(_db(body_power, with_z.body)), 3),
+    )
+    return out
+
+
 def assess(report, name: str, z_threshold: float) -> Optional[dict]:
     """The replay for one activation of a report as JSON-friendly numbers, or None without a usable histogram.
 
@@ -298,6 +367,8 @@ def assess(report, name: str, z_threshold: float) -> Optional[dict]:
            "signed": qp.signed if qp else None, "error_method": (qp.activation_error_method if qp else None) or "MSE",
            "run_z_threshold": qp.z_threshold if qp else None,
            "stage_threshold": qp.activation_threshold if qp else None}
+    if report.toolchain in ONNX_TOOLCHAINS:  # the quantizer's own range, not MCT's search
+        return assess_qdq_range(report, name, z_threshold, out, qp)
     if op.lower().lstrip("_").replace("torch.nn.functional.", "") in BOUNDED_OPS:
         out["finding"] = BOUNDED
         return out

@@ -132,23 +132,35 @@ def finding_text(a: Optional[Dict[str, Any]], z: float) -> str:
     if f == AN.NOT_REPLAYED:
         return "error method %s is not replayed: no evidence either way" % a["error_method"]
     t0, t1 = a["threshold_without"], a["threshold_with"]
+    qdq = "range_without" in a  # a QDQ ONNX model: its quantizer's range, not MCT's threshold search
+    if f == AN.NO_EFFECT and qdq:
+        r = a["range_without"]
+        return ("the quantizer's range [%.4g, %.4g] already ends inside the z=%g window: clipping there changes "
+                "nothing: not the cause" % (r[0], r[1], z))
     if f == AN.NO_EFFECT:
         return ("normal tail: clipping at z=%g changes the noise by 0%% (MCT's %s search keeps the threshold at "
                 "%g): not the cause" % (z, a["error_method"], t0))
+    if qdq:  # "threshold a -> b" reads as the ranges the quantizer had and would have
+        t0, t1 = ("[%.4g, %.4g]" % tuple(a["range_without"]), "[%.4g, %.4g]" % tuple(a["range_with"]))
+    else:
+        t0, t1 = "%g" % t0, "%g" % t1
     if f == AN.NORMAL_TAIL:
         ratio = a["noise_ratio"]
         change = "%+.0f%%" % ((ratio - 1.0) * 100.0) + (" (%sx)" % _x(ratio) if ratio >= 3 else "")
-        return ("normal tail: clipping at z=%g changes the noise by %s (threshold %g -> %g, %.2g%% of the values "
-                "clipped): not the cause" % (z, change, t0, t1, 100 * a["tail_fraction"]))
+        return ("normal tail: clipping at z=%g changes the noise by %s (%s %s -> %s, %.2g%% of the values "
+                "clipped): not the cause" % (z, change, "range" if qdq else "threshold", t0, t1,
+                                             100 * a["tail_fraction"]))
     if a["noise_ratio"] < 1.0:
-        return ("real outlier tail: z_threshold=%g cuts this layer's activation quantization noise by %sx "
-                "(threshold %g -> %g)" % (z, _x(1.0 / a["noise_ratio"]), t0, t1))
+        return ("real outlier tail: %s cuts this layer's activation quantization noise by %sx "
+                "(%s %s -> %s)" % ("clipping at z=%g" % z if qdq else "z_threshold=%g" % z, _x(1.0 / a["noise_ratio"]),
+                                   "range" if qdq else "threshold", t0, t1))
     tail = a.get("tail_range") or [None, None]
-    return ("real outlier tail: z_threshold=%g cuts this layer's activation quantization noise by %sx on the "
-            "%.1f%% of values inside the window (threshold %g -> %g, SQNR %.0f -> %.0f dB); it clips the %.2g%% "
-            "beyond (%s to %s) at %g, which counted over every value is %sx the noise: right only if the layers "
+    return ("real outlier tail: %s cuts this layer's activation quantization noise by %sx on the "
+            "%.1f%% of values inside the window (%s %s -> %s, SQNR %.0f -> %.0f dB); it clips the %.2g%% "
+            "beyond (%s to %s) at %s, which counted over every value is %sx the noise: right only if the layers "
             "after it do not need those values"
-            % (z, _x(1.0 / a["body_noise_ratio"]), 100 * (1 - a["tail_fraction"]), t0, t1,
+            % ("clipping at z=%g" % z if qdq else "z_threshold=%g" % z, _x(1.0 / a["body_noise_ratio"]),
+               100 * (1 - a["tail_fraction"]), "range" if qdq else "threshold", t0, t1,
                a["body_sqnr_db_without"], a["body_sqnr_db_with"], 100 * a["tail_fraction"],
                "%.4g" % tail[0] if tail[0] is not None else "?", "%.4g" % tail[1] if tail[1] is not None else "?",
                t1, _x(a["noise_ratio"])))

@@ -32,9 +32,9 @@ import numpy as np
 from tb_xquant_plugin import manual
 from tb_xquant_plugin.judges.base import CAUSE, Judge, JudgeContext
 from tb_xquant_plugin.judges.facts import facts_of
-from tb_xquant_plugin.judges.snippets import core_config_snippet
+from tb_xquant_plugin.judges.snippets import ASYMMETRIC_ACTIVATIONS, core_config_snippet, onnx_snippet
 from tb_xquant_plugin.model import manifest as mf
-from tb_xquant_plugin.model.report import GRAPH, MCT_PYTORCH, Report
+from tb_xquant_plugin.model.report import GRAPH, MCT_PYTORCH, ONNX_TOOLCHAINS, Report
 from tb_xquant_plugin.model.verdict import COMPUTED, SHIFT_NEGATIVE_ACTIVATION, Verdict
 from tb_xquant_plugin.readers.graphs import GraphNode
 
@@ -58,6 +58,9 @@ POST_ADD = "_post_add"  # MCT names the inserted shift <activation>_post_add
 TURN_ON = "turn_on"
 RAISE_RATIO = "raise_ratio"
 PARAMS_SEARCH = "params_search"
+ASYMMETRIC_RANGE = "asymmetric_range"  # QDQ ONNX models: give the output an asymmetric range
+# QDQ ONNX models: the resolution a range loses below the lowest output before the range is worth changing.
+LOST_BITS_WORTH_FIXING = 0.5
 NOTHING_LEFT = "nothing_left"
 
 
@@ -222,6 +225,8 @@ def judge(report: Report) -> List[Verdict]:
         rows.append({"node": n, "op": op, "known": known, "min_value": min_value, "qp": qp, "threshold": threshold,
                      "ratio": ratio, "rate": rate, "target": target, "why_not": why_not,
                      "shifted": shifted, "padded": _padded(n, target, consumers) if target is not None else None})
+    if report.toolchain in ONNX_TOOLCHAINS:  # no shift-negative correction there: the range the quantizer chose
+        return [_qdq_verdict(report, row) for row in rows]
     single = {nid: (c[0] if len(c) == 1 else None) for nid, c in consumers.items()}
     memo: Dict[Any, Any] = {}  # crash_pair / safe_ratio per ratio: the same for every row
     return [_verdict(report, row, rows, params_search, single, memo) for row in rows]
@@ -372,6 +377,54 @@ def _verdict(report: Report, row: Dict[str, Any], rows: List[Dict[str, Any]], pa
                 text += ", with shift_negative_ratio=%g (|min| / threshold = %s is over %g)" % (
                     ratio, rate_text, ratio_in_force)
             code = core_config_snippet(tc, **fields) if fields else None
+    numbers["advice"] = advice
+    numbers["actionable"] = advice != NOTHING_LEFT
+    msg = "%s (%s) outputs negative values%s; %s" % (n.name, _label(n), low, text)
+    return Verdict(SHIFT_NEGATIVE_ACTIVATION, COMPUTED, [n.name], numbers,
+                   manual.JUDGE_TO_MANUAL[SHIFT_NEGATIVE_ACTIVATION], msg, code)
+
+
+def _qdq_verdict(report: Report, row: Dict[str, Any]) -> Verdict:
+    """An activation going negative in a QDQ ONNX model.  ONNX quantizers have no shift-negative correction;
+    what the negative part costs depends on the range the quantizer gave the output: an asymmetric one that
+    starts near the lowest value costs nothing, a symmetric one leaves the levels below the lowest value unused
+    (about one bit for a SiLU), an unsigned one clips the negative values."""
+    n, qp = row["node"], row["qp"]
+    m = row["min_value"]
+    rng = qp.activation_range if qp else None
+    numbers: Dict[str, Any] = {"layer": n.name, "activation": _label(n), "min_value": m,
+                               "range": list(rng) if rng else None, "quant_mode": qp.quant_mode if qp else None,
+                               "unused_share": None, "lost_bits": None}
+    code = None
+    low = (" down to %.3g" % m) if m is not None else ""
+    if rng is None or m is None:
+        advice = NOTHING_LEFT
+        text = ("the range the quantizer gave it is not in the report (no Q/DQ pair on its output)" if rng is None
+                else "its float minimum was not recorded") + ": what its negative part costs is not measured"
+    else:
+        lo, hi = float(rng[0]), float(rng[1])
+        width = hi - lo
+        if lo > m + 1e-12 * max(1.0, abs(m)) and lo >= 0:
+            advice = ASYMMETRIC_RANGE
+            text = ("its quantized range [%.4g, %.4g] starts at %.4g: every negative output is clipped to it; an "
+                    "asymmetric range (a zero point) keeps them" % (lo, hi, lo))
+            code = onnx_snippet(report.toolchain, ASYMMETRIC_ACTIVATIONS, layers=[n.name])
+        else:
+            unused = max(0.0, (m - lo) / width) if width > 0 else 0.0
+            lost = -math.log2(1.0 - unused) if unused < 1.0 else math.inf
+            numbers.update(unused_share=round(unused, 4), lost_bits=round(lost, 3))
+            if lost >= LOST_BITS_WORTH_FIXING:
+                advice = ASYMMETRIC_RANGE
+                text = ("its quantized range [%.4g, %.4g] is %s: %.0f%% of its levels lie below its lowest output "
+                        "(%.2g bits of resolution unused); an asymmetric range for it gets them back"
+                        % (lo, hi, "symmetric" if abs(lo + hi) <= 0.02 * width else "wider than its values",
+                           100 * unused, lost))
+                code = onnx_snippet(report.toolchain, ASYMMETRIC_ACTIVATIONS, layers=[n.name])
+            else:
+                advice = NOTHING_LEFT
+                text = ("its quantized range [%.4g, %.4g] already fits the negative part (%.1f%% of the levels lie "
+                        "below its lowest output, %.2g bits): the negative outputs are not what costs precision "
+                        "here: not the cause" % (lo, hi, 100 * unused, lost))
     numbers["advice"] = advice
     numbers["actionable"] = advice != NOTHING_LEFT
     msg = "%s (%s) outputs negative values%s; %s" % (n.name, _label(n), low, text)

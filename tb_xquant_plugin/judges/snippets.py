@@ -76,6 +76,9 @@ _QUARK_IMPORT = "from quark.onnx import ModelQuantizer, QConfig, QLayerConfig, I
 _QUARK_RUN = ("quantized_model_path = 'model_quantized.onnx'\n"
               "ModelQuantizer(config).quantize_model(float_model_path, quantized_model_path, calibration_data_reader)\n")
 _ORT_IMPORT = "from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static\n"
+# ONNX Runtime overrides tensors, not nodes: the named nodes' output tensors, read from the float model.
+_ORT_OVERRIDES = ("layers = %s\n"
+                  "outputs = {n.name: n.output[0] for n in onnx.load(float_model_path).graph.node}\n")
 _PPQ_HEAD = ("import esp_ppq.api.interface as ppq_interface\n"
              "from esp_ppq.api import QuantizationSettingFactory, export_ppq_graph, quantize_onnx_model\n"
              "from esp_ppq.core import TargetPlatform\n\n"
@@ -166,17 +169,22 @@ def onnx_snippet(toolchain: str, change: str, layers: Any = (), percentile: floa
                     "                calibrate_method=CalibrationMethod.Percentile,\n"
                     "                extra_options={'CalibPercentile': %s})\n" % pct)
         if change == ASYMMETRIC_ACTIVATIONS:
-            return (head + "# Asymmetric uint8 activations (a zero point) fit outputs that go negative; the layers named\n"
-                    "# here stay in float.\n"
+            return ("import onnx\n" + head + _ORT_OVERRIDES % names +
+                    "# An asymmetric range (a zero point) for the outputs of these nodes, so that values going negative\n"
+                    "# do not leave half of a symmetric range unused (ActivationSymmetric=False does it for all).\n"
+                    "overrides = {outputs[name]: [{'symmetric': False}] for name in layers}\n"
                     "quantize_static(float_model_path, quantized_model_path, calibration_data_reader,\n"
                     "                quant_format=QuantFormat.QDQ, activation_type=QuantType.QUInt8,\n"
-                    "                weight_type=QuantType.QInt8, nodes_to_exclude=%s,\n"
-                    "                extra_options={'ActivationSymmetric': False})\n" % names)
+                    "                weight_type=QuantType.QInt8, extra_options={'TensorQuantOverrides': overrides})\n")
         if change == HIGHER_PRECISION:
-            return (head + "# Keep these nodes in float (onnxruntime quantizes every other node as before).\n"
+            return ("import onnx\n" + head + _ORT_OVERRIDES % names +
+                    "# 16-bit activations on the outputs of these nodes; every other tensor as before.  (nodes_to_exclude\n"
+                    "# is not the same: a node's output stays quantized when the node after it is quantized.)\n"
+                    "overrides = {outputs[name]: [{'quant_type': QuantType.QUInt16}] for name in layers}\n"
                     "quantize_static(float_model_path, quantized_model_path, calibration_data_reader,\n"
                     "                quant_format=QuantFormat.QDQ, activation_type=QuantType.QUInt8,\n"
-                    "                weight_type=QuantType.QInt8, per_channel=True, nodes_to_exclude=%s)\n" % names)
+                    "                weight_type=QuantType.QInt8, per_channel=True,\n"
+                    "                extra_options={'TensorQuantOverrides': overrides})\n")
         return None
     if toolchain == ONNX_PPQ:
         if change == CLIP_OUTLIERS:

@@ -73,6 +73,8 @@ class QuantParams:
 
     activation_nbits: Optional[int] = None
     activation_threshold: Optional[float] = None
+    # [min, max] of the quantized grid when the producer reads it (a QDQ model's scale and zero point)
+    activation_range: Optional[List[float]] = None
     signed: Optional[bool] = None
     quant_mode: Optional[str] = None
     z_threshold: Optional[float] = None

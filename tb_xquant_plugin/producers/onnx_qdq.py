@@ -120,6 +120,7 @@ def quant_params(node: Mapping[str, Any], layer: Mapping[str, Any]) -> QuantPara
     return QuantParams(
         activation_nbits=as_bits(q.get("bits")),
         activation_threshold=threshold,
+        activation_range=[lo, hi] if lo is not None and hi is not None else None,
         signed=(lo < 0) if lo is not None else None,
         quant_mode=_quant_mode(q),
         op=_str(node.get("op"), 200),

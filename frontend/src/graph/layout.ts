@@ -66,7 +66,12 @@ export class Layouter {
   private bases = new Map<string, Base>();
   private placed = new Map<string, Local>();
   private stats: LayoutStats = emptyStats();
-  constructor(private hier: Hierarchy) {}
+  private rootId: string;
+  /** nesting depth of each group (root 0), for the fold height of its level */
+  private depthOf = new Map<string, number>();
+  constructor(private hier: Hierarchy) {
+    this.rootId = Object.values(hier.items).find((i) => i.parent === null)!.id;
+  }
 
   layout(expandedList: string[], opts: LayoutOptions = {folds: [0]}): LayoutResult {
     const t0 = performance.now();
@@ -115,8 +120,12 @@ export class Layouter {
         }
       }
       // a nested level folds lower: its frames' title strips and padding above it take room too
-      let depth = 0;
-      for (let p = this.hier.items[gid].parent; p !== null; p = this.hier.items[p]?.parent ?? null) depth++;
+      let depth = this.depthOf.get(gid);
+      if (depth === undefined) {
+        depth = 0;
+        for (let p = this.hier.items[gid].parent; p !== null; p = this.hier.items[p]?.parent ?? null) depth++;
+        this.depthOf.set(gid, depth);
+      }
       const res = place(base, w, h, fold ? Math.max(4 * GROUP_H, fold - depth * (HEADER + PAD)) : 0);
       this.stats.placedLevels++;
       this.stats.placedBoxes += n;
@@ -147,9 +156,8 @@ export class Layouter {
         }
       }
     };
-    const root = Object.values(this.hier.items).find((i) => i.parent === null)!;
-    emit(root.id, 0, 0, 0);
-    const rl = local(root.id);
+    emit(this.rootId, 0, 0, 0);
+    const rl = local(this.rootId);
     this.stats.bundled = edges.reduce((s, e) => s + (e.kind === 'bundle' ? 1 : 0), 0);
     return {boxes, edges, width: rl.w, height: rl.h, ms: performance.now() - t0, fanIn, stats: this.stats, fold};
   }

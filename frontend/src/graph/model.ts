@@ -33,6 +33,11 @@ export class GraphModel {
   /** degraded leaf count per group, and the judges that marked a layer inside it (in NODE_JUDGES order of first sight) */
   degradedIn = new Map<string, number>();
   judgesIn = new Map<string, string[]>();
+  private num = new Map<string, number>();
+  private succNum: number[][] = [];
+  private stamp = new Int32Array(0);
+  private slot = new Int32Array(0);
+  private chunkPass = 0;
 
   constructor(nodes: GraphNode[]) {
     const root: HItem = {id: ROOT, kind: 'group', parent: null, label: '', sub: '', children: [], w: 0, h: 0, leafCount: 0};
@@ -68,6 +73,11 @@ export class GraphModel {
         push(this.pred, n.id, src);
       }
     }
+    // node numbers and numbered successors, for chunk()
+    let k = 0;
+    for (const id of this.nodes.keys()) this.num.set(id, k++);
+    this.succNum = [...this.nodes.keys()].map((id) => (this.succ.get(id) ?? []).map((v) => this.num.get(v)!));
+    this.stamp = new Int32Array(k); this.slot = new Int32Array(k);
     const parts: HItem[] = [];
     this.chunk(ROOT, parts);
     // labels relative to the scope drawn around them (after single-child scopes were merged away)
@@ -113,13 +123,22 @@ export class GraphModel {
       // about √n parts; at the top level at most ROOT_PARTS (parts that are too big are split in their turn)
       const p = gid === ROOT ? Math.min(ROOT_PARTS, Math.ceil(Math.sqrt(n))) : Math.ceil(Math.sqrt(n));
       const size = n / p;
-      // crossing[i]: edges of this level from a child at or before i to one after i
-      const idx = new Map<string, number>();
-      kids.forEach((c, i) => { for (const leaf of this.leaves(c)) idx.set(leaf, i); });
+      // crossing[i]: edges of this level from a child at or before i to one after i (the level's nodes stamped
+      // with this pass's number and their child's index, so nothing is cleared between passes)
+      const pass = ++this.chunkPass;
+      const under: number[] = [];
+      kids.forEach((c, i) => this.eachLeaf(c, (leaf) => {
+        const k = this.num.get(leaf)!;
+        this.stamp[k] = pass; this.slot[k] = i; under.push(k);
+      }));
       const diff = new Int32Array(n + 1);
-      for (const [u, i] of idx) for (const v of this.succ.get(u) ?? []) {
-        const j = idx.get(v);
-        if (j !== undefined && j !== i) { diff[Math.min(i, j)]++; diff[Math.max(i, j)]--; }
+      for (const k of under) {
+        const i = this.slot[k];
+        for (const v of this.succNum[k]) {
+          if (this.stamp[v] !== pass) continue;
+          const j = this.slot[v];
+          if (j !== i) { diff[Math.min(i, j)]++; diff[Math.max(i, j)]--; }
+        }
       }
       const crossing = new Int32Array(n);
       for (let i = 0, run = 0; i < n; i++) { run += diff[i]; crossing[i] = run; }
@@ -152,10 +171,13 @@ export class GraphModel {
     for (const c of g.children) if (this.items.get(c)!.kind === 'group') this.chunk(c, made);
   }
 
-  /** Node ids under an item. */
-  private leaves(id: string): string[] {
-    const it = this.items.get(id)!;
-    return it.kind === 'node' ? [id] : it.children.flatMap((c) => this.leaves(c));
+  /** Calls `f` with every node id under an item. */
+  private eachLeaf(id: string, f: (leaf: string) => void) {
+    const stack = [id];
+    while (stack.length) {
+      const it = this.items.get(stack.pop()!)!;
+      if (it.kind === 'node') f(it.id); else for (const c of it.children) stack.push(c);
+    }
   }
 
   /** "first … last" of a part: its first and last module-named member (a scope, or a layer), else its first and
