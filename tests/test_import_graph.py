@@ -8,11 +8,12 @@ from pathlib import Path
 PKG = Path(__file__).resolve().parents[1] / "tb_xquant_plugin"
 
 # Lower number = lower layer; a module may import its own layer and the ones below.
-LAYERS = {"__init__": 0, "readers": 0, "model": 1, "manual": 1, "producers": 2, "judges": 3, "api": 4,
+LAYERS = {"__init__": 0, "readers": 0, "model": 1, "manual": 1, "producers": 2, "judges": 3, "api": 4, "mct_study": 4,
           "server": 5, "cli": 5, "export": 5, "plugin": 6, "mct_run": 2, "onnx_run": 2}
 # Where file I/O is allowed besides readers/: the manual's own package data, and mct_run (run in the user's
-# training script, it writes the manifest), and onnx_run (the same for ONNX models: it writes the report folder).
-IO_ALLOWED = {"readers", "manual", "mct_run", "onnx_run"}
+# training script, it writes the manifest), onnx_run (the same for ONNX models: it writes the report folder) and
+# mct_study (it writes the study folder).
+IO_ALLOWED = {"readers", "manual", "mct_run", "onnx_run", "mct_study"}
 IO_CALLS = {"open", "listdir", "scandir", "walk", "stat", "GFile", "exists", "isdir", "isfile", "remove", "makedirs"}
 
 

@@ -26,7 +26,8 @@ import numpy as np
 from tb_xquant_plugin import manual
 from tb_xquant_plugin.judges.base import CAUSE, Judge, JudgeContext
 from tb_xquant_plugin.judges.facts import bounded_put, facts_of
-from tb_xquant_plugin.judges.snippets import ptq_call, py_num, py_str
+from tb_xquant_plugin.judges.snippets import render
+from tb_xquant_plugin.model import countermeasure as C
 from tb_xquant_plugin.model.names import module_paths, node_name_of_module, resolve_name
 from tb_xquant_plugin.model.report import GRAPH, MCT_KERAS, MCT_PYTORCH, Report
 from tb_xquant_plugin.model.verdict import COMPUTED, UNBALANCED_CONCATENATION, Verdict
@@ -115,32 +116,17 @@ def _data_input(report: Report, n: GraphNode) -> str:
     return n.inputs[0]
 
 
-# Where the user multiplies the narrow input by SCALE, per toolchain.
-SCALE_WHERE = {
-    MCT_PYTORCH: "# in forward(): multiply the output of narrow_input by SCALE before the join",
-    MCT_KERAS: "# in the model: tf.keras.layers.Rescaling(SCALE) on the output of narrow_input, before the join",
-}
+def countermeasure(node: str, small: str, factor: float) -> dict:
+    """Scale the narrow input by ``factor`` before the join: a change of the float model."""
+    f = float("%.4g" % factor)
+    return dict(C.model_change("multiply the output of %s by %g before %s and undo the factor after it"
+                               % (small, f, node)), change=C.SCALE_BRANCH, join=str(node), narrow_input=str(small),
+                factor=f)
 
 
 def snippet(node: str, small: str, factor: float, toolchain: str = MCT_PYTORCH) -> Optional[str]:
-    """Scale the narrow input by ``factor``; names appear only as string literals (judges.snippets)."""
-    call = ptq_call(toolchain)
-    if call is None:
-        return None
-    return (
-        "# Balance the inputs of the join: scale the narrow branch up before it and undo the factor in the\n"
-        "# layer that consumes the join (or fold it into the producing layer).\n"
-        "join_node = %(node)s\n"
-        "narrow_input = %(small)s\n"
-        "SCALE = %(f)s  # range of the widest input / range of narrow_input\n"
-        "%(where)s\n\n"
-        "# Or stop MCT from merging layers around it and compare:\n"
-        "import model_compression_toolkit as mct\n"
-        "core_config = mct.core.CoreConfig(mct.core.QuantizationConfig(linear_collapsing=False, residual_collapsing=False))\n"
-        "quantized_model, quantization_info = %(call)s(\n"
-        "    float_model, representative_data_gen, core_config=core_config)\n"
-    ) % {"node": py_str(node), "small": py_str(small), "f": py_num(float("%.4g" % factor)), "call": call,
-         "where": SCALE_WHERE.get(toolchain, SCALE_WHERE[MCT_PYTORCH])}
+    """The snippet of :func:`countermeasure` (names only as string literals: judges.snippets)."""
+    return render(countermeasure(node, small, factor), toolchain)
 
 
 # --------------------------------------------------------------------------------------------
@@ -219,7 +205,8 @@ def judge(report: Report, ratio_threshold: float, checks: Optional[List[Dict[str
                    kind, node, wide["name"], wide["width"], narrow["name"], narrow["width"], ratio,
                    narrow["name"], ratio, kind))
         out.append(Verdict(UNBALANCED_CONCATENATION, COMPUTED, [node] + [r["name"] for r in ranges], numbers,
-                           manual.JUDGE_TO_MANUAL[UNBALANCED_CONCATENATION], msg, snippet(node, narrow["name"], ratio, report.toolchain)))
+                           manual.JUDGE_TO_MANUAL[UNBALANCED_CONCATENATION], msg,
+                           snippet(node, narrow["name"], ratio, report.toolchain), countermeasure(node, narrow["name"], ratio)))
     return out
 
 

@@ -16,9 +16,10 @@ from typing import Dict, List, Optional
 
 from tb_xquant_plugin import manual
 from tb_xquant_plugin.judges.base import CAUSE, Judge, JudgeContext
-from tb_xquant_plugin.judges.snippets import ptq_call, py_num, py_str
+from tb_xquant_plugin.judges.snippets import WEIGHTS_ATTR, render
+from tb_xquant_plugin.model import countermeasure as C
 from tb_xquant_plugin.model import manifest as mf
-from tb_xquant_plugin.model.report import MCT_KERAS, MCT_PYTORCH, Report
+from tb_xquant_plugin.model.report import MCT_PYTORCH, Report
 from tb_xquant_plugin.model.verdict import COMPUTED, MIXED_PRECISION, Verdict
 
 
@@ -35,62 +36,20 @@ def pin_bits(report: Report, layer: str, bits_threshold: float) -> int:
     return bits
 
 
-# The name of the weights attribute MCT's bit-width config targets, and how MCT names the layer, per toolchain.
-WEIGHTS_ATTR = {MCT_PYTORCH: "weight", MCT_KERAS: "kernel"}
-NODE_NAME = {MCT_PYTORCH: "MCT's node name: the module path with '.' -> '_'", MCT_KERAS: "the Keras layer name"}
-
-# How many kernel weights the last layer has, in the float model of each toolchain.
-WEIGHT_COUNT = {
-    MCT_PYTORCH: "last_weights = next(m for name, m in float_model.named_modules() "
-                 "if name.replace('.', '_') == last_layer).weight.numel()",
-    MCT_KERAS: "last_weights = float_model.get_layer(last_layer).get_weights()[0].size",
-}
+def countermeasure(layer: str, low: List[str], now_bits: Optional[int], pin: int, weights_memory: Optional[float],
+                   toolchain: str = MCT_PYTORCH) -> dict:
+    """PTQ again with the last layer pinned at ``pin`` bits (the manual's first countermeasure); for weights, the
+    memory target raised by exactly what the wider layer costs, so the old allocation still fits."""
+    if "weights" in low:
+        return C.bit_width(layer, "weights", pin, now_bits, WEIGHTS_ATTR.get(toolchain, WEIGHTS_ATTR[MCT_PYTORCH]),
+                           weights_memory)
+    return C.bit_width(layer, "activation", pin, now_bits)
 
 
 def snippet(layer: str, low: List[str], now_bits: Optional[int], pin: int, weights_memory: Optional[float],
             toolchain: str = MCT_PYTORCH) -> Optional[str]:
-    """PTQ again with the last layer pinned at ``pin`` bits (the manual's first countermeasure), the weights
-    target raised by exactly what the wider last layer costs, so the old allocation still fits.
-    The layer name is only ever a string literal (judges.snippets)."""
-    call = ptq_call(toolchain)
-    if call is None:
-        return None
-    lines = ["import model_compression_toolkit as mct", ""]
-    now = py_num(now_bits) if now_bits is not None else "None"
-    if "weights" in low:
-        target = py_num(weights_memory) if weights_memory is not None else "WEIGHTS_MEMORY_BYTES"
-        lines += [
-            "# The last layer ended at %s-bit weights: mixed precision met the memory target by taking bits" % now,
-            "# from the layer the output depends on most. Pin it at %d bits and give the target what that costs." % pin,
-            "last_layer = %s  # %s" % (py_str(layer), NODE_NAME.get(toolchain, NODE_NAME[MCT_PYTORCH])),
-            WEIGHT_COUNT.get(toolchain, WEIGHT_COUNT[MCT_PYTORCH]),
-            "old_target = %s  # bytes: the weights_memory of the run in this report" % target,
-            "new_target = old_target + last_weights * (%d - %s) / 8" % (pin, now),
-            "",
-            "bit_width_config = mct.core.BitWidthConfig()",
-            "bit_width_config.set_manual_weights_bit_width(",
-            "    mct.core.network_editor.NodeNameFilter(last_layer), %d, %s)"
-            % (pin, py_str(WEIGHTS_ATTR.get(toolchain, WEIGHTS_ATTR[MCT_PYTORCH]))),
-            "quantized_model, quantization_info = %s(" % call,
-            "    float_model, representative_data_gen,",
-            "    target_resource_utilization=mct.core.ResourceUtilization(weights_memory=new_target),",
-            "    core_config=mct.core.CoreConfig(bit_width_config=bit_width_config))",
-        ]
-    else:
-        lines += [
-            "# The last layer's output ended at %s-bit activations. Pin it at %d bits (raise activation_memory" % (
-                now, pin),
-            "# in your ResourceUtilization target by what that costs, if you set one).",
-            "last_layer = %s  # %s" % (py_str(layer), NODE_NAME.get(toolchain, NODE_NAME[MCT_PYTORCH])),
-            "bit_width_config = mct.core.BitWidthConfig()",
-            "bit_width_config.set_manual_activation_bit_width(",
-            "    mct.core.network_editor.NodeNameFilter(last_layer), %d)" % pin,
-            "quantized_model, quantization_info = %s(" % call,
-            "    float_model, representative_data_gen,",
-            "    target_resource_utilization=target_resource_utilization,  # the target of the run in this report",
-            "    core_config=mct.core.CoreConfig(bit_width_config=bit_width_config))",
-        ]
-    return "\n".join(lines) + "\n"
+    """The snippet of :func:`countermeasure` (the layer name only ever a string literal: judges.snippets)."""
+    return render(countermeasure(layer, low, now_bits, pin, weights_memory, toolchain), toolchain)
 
 
 def is_mixed_precision(report: Report) -> bool:
@@ -139,9 +98,9 @@ def judge(report: Report, bits_threshold: float, degraded: Optional[List[str]] =
     numbers["pin_bits"] = pin
     if degraded and is_mixed_precision(report):
         numbers["degraded_bits"] = degraded_bits(report, degraded)
-    code = snippet(last.layer, low, w if "weights" in low else a, pin, mem, report.toolchain)
+    cm = countermeasure(last.layer, low, w if "weights" in low else a, pin, mem, report.toolchain)
     return [Verdict(MIXED_PRECISION, COMPUTED, [last.layer], numbers, manual.JUDGE_TO_MANUAL[MIXED_PRECISION], msg,
-                    code)]
+                    render(cm, report.toolchain), cm)]
 
 
 def run(ctx: JudgeContext) -> List[Verdict]:

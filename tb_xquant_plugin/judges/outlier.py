@@ -14,7 +14,7 @@ from tb_xquant_plugin import manual
 from tb_xquant_plugin.judges import activation_noise as AN
 from tb_xquant_plugin.judges.base import CAUSE, Judge, JudgeContext
 from tb_xquant_plugin.judges.facts import facts_of
-from tb_xquant_plugin.judges.snippets import core_config_snippet
+from tb_xquant_plugin.judges.snippets import config_countermeasure, render
 from tb_xquant_plugin.model.report import HISTOGRAMS, LAYER_METRICS, Report
 from tb_xquant_plugin.model.verdict import COMPUTED, OUTLIER_REMOVAL, Verdict
 
@@ -256,9 +256,9 @@ def judge(report: Report, degraded: List[str], z_threshold: float) -> List[Verdi
         }
         msg = ("Layer %s has float outputs up to %.1f standard deviations from the mean (z-score >= %g): %s."
                % (name, zh.max_zscore, z_threshold, ev["text"]))
-        code = core_config_snippet(report.toolchain, z_threshold=suggestion) if ev["actionable"] else None
+        cm = config_countermeasure(report.toolchain, z_threshold=suggestion) if ev["actionable"] else None
         out.append(Verdict(OUTLIER_REMOVAL, COMPUTED, [name], numbers, manual.JUDGE_TO_MANUAL[OUTLIER_REMOVAL], msg,
-                           code))
+                           render(cm, report.toolchain), cm))
     return out
 
 

@@ -32,7 +32,8 @@ import numpy as np
 from tb_xquant_plugin import manual
 from tb_xquant_plugin.judges.base import CAUSE, Judge, JudgeContext
 from tb_xquant_plugin.judges.facts import facts_of
-from tb_xquant_plugin.judges.snippets import ASYMMETRIC_ACTIVATIONS, core_config_snippet, onnx_snippet
+from tb_xquant_plugin.judges.snippets import ASYMMETRIC_ACTIVATIONS, config_countermeasure, render
+from tb_xquant_plugin.model import countermeasure as C
 from tb_xquant_plugin.model import manifest as mf
 from tb_xquant_plugin.model.report import GRAPH, MCT_PYTORCH, ONNX_TOOLCHAINS, Report
 from tb_xquant_plugin.model.verdict import COMPUTED, SHIFT_NEGATIVE_ACTIVATION, Verdict
@@ -298,7 +299,7 @@ def _verdict(report: Report, row: Dict[str, Any], rows: List[Dict[str, Any]], pa
         "corrects": row["target"].name if row["target"] is not None else None,
         "shift_negative_params_search": params_search, "crash_pair": None,
     }
-    code = None
+    cm = None
     tc = report.toolchain
     low = (" down to %.3g" % row["min_value"]) if row["min_value"] is not None else ""
 
@@ -319,7 +320,7 @@ def _verdict(report: Report, row: Dict[str, Any], rows: List[Dict[str, Any]], pa
         else:
             text = ("MCT shifted it (%s%s inserted); the next knob is shift_negative_params_search=True%s"
                     % (n.name, POST_ADD, "" if params_search is False else " (whether it was on is not in the logs)"))
-            code = core_config_snippet(tc, shift_negative_activation_correction=True,
+            cm = config_countermeasure(tc, shift_negative_activation_correction=True,
                                        shift_negative_params_search=True)
     elif row["target"] is None and row["why_not"]:
         advice = NOTHING_LEFT
@@ -361,7 +362,7 @@ def _verdict(report: Report, row: Dict[str, Any], rows: List[Dict[str, Any]], pa
                         "shift_negative_ratio=%g; raise it to %g%s" % (
                             rate, ratio_in_force, ratio, " (the largest ratio this model needs that MCT 2.6.1 "
                                                          "quantizes without failing)" if ratio > needed + 1e-12 else ""))
-                code = core_config_snippet(tc, **fields)
+                cm = config_countermeasure(tc, **fields)
         else:
             advice = TURN_ON
             text = ("shift-negative correction was off for it" if snc is False else
@@ -376,12 +377,12 @@ def _verdict(report: Report, row: Dict[str, Any], rows: List[Dict[str, Any]], pa
             elif raised:
                 text += ", with shift_negative_ratio=%g (|min| / threshold = %s is over %g)" % (
                     ratio, rate_text, ratio_in_force)
-            code = core_config_snippet(tc, **fields) if fields else None
+            cm = config_countermeasure(tc, **fields) if fields else None
     numbers["advice"] = advice
     numbers["actionable"] = advice != NOTHING_LEFT
     msg = "%s (%s) outputs negative values%s; %s" % (n.name, _label(n), low, text)
     return Verdict(SHIFT_NEGATIVE_ACTIVATION, COMPUTED, [n.name], numbers,
-                   manual.JUDGE_TO_MANUAL[SHIFT_NEGATIVE_ACTIVATION], msg, code)
+                   manual.JUDGE_TO_MANUAL[SHIFT_NEGATIVE_ACTIVATION], msg, render(cm, report.toolchain), cm)
 
 
 def _qdq_verdict(report: Report, row: Dict[str, Any]) -> Verdict:
@@ -395,7 +396,7 @@ def _qdq_verdict(report: Report, row: Dict[str, Any]) -> Verdict:
     numbers: Dict[str, Any] = {"layer": n.name, "activation": _label(n), "min_value": m,
                                "range": list(rng) if rng else None, "quant_mode": qp.quant_mode if qp else None,
                                "unused_share": None, "lost_bits": None}
-    code = None
+    cm = None
     low = (" down to %.3g" % m) if m is not None else ""
     if rng is None or m is None:
         advice = NOTHING_LEFT
@@ -408,7 +409,7 @@ def _qdq_verdict(report: Report, row: Dict[str, Any]) -> Verdict:
             advice = ASYMMETRIC_RANGE
             text = ("its quantized range [%.4g, %.4g] starts at %.4g: every negative output is clipped to it; an "
                     "asymmetric range (a zero point) keeps them" % (lo, hi, lo))
-            code = onnx_snippet(report.toolchain, ASYMMETRIC_ACTIVATIONS, layers=[n.name])
+            cm = C.onnx_option(ASYMMETRIC_ACTIVATIONS, layers=[n.name])
         else:
             unused = max(0.0, (m - lo) / width) if width > 0 else 0.0
             lost = -math.log2(1.0 - unused) if unused < 1.0 else math.inf
@@ -419,7 +420,7 @@ def _qdq_verdict(report: Report, row: Dict[str, Any]) -> Verdict:
                         "(%.2g bits of resolution unused); an asymmetric range for it gets them back"
                         % (lo, hi, "symmetric" if abs(lo + hi) <= 0.02 * width else "wider than its values",
                            100 * unused, lost))
-                code = onnx_snippet(report.toolchain, ASYMMETRIC_ACTIVATIONS, layers=[n.name])
+                cm = C.onnx_option(ASYMMETRIC_ACTIVATIONS, layers=[n.name])
             else:
                 advice = NOTHING_LEFT
                 text = ("its quantized range [%.4g, %.4g] already fits the negative part (%.1f%% of the levels lie "
@@ -429,7 +430,7 @@ def _qdq_verdict(report: Report, row: Dict[str, Any]) -> Verdict:
     numbers["actionable"] = advice != NOTHING_LEFT
     msg = "%s (%s) outputs negative values%s; %s" % (n.name, _label(n), low, text)
     return Verdict(SHIFT_NEGATIVE_ACTIVATION, COMPUTED, [n.name], numbers,
-                   manual.JUDGE_TO_MANUAL[SHIFT_NEGATIVE_ACTIVATION], msg, code)
+                   manual.JUDGE_TO_MANUAL[SHIFT_NEGATIVE_ACTIVATION], msg, render(cm, report.toolchain), cm)
 
 
 def run(ctx: JudgeContext) -> List[Verdict]:

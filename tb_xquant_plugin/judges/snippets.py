@@ -208,3 +208,182 @@ def onnx_config_snippet(toolchain: str, **fields: Any) -> Optional[str]:
     if fields.get("shift_negative_activation_correction"):
         return onnx_snippet(toolchain, ASYMMETRIC_ACTIVATIONS)
     return None
+
+
+# --------------------------------------------------------------------------------------------------
+# One snippet per countermeasure (model.countermeasure): the code a verdict shows is rendered from the same object
+# the study applies.
+# --------------------------------------------------------------------------------------------------
+# The name of the weights attribute MCT's bit-width config targets, and how MCT names the layer, per toolchain.
+WEIGHTS_ATTR = {MCT_PYTORCH: "weight", MCT_KERAS: "kernel"}
+NODE_NAME = {MCT_PYTORCH: "MCT's node name: the module path with '.' -> '_'", MCT_KERAS: "the Keras layer name"}
+# How many kernel weights a layer has (the layer's MCT name in the variable given), per toolchain.
+WEIGHT_COUNT = {
+    MCT_PYTORCH: "next(m for name, m in float_model.named_modules() if name.replace('.', '_') == %s).weight.numel()",
+    MCT_KERAS: "float_model.get_layer(%s).get_weights()[0].size",
+}
+
+
+def config_countermeasure(toolchain: str, **fields: Any) -> dict:
+    """MCT QuantizationConfig fields as a countermeasure, or, for a QDQ ONNX model, the quantizer's nearest option
+    (:func:`onnx_config_snippet`'s reading: z_threshold -> percentile calibration, shift-negative -> asymmetric)."""
+    from tb_xquant_plugin.model import countermeasure as C
+
+    if toolchain in ONNX_TOOLCHAINS:
+        if "z_threshold" in fields:
+            return C.onnx_option(CLIP_OUTLIERS, percentile=percentile_for_z(fields["z_threshold"]))
+        if fields.get("shift_negative_activation_correction"):
+            return C.onnx_option(ASYMMETRIC_ACTIVATIONS, layers=fields.get("layers") or ())
+    return C.quantization_config(**fields)
+
+
+def render(cm: Any, toolchain: str) -> Optional[str]:
+    """The snippet of a countermeasure for this toolchain, or None when no code applies it (a larger
+    representative set, an MCT option for a toolchain MCT does not quantize)."""
+    from tb_xquant_plugin.model import countermeasure as C
+
+    if not cm:
+        return None
+    kind = cm.get("kind")
+    if kind == C.ONNX_OPTION:
+        return onnx_snippet(toolchain, cm["change"], layers=cm.get("layers") or (),
+                            percentile=cm.get("percentile", 99.99))
+    if kind == C.QUANTIZATION_CONFIG:
+        return core_config_snippet(toolchain, **cm["fields"])
+    if kind == C.GENERAL:
+        step = cm.get("step")
+        if step == C.BIAS_CORRECTION_OFF:
+            return core_config_snippet(toolchain, weights_bias_correction=False)
+        if step == C.GPTQ:
+            return gptq_snippet(toolchain, int(cm.get("n_epochs", 5)))
+        if step == C.WORST_LAYER_FLOAT:
+            return layer_in_float_snippet(cm["layer"], toolchain)
+        return None
+    if kind == C.MODEL_CHANGE and cm.get("change") == C.SCALE_BRANCH:
+        return scale_branch_snippet(cm["join"], cm["narrow_input"], float(cm["factor"]), toolchain)
+    if kind not in (C.BIT_WIDTH, "combined"):
+        return None
+    return bit_width_snippet(C.parts_of(cm), toolchain)
+
+
+def bit_width_snippet(parts: list, toolchain: str) -> Optional[str]:
+    """PTQ again with layers pinned through MCT's BitWidthConfig (and any QuantizationConfig fields among
+    ``parts``); pinned weights raise the memory target by what they cost, so the old allocation still fits.  One
+    pinned layer is ``last_layer`` (mixed precision's verdict is about the last layer), several ``layer_1``..."""
+    from tb_xquant_plugin.model import countermeasure as C
+
+    call = ptq_call(toolchain)
+    if call is None:
+        return None
+    fields: dict = {}
+    for p in parts:
+        if p["kind"] == C.QUANTIZATION_CONFIG:
+            fields.update(p["fields"])
+    pins = [p for p in parts if p["kind"] == C.BIT_WIDTH]
+    if not pins:
+        return core_config_snippet(toolchain, **fields)
+    lines = ["import model_compression_toolkit as mct", ""]
+    for p in pins:
+        now = py_num(p["from_bits"]) if p.get("from_bits") is not None else "None"
+        if p["target"] == "weights":
+            lines += ["# The layer ended at %s-bit weights: mixed precision met the memory target by taking bits" % now,
+                      "# from the layer the output depends on most. Pin it at %d bits and give the target what that"
+                      " costs." % p["bits"]]
+        else:
+            lines += ["# The layer's output ended at %s-bit activations. Pin it at %d bits (raise activation_memory"
+                      % (now, p["bits"]), "# in your ResourceUtilization target by what that costs, if you set one)."]
+    costs = []
+    names = ["last_layer"] if len(pins) == 1 else ["layer_%d" % i for i in range(1, len(pins) + 1)]
+    for var, p in zip(names, pins):
+        lines.append("%s = %s  # %s" % (var, py_str(p["layer"]), NODE_NAME.get(toolchain, NODE_NAME[MCT_PYTORCH])))
+        if p["target"] == "weights" and p.get("from_bits") is not None:
+            wvar = var.replace("layer", "weights")
+            lines.append("%s = %s" % (wvar, WEIGHT_COUNT.get(toolchain, WEIGHT_COUNT[MCT_PYTORCH]) % var))
+            costs.append("%s * (%d - %s) / 8" % (wvar, int(p["bits"]), py_num(p["from_bits"])))
+    if costs:
+        mem = next((p.get("weights_memory") for p in pins if p.get("weights_memory") is not None), None)
+        lines += ["old_target = %s  # bytes: the weights_memory of the run in this report"
+                  % (py_num(mem) if mem is not None else "WEIGHTS_MEMORY_BYTES"),
+                  "new_target = old_target + %s" % " + ".join(costs)]
+    lines += ["", "bit_width_config = mct.core.BitWidthConfig()"]
+    for var, p in zip(names, pins):
+        if p["target"] == "weights":
+            attr = p.get("attr") or WEIGHTS_ATTR.get(toolchain, WEIGHTS_ATTR[MCT_PYTORCH])
+            lines += ["bit_width_config.set_manual_weights_bit_width(",
+                      "    mct.core.network_editor.NodeNameFilter(%s), %d, %s)" % (var, int(p["bits"]), py_str(attr))]
+        else:
+            lines += ["bit_width_config.set_manual_activation_bit_width(",
+                      "    mct.core.network_editor.NodeNameFilter(%s), %d)" % (var, int(p["bits"]))]
+    qc = "mct.core.QuantizationConfig(%s), " % quantization_config_args(**fields) if fields else ""
+    lines += ["quantized_model, quantization_info = %s(" % call,
+              "    float_model, representative_data_gen,",
+              ("    target_resource_utilization=mct.core.ResourceUtilization(weights_memory=new_target)," if costs else
+               "    target_resource_utilization=target_resource_utilization,  # the target of the run in this report"),
+              "    core_config=mct.core.CoreConfig(%sbit_width_config=bit_width_config))" % qc]
+    return "\n".join(lines) + "\n"
+
+
+GPTQ_CONFIG = {MCT_PYTORCH: ("get_pytorch_gptq_config", "pytorch_gradient_post_training_quantization"),
+               MCT_KERAS: ("get_keras_gptq_config", "keras_gradient_post_training_quantization")}
+
+
+def gptq_snippet(toolchain: str, n_epochs: int = 5) -> Optional[str]:
+    names = GPTQ_CONFIG.get(toolchain)
+    if names is None:
+        return None
+    return ("import model_compression_toolkit as mct\n\n"
+            "# GPTQ: fine-tune the quantized weights' rounding against the float model's outputs (a small budget).\n"
+            "gptq_config = mct.gptq.%s(n_epochs=%d)\n"
+            "quantized_model, quantization_info = mct.gptq.%s(\n"
+            "    float_model, representative_data_gen, gptq_config=gptq_config)\n" % (names[0], int(n_epochs), names[1]))
+
+
+# Where the user multiplies the narrow input by SCALE, per toolchain.
+SCALE_WHERE = {
+    MCT_PYTORCH: "# in forward(): multiply the output of narrow_input by SCALE before the join",
+    MCT_KERAS: "# in the model: tf.keras.layers.Rescaling(SCALE) on the output of narrow_input, before the join",
+}
+
+
+def scale_branch_snippet(node: str, small: str, factor: float, toolchain: str = MCT_PYTORCH) -> Optional[str]:
+    """Scale a join's narrow input by ``factor`` (a model change), with MCT's collapsing off as the setting to
+    compare."""
+    call = ptq_call(toolchain)
+    if call is None:
+        return None
+    return (
+        "# Balance the inputs of the join: scale the narrow branch up before it and undo the factor in the\n"
+        "# layer that consumes the join (or fold it into the producing layer).\n"
+        "join_node = %(node)s\n"
+        "narrow_input = %(small)s\n"
+        "SCALE = %(f)s  # range of the widest input / range of narrow_input\n"
+        "%(where)s\n\n"
+        "# Or stop MCT from merging layers around it and compare:\n"
+        "import model_compression_toolkit as mct\n"
+        "core_config = mct.core.CoreConfig(mct.core.QuantizationConfig(linear_collapsing=False, residual_collapsing=False))\n"
+        "quantized_model, quantization_info = %(call)s(\n"
+        "    float_model, representative_data_gen, core_config=core_config)\n"
+    ) % {"node": py_str(node), "small": py_str(small), "f": py_num(float("%.4g" % factor)), "call": call,
+         "where": SCALE_WHERE.get(toolchain, SCALE_WHERE[MCT_PYTORCH])}
+
+
+def layer_in_float_snippet(layer: str, toolchain: str) -> Optional[str]:
+    """One layer's weights and activation left unquantized through MCT's network editor (to confirm a suspect)."""
+    call = ptq_call(toolchain)
+    if call is None:
+        return None
+    attr = WEIGHTS_ATTR.get(toolchain, WEIGHTS_ATTR[MCT_PYTORCH])
+    return (
+        "import model_compression_toolkit as mct\n"
+        "from model_compression_toolkit.core.common.quantization.node_quantization_config import ActivationQuantizationMode\n\n"
+        "# Leave the suspect layer in float: if the degradation goes, it was this layer.\n"
+        "layer = %s  # %s\n"
+        "ne = mct.core.network_editor\n"
+        "rules = [ne.EditRule(filter=ne.NodeNameFilter(layer), action=ne.ChangeCandidatesActivationQuantConfigAttr(\n"
+        "             quant_mode=ActivationQuantizationMode.NO_QUANT)),\n"
+        "         ne.EditRule(filter=ne.NodeNameFilter(layer), action=ne.ChangeCandidatesWeightsQuantConfigAttr(\n"
+        "             attr_name=%s, enable_weights_quantization=False))]\n"
+        "core_config = mct.core.CoreConfig(debug_config=mct.core.DebugConfig(network_editor=rules))\n"
+        "quantized_model, quantization_info = %s(\n"
+        "    float_model, representative_data_gen, core_config=core_config)\n"
+    ) % (py_str(layer), NODE_NAME.get(toolchain, NODE_NAME[MCT_PYTORCH]), py_str(attr), call)

@@ -30,8 +30,11 @@ class Verdict:
     manual: str
     message: str
     snippet: Optional[str] = None
+    # what to change, as data (model.countermeasure): the snippet is rendered from it, the study applies it
+    countermeasure: Optional[Dict[str, Any]] = None
 
     def to_json(self) -> Dict[str, Any]:
         # Shallow on purpose: dataclasses.asdict deep-copies every number, and views serialize at once.
         return {"judge": self.judge, "source": self.source, "layers": list(self.layers), "numbers": self.numbers,
-                "manual": self.manual, "message": self.message, "snippet": self.snippet}
+                "manual": self.manual, "message": self.message, "snippet": self.snippet,
+                "countermeasure": self.countermeasure}
