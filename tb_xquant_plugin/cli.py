@@ -4,23 +4,29 @@
                           [--threshold METRIC=VALUE ...] [--under METRIC=0|1]
                           [--ratio R] [--z Z] [--concat C] [--bits B]
     tb-xquant export model-explorer PATH --out DIR [threshold options]
+    tb-xquant study PATH [--json]
     tb-xquant manual [ID]
 
 Exit codes (docs/cli.md): 0 passed, 2 bad usage, 3 a --fail-on condition held, 4 nothing to judge (no report,
-a report without per-layer metrics, or a run that did not finish)."""
+a report without per-layer metrics, or a run that did not finish; for ``study``: no study, or a study.json that cannot
+be read)."""
 from __future__ import annotations
 
 import argparse
 import io
 import json
+import os
 import re
 import sys
+import unicodedata
 from typing import Callable, List, Optional, Tuple
 
 from tb_xquant_plugin import manual
+from tb_xquant_plugin.api import studies as study_api
 from tb_xquant_plugin.api import views
 from tb_xquant_plugin.export import gates, markdown, model_explorer
 from tb_xquant_plugin.judges.run import Analysis, analyse
+from tb_xquant_plugin.model import study as study_model
 from tb_xquant_plugin.model.report import Report
 from tb_xquant_plugin.model.thresholds import KNOBS, Thresholds
 from tb_xquant_plugin.producers import discover
@@ -310,6 +316,11 @@ def parser() -> argparse.ArgumentParser:
     me.add_argument("path", help="a report dir or a logdir (one output folder per report when it holds several)")
     me.add_argument("--out", required=True, metavar="DIR")
     _threshold_options(me)
+    sp = sub.add_parser("study", help="show the attempts of a study (tb_xquant_plugin.mct_study) under PATH",
+                        description="Show each attempt of a study: its countermeasure, status, accuracy, model-output "
+                                    "SQNR, degraded layers, time and size, the best one and the winning snippet.")
+    sp.add_argument("path", help="a study folder (holding study.json) or a logdir holding studies")
+    sp.add_argument("--json", action="store_true", help="a list of api.contract.StudyResponse (GET study; docs/api.md)")
     mp = sub.add_parser("manual", help="show the troubleshooting manual (an entry by id)")
     mp.add_argument("id", nargs="?")
     return p
@@ -351,6 +362,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     if not (files.is_remote(args.path) or files.is_dir(args.path) or files.exists(args.path)):
         _err("no such path: %s" % args.path)
         return gates.EXIT_USAGE
+    if args.cmd == "study":
+        return study_main(args.path, args.json)
     try:
         conditions = gates.parse_conditions(getattr(args, "fail_on", []) or [])
         overrides = _overrides(args)
@@ -439,6 +452,125 @@ def export_model_explorer(analyses: List[Analysis], unfinished: List[str], out: 
     for note in unfinished:
         _err("cannot judge: %s" % note)
     return code
+
+
+# --------------------------------------------------------------------------------------------------
+# tb-xquant study
+# --------------------------------------------------------------------------------------------------
+def load_studies(path: str) -> Tuple[List[dict], List[str]]:
+    """(one ``api.contract.StudyResponse`` per readable study under ``path``, what could not be read).  ``path`` is
+    a study folder, its study.json, or a logdir; report ids are those of ``tb-xquant report PATH``."""
+    logdir = _study_root(path)
+    found = [study_api.read(logdir, rel, d) for rel, d in sorted(study_api.discover(logdir).items())]
+    found = [sf for sf in found if not sf.foreign]
+    unreadable = [sf.problem.what for sf in found if sf.study is None and sf.problem]
+    readable = [sf for sf in found if sf.study is not None]
+    reports: dict = {}
+    if readable:
+        source = LocalEventSource(logdir)
+        reports = study_api.reports_by_rel(discover(logdir, source.runs()))
+    return [study_api.study_view(sf, reports) for sf in readable], unreadable
+
+
+def _study_root(path: str) -> str:
+    """The folder a ``tb-xquant study`` PATH names (the study folder when PATH is its study.json)."""
+    if not files.is_remote(path) and os.path.basename(os.path.normpath(path)) == study_model.FILENAME \
+            and not files.is_dir(path):
+        return os.path.dirname(os.path.abspath(path))
+    return path
+
+
+def _plain(text, limit: Optional[int] = None, newlines: bool = False) -> str:
+    """A model-derived string for a terminal: control characters (escape sequences included) shown escaped."""
+    text = "" if text is None else str(text)
+    if limit is not None and len(text) > limit:
+        text = text[: limit - 1] + "…"
+    keep = "\n\t" if newlines else ""
+    return "".join(c if c in keep or unicodedata.category(c) not in ("Cc", "Cf", "Zl", "Zp") or c == "\u200d"
+                   else c.encode("unicode_escape").decode("ascii") for c in text)
+
+
+def _size(b) -> str:
+    if not isinstance(b, (int, float)):
+        return "-"
+    for unit, div in (("MB", 1024.0 ** 2), ("KB", 1024.0)):
+        if b >= div:
+            return "%.1f %s" % (b / div, unit)
+    return "%d B" % b
+
+
+def _num_or_dash(v, pattern: str = "%.4g") -> str:
+    return pattern % v if isinstance(v, (int, float)) and not isinstance(v, bool) else "-"
+
+
+LABEL_WIDTH = 44
+ID_WIDTH = 36
+
+
+def print_study(s: dict, out, where: Optional[str] = None) -> None:
+    """One study: a line per attempt (best ``*``, helped ``+``), failed attempts' errors, the winning snippet."""
+    n = len(s["attempts"])
+    print("== %s%s: %s, %d attempt%s (baseline included)%s" % (
+        _plain(s["name"] if s["name"] != "." else os.path.basename(os.path.abspath(where or "."))), " (%s)" % _plain(s["model_name"], 200) if s["model_name"] else "", _plain(s["status"]) or "?",
+        n, "" if n == 1 else "s", ", stopped by %s" % _plain(s["stopped_by"]) if s["stopped_by"] else ""), file=out)
+    head = ("", "attempt", "countermeasure", "source", "status", "accuracy", "output SQNR", "degraded", "time", "size")
+    rows = []
+    for a in s["attempts"]:
+        mark = ("*" if a["id"] == s["best"] else " ") + ("+" if a["helped"] else " ")
+        rows.append((mark, _plain(a["id"], ID_WIDTH), _plain(a["label"], LABEL_WIDTH), _plain(a["source"], 12),
+                     _plain(a["status"], 10), _num_or_dash(a["accuracy"]), _num_or_dash(a["output_sqnr"]),
+                     _num_or_dash(a["degraded_count"], "%d"), _num_or_dash(a["time_s"], "%.1f s"),
+                     _size(a["size_bytes"])))
+    widths = [max(len(r[i]) for r in rows + [head]) for i in range(len(head))]
+    right = {5, 6, 7, 8, 9}
+    fmt_row = lambda r: "  ".join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths)))
+    print("   " + fmt_row(head).rstrip(), file=out)
+    for a, r in zip(s["attempts"], rows):
+        print("   " + fmt_row(r).rstrip(), file=out)
+        if a["status"] == study_model.FAILED or a["error"]:
+            first = (a["error"] or "failed").strip().splitlines()
+            print("   %s   ! %s" % (" " * widths[0], _plain(first[0] if first else "failed", 300)), file=out)
+    print("   (* best, + helped: fewer degraded layers or a better output SQNR / accuracy than the baseline)", file=out)
+    best = next((a for a in s["attempts"] if a["id"] == s["best"]), None)
+    if s["winning_snippet"]:
+        print("   winning configuration%s" % (": %s (%s)" % (_plain(best["label"]), _plain(best["id"])) if best else ":"),
+              file=out)
+        print(_plain(s["winning_snippet"], newlines=True).rstrip("\n"), file=out)
+    elif best is not None and best["helped"]:
+        print("   best: %s (%s) helped; it has no snippet to paste" % (_plain(best["label"]), _plain(best["id"])),
+              file=out)
+    elif s["status"] == study_model.RUNNING:
+        print("   still running: no winning configuration yet", file=out)
+    else:
+        print("   no attempt helped: no winning configuration%s" % (
+            " (general troubleshoots tried: %s)" % _plain(", ".join(s["general_path"]), 400) if s["general_path"] else ""),
+            file=out)
+    for p in s["problems"]:
+        print("   ! %s\n     -> %s" % (_plain(p["what"], 500), _plain(p["hint"], 500)), file=out)
+
+
+def study_main(path: str, as_json: bool) -> int:
+    """``tb-xquant study PATH [--json]``: exit 0, 4 when no study was found or one could not be read."""
+    shown, unreadable = load_studies(path)
+    if as_json:
+        sys.stdout.write(json.dumps(views.safe(shown), indent=2, allow_nan=False) + "\n")
+    else:
+        buf = io.StringIO()
+        for k, s in enumerate(shown):
+            if k:
+                print("", file=buf)
+            print_study(s, buf, _study_root(path))
+        sys.stdout.write(buf.getvalue())
+    for what in unreadable:
+        _err("cannot read %s" % _plain(what, 500))
+    if not shown and not unreadable:
+        _err("no tb-xquant study under %s (a folder holding study.json with schema %s); %s (exit %d)" % (
+            path, study_model.SCHEMA, study_api.NO_STUDY_HINT, gates.EXIT_UNREADABLE))
+        return gates.EXIT_UNREADABLE
+    if unreadable:
+        _err("exit %d: not every study could be read" % gates.EXIT_UNREADABLE)
+        return gates.EXIT_UNREADABLE
+    return gates.EXIT_OK
 
 
 if __name__ == "__main__":

@@ -388,6 +388,96 @@ export interface ManualEntry {
   html: string;
   snippets: string[];
 }
+export interface StudyRef {
+  /** stable id from the study folder's path (use it in GET study) */
+  id: string;
+  /** the study folder relative to the logdir */
+  name: string;
+  model_name: string | null;
+  /** running, done or failed, as study.json says (empty when it could not be read) */
+  status: string;
+  /** attempts recorded, the baseline included */
+  attempts: number;
+  /** the best attempt's id */
+  best: string | null;
+  /** why study.json could not be read */
+  problems: Problem[];
+}
+export interface StudiesResponse {
+  logdir: string;
+  studies: StudyRef[];
+  /** only when no study was found: how to make one */
+  hint?: string;
+}
+export interface AttemptVerdict {
+  judge?: string | null;
+  layers?: string[];
+  message?: string | null;
+}
+export interface StudyAttempt {
+  id: string;
+  /** the countermeasure in a few words (baseline for the baseline) */
+  label: string;
+  /** baseline, verdict (a verdict's countermeasure), combined (the helpful ones together) or general (a general troubleshoot) */
+  source: string;
+  /** ok, failed or running */
+  status: string;
+  /** why a failed attempt failed */
+  error: string | null;
+  dir: string | null;
+  /** its report folder, relative to the study folder */
+  report: string | null;
+  /** that report's id in GET reports; null when it is not listed or lies outside the study folder */
+  report_id: string | null;
+  parent: string | null;
+  /** what the attempt changed, as data (null for the baseline) */
+  countermeasure: Record<string, unknown> | null;
+  /** the verdict that proposed it */
+  verdict: AttemptVerdict | null;
+  /** quantized accuracy (the study's evaluate), null when unknown */
+  accuracy: Num;
+  float_accuracy: Num;
+  /** model-output SQNR on the validation set */
+  output_sqnr: Num;
+  output_mse: Num;
+  degraded_count: number | null;
+  /** the degraded layers */
+  degraded: string[];
+  /** seconds the attempt took (quantization and report) */
+  time_s: Num;
+  /** peak resident memory of the study's process after it, MB */
+  peak_rss_mb: Num;
+  /** bytes of the quantized weights at their bit widths */
+  size_bytes: Num;
+  /** better than the baseline (fewer degraded layers, higher output SQNR or accuracy) without losing accuracy; null for the baseline */
+  helped: boolean | null;
+}
+export interface StudyResponse {
+  id: string;
+  /** the study folder relative to the logdir */
+  name: string;
+  model_name: string | null;
+  toolchain: string | null;
+  created: string | null;
+  status: string;
+  /** the budget that stopped it (max_attempts, time_budget_s), or why it failed */
+  stopped_by: string | null;
+  elapsed_s: Num;
+  /** the baseline attempt's id */
+  baseline: string | null;
+  /** the best attempt's id (highest accuracy, else output SQNR, then fewest degraded) */
+  best: string | null;
+  /** the baseline first, in the order they ran */
+  attempts: StudyAttempt[];
+  winning_countermeasure: Record<string, unknown> | null;
+  /** Python to paste: the best attempt's configuration, when it helped */
+  winning_snippet: string | null;
+  /** the general troubleshoots the study tried when no countermeasure helped */
+  general_path: string[];
+  float_model_untouched: boolean | null;
+  /** attempts whose report is not listed */
+  problems: Problem[];
+}
 export interface CliReport {
   name: string;
   id: string;

@@ -433,6 +433,75 @@ class CliReport(TypedDict):
     problems: List[Problem]
 
 
+# -- GET studies / GET study (tb_xquant_plugin.mct_study; also tb-xquant study --json) ------------------------
+class StudyRef(TypedDict):
+    id: Annotated[str, "stable id from the study folder's path (use it in GET study)"]
+    name: Annotated[str, "the study folder relative to the logdir"]
+    model_name: Optional[str]
+    status: Annotated[str, "running, done or failed, as study.json says (empty when it could not be read)"]
+    attempts: Annotated[int, "attempts recorded, the baseline included"]
+    best: Annotated[Optional[str], "the best attempt's id"]
+    problems: Annotated[List[Problem], "why study.json could not be read"]
+
+
+class StudiesResponse(TypedDict):
+    logdir: str
+    studies: List[StudyRef]
+    hint: NotRequired[Annotated[str, "only when no study was found: how to make one"]]
+
+
+class AttemptVerdict(TypedDict, total=False):
+    judge: Optional[str]
+    layers: List[str]
+    message: Optional[str]
+
+
+class StudyAttempt(TypedDict):
+    id: str
+    label: Annotated[str, "the countermeasure in a few words (baseline for the baseline)"]
+    source: Annotated[str, "baseline, verdict (a verdict's countermeasure), combined (the helpful ones together) "
+                           "or general (a general troubleshoot)"]
+    status: Annotated[str, "ok, failed or running"]
+    error: Annotated[Optional[str], "why a failed attempt failed"]
+    dir: Optional[str]
+    report: Annotated[Optional[str], "its report folder, relative to the study folder"]
+    report_id: Annotated[Optional[str], "that report's id in GET reports; null when it is not listed or lies outside "
+                                        "the study folder"]
+    parent: Optional[str]
+    countermeasure: Annotated[Optional[Dict[str, Any]], "what the attempt changed, as data (null for the baseline)"]
+    verdict: Annotated[Optional[AttemptVerdict], "the verdict that proposed it"]
+    accuracy: Annotated[Num, "quantized accuracy (the study's evaluate), null when unknown"]
+    float_accuracy: Num
+    output_sqnr: Annotated[Num, "model-output SQNR on the validation set"]
+    output_mse: Num
+    degraded_count: Optional[int]
+    degraded: Annotated[List[str], "the degraded layers"]
+    time_s: Annotated[Num, "seconds the attempt took (quantization and report)"]
+    peak_rss_mb: Annotated[Num, "peak resident memory of the study's process after it, MB"]
+    size_bytes: Annotated[Num, "bytes of the quantized weights at their bit widths"]
+    helped: Annotated[Optional[bool], "better than the baseline (fewer degraded layers, higher output SQNR or "
+                                      "accuracy) without losing accuracy; null for the baseline"]
+
+
+class StudyResponse(TypedDict):
+    id: str
+    name: Annotated[str, "the study folder relative to the logdir"]
+    model_name: Optional[str]
+    toolchain: Optional[str]
+    created: Optional[str]
+    status: str
+    stopped_by: Annotated[Optional[str], "the budget that stopped it (max_attempts, time_budget_s), or why it failed"]
+    elapsed_s: Num
+    baseline: Annotated[Optional[str], "the baseline attempt's id"]
+    best: Annotated[Optional[str], "the best attempt's id (highest accuracy, else output SQNR, then fewest degraded)"]
+    attempts: Annotated[List[StudyAttempt], "the baseline first, in the order they ran"]
+    winning_countermeasure: Optional[Dict[str, Any]]
+    winning_snippet: Annotated[Optional[str], "Python to paste: the best attempt's configuration, when it helped"]
+    general_path: Annotated[List[str], "the general troubleshoots the study tried when no countermeasure helped"]
+    float_model_untouched: Optional[bool]
+    problems: Annotated[List[Problem], "attempts whose report is not listed"]
+
+
 # Route -> answer type (GET <route>), in the order docs/api.md lists them.
 ROUTES: Dict[str, Any] = {
     "reports": ReportsResponse,
@@ -444,6 +513,8 @@ ROUTES: Dict[str, Any] = {
     "compare": CompareResponse,
     "manual": ManualList,
     "manual?id": ManualEntry,
+    "studies": StudiesResponse,
+    "study": StudyResponse,
 }
 
 

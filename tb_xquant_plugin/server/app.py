@@ -12,6 +12,7 @@ from tensorboard.backend import http_util
 from werkzeug import wrappers
 
 from tb_xquant_plugin import manual
+from tb_xquant_plugin.api import studies as study_api
 from tb_xquant_plugin.api import views
 from tb_xquant_plugin.producers.mct_files import MAX_PNG_BYTES
 from tb_xquant_plugin.readers import files
@@ -37,6 +38,9 @@ NO_REPORT_HINT = ("Pick a report from GET reports. Reports are folders under the
                   "or an xquant/ run written by xquant_report_troubleshoot_pytorch_experimental.")
 
 
+NO_STUDY_HINT = "Pick a study from GET studies. " + study_api.NO_STUDY_HINT
+
+
 class Routes:
     def __init__(self, store: ReportStore):
         self.store = store
@@ -52,6 +56,8 @@ class Routes:
             "/artifact": self.artifact,
             "/compare": self.compare,
             "/manual": self.manual,
+            "/studies": self.studies,
+            "/study": self.study,
             "/static/*": self.static,
         }
         return {k: self._guard(v) for k, v in routes.items()}
@@ -181,6 +187,28 @@ class Routes:
         if entry is None:
             return _error(request, 404, "no manual entry %r" % mid[:80], "GET manual lists the entries.")
         return _json(request, entry)
+
+    def studies(self, request):
+        refresh = request.args.get("refresh") in ("1", "true")
+        found = [study_api.study_ref(sf) for sf in self.store.studies(refresh=refresh) if not sf.foreign]
+        body = {"logdir": self.store.logdir, "studies": found}
+        if not found:
+            body["hint"] = "No study under this logdir. " + study_api.NO_STUDY_HINT
+        return _json(request, body)
+
+    def study(self, request):
+        sid = request.args.get("study")
+        if not sid:
+            return _error(request, 400, "missing parameter 'study'", NO_STUDY_HINT)
+        sf = self.store.study(sid)
+        if sf is None:
+            return _error(request, 404, "unknown study %r" % sid[:80], NO_STUDY_HINT)
+        if sf.study is None:
+            problem = sf.problem
+            return _error(request, 404, problem.what if problem else "the study could not be read",
+                          problem.hint if problem else "")
+        dirs = self.store.report_dirs_for(study_api.attempt_report_rels(sf))
+        return _json(request, study_api.study_view(sf, study_api.reports_by_rel(dirs)))
 
     def static(self, request):
         name = request.path.rsplit("/static/", 1)[-1]

@@ -14,8 +14,10 @@ import time
 from typing import Callable, Dict, List, Optional, Tuple
 
 from tb_xquant_plugin import producers
+from tb_xquant_plugin.api import studies as study_views
 from tb_xquant_plugin.api import views
 from tb_xquant_plugin.judges.run import Analysis, analyse
+from tb_xquant_plugin.model import study as study_model
 from tb_xquant_plugin.model.report import Problem, Report, report_id, unreadable_report
 from tb_xquant_plugin.model.thresholds import is_threshold_key
 from tb_xquant_plugin.producers.base import Producer
@@ -97,6 +99,8 @@ class ReportStore:
         self._discover_lock = threading.Lock()
         self._local_source = False  # the source reads the files itself (set by each build)
         self._canonical: Dict[str, bool] = {}  # run -> named by its real path (``_canonical_runs``)
+        self._study_dirs: Optional[Dict[str, str]] = None  # study rel -> folder (found with the reports)
+        self._studies: Dict[str, Tuple[Tuple, study_views.StudyFile]] = {}  # rel -> (study.json version, its reading)
         self._thread: Optional[threading.Thread] = None
         if background:
             self._thread = threading.Thread(target=self._loop, name="tb-xquant-discovery", daemon=True)
@@ -144,8 +148,14 @@ class ReportStore:
             source = self._source_factory()
             runs = self._canonical_runs(source, fresh=True)
             dirs = producers.discover(self.logdir, runs)
+            try:
+                study_dirs = study_views.discover(self.logdir)
+            except Exception:  # noqa: BLE001 - the studies must not stop the reports' discovery
+                logger.exception("tb-xquant: study discovery failed")
+                study_dirs = {}
             with self._lock:
                 self._runs, self._dirs, self._discovered_at = runs, dirs, time.time()
+                self._study_dirs = study_dirs
             return dirs
 
     def _canonical_runs(self, source: EventSource, fresh: bool = False) -> List[str]:
@@ -194,6 +204,61 @@ class ReportStore:
 
     def _entries(self, refresh: bool = False) -> Dict[str, Tuple[str, str, Producer]]:
         return {report_id(rel): (rel, d, p) for rel, (d, p) in self._found(refresh).items()}
+
+    # -- studies ---------------------------------------------------------------------------
+    def studies(self, refresh: bool = False) -> List[study_views.StudyFile]:
+        """Every study.json found (foreign ones included: ``StudyFile.foreign``), by folder; each file is read again
+        only when it changed (size, mtime, inode)."""
+        with self._lock:
+            stale = self._study_dirs is None or refresh
+        if stale:
+            self.discover()
+        with self._lock:
+            dirs = dict(self._study_dirs or {})
+        out = []
+        for rel in sorted(dirs):
+            out.append(self._study(rel, dirs[rel]))
+        with self._lock:
+            for rel in [r for r in self._studies if r not in dirs]:
+                del self._studies[rel]
+        return out
+
+    def _study(self, rel: str, folder: str) -> study_views.StudyFile:
+        try:
+            version: Optional[Tuple] = files.version_key(join(folder, study_model.FILENAME))
+        except Exception:  # noqa: BLE001 - gone since the walk: read() says so
+            version = None
+        with self._lock:
+            hit = self._studies.get(rel)
+        if hit is not None and version is not None and hit[0] == version:
+            return hit[1]
+        sf = study_views.read(self.logdir, rel, folder)
+        if version is not None:
+            with self._lock:
+                self._studies[rel] = (version, sf)
+        return sf
+
+    def study(self, sid: str) -> Optional[study_views.StudyFile]:
+        """The study.json with this id (walking the logdir again once when it is not known)."""
+        for refresh in (False, True):
+            for sf in self.studies(refresh=refresh):
+                if sf.id == sid:
+                    return sf
+        return None
+
+    # A study names report folders written while it runs: when one is not among the reports discovered, the logdir
+    # is walked again, at most this often.
+    REDISCOVER_SECONDS = 2.0
+
+    def report_dirs_for(self, rels: List[str]) -> Dict[str, str]:
+        """``report_dirs()``, discovered again first when some of ``rels`` is missing and the last discovery is older
+        than REDISCOVER_SECONDS."""
+        dirs = self.report_dirs()
+        with self._lock:
+            age = time.time() - self._discovered_at
+        if any(r not in dirs for r in rels) and age > self.REDISCOVER_SECONDS:
+            dirs = self.report_dirs(refresh=True)
+        return dirs
 
     # -- reports ---------------------------------------------------------------------------
     def report(self, rid: str) -> Optional[Report]:
