@@ -2,7 +2,7 @@
 // The App only wires the modules of app/ together: what happens when the user acts, the URL changes or answers
 // arrive. Loading and caching: app/data.ts; URL state: app/hash_sync.ts; the parts of the page: app/topbar.ts,
 // app/threshold_bar.ts, app/problems.ts, app/summary.ts, app/views.ts, app/side_panel.ts.
-import type {GraphResponse, ReportsResponse} from './api';
+import type {GraphResponse, ReportsResponse, StudyAttempt} from './api';
 import {watchForReloads} from './app/auto_reload';
 import {DataStore} from './app/data';
 import {HashSync, initialState, stateFromHash} from './app/hash_sync';
@@ -44,6 +44,7 @@ class App {
       onChartLayer: (layer) => this.selectLayer(layer, null, true),
       openManual: (id) => this.openManual(id),
       onTab: (v) => this.setView(v),
+      onAttempt: (a, base) => this.openAttempt(a, base),
     });
     this.thresholds = new ThresholdBar({
       onEdit: () => { this.hash.write(); this.refreshThresholds(); },
@@ -59,6 +60,7 @@ class App {
         this.loadReport();
       },
       onCompare: (id) => { this.state.cmp = id; this.loadReport(false); },
+      onStudy: (id) => { this.state.study = id; this.setView('attempts'); },
       onReload: () => this.loadAll(true),
       shareUrl: () => this.hash.shareUrl(),
     });
@@ -77,6 +79,7 @@ class App {
     const layerChanged = s.layer !== this.state.layer;
     this.state = s;
     this.hash.mirror();
+    if (s.study) this.top.selectStudy(s.study);
     this.setView(s.view, false);
     if (reportChanged) this.loadReport(false);
     else if (layerChanged) this.selectLayer(s.layer, null, true);
@@ -84,7 +87,51 @@ class App {
   private setView(v: View, write = true) {
     this.state.view = v;
     this.views.show(v, this.state.man);
+    if (v === 'attempts') { this.views.showAttemptsTab(true); void this.showStudy(); }
     if (write) this.hash.write();
+  }
+
+  // --------------------------------------------------------------- studies (Attempts view)
+  /** Show the state's study in the Attempts view (the first study when the state names none or one that is gone);
+   *  `fresh`: ask the backend again even when it is the study shown (a running study rewrites its study.json). */
+  private async showStudy(fresh = false) {
+    const view = this.views.attempts;
+    // a study named by a link may be newer than the list loaded
+    const refill = !!this.state.study && !this.data.studyRef(this.state.study);
+    if (refill) await this.data.loadStudies(true);
+    if (!this.data.studies.length) { view.showEmpty(); return; }
+    if (!this.state.study || !this.data.studyRef(this.state.study)) {
+      this.state.study = this.data.studies[0].id;
+      this.hash.write();
+    }
+    const id = this.state.study;
+    if (refill) this.top.fillStudies(this.data.studies, id); else this.top.selectStudy(id);
+    if (!fresh && this.data.study?.id === id) { view.render(this.data.study); return; }
+    view.loading(id);
+    try {
+      const s = await this.data.loadStudy(id);
+      if (this.state.study === id) view.render(s);
+    } catch (e) {
+      if ((e as Error).name === 'AbortError' || this.state.study !== id) return;
+      view.showError(id, e);
+    }
+  }
+
+  /** An attempt was clicked: its report in compare mode against the baseline's (the baseline alone for itself). */
+  private openAttempt(a: StudyAttempt, base: StudyAttempt | null) {
+    if (!a.report_id) return;
+    this.graphRetries = 0;
+    this.state.report = a.report_id;
+    this.state.cmp = base && base.report_id && base.report_id !== a.report_id ? base.report_id : null;
+    this.state.layer = null;
+    this.setView('graph', false);
+    void this.loadReport();
+  }
+
+  private async loadStudyList() {
+    await this.data.loadStudies();
+    this.top.fillStudies(this.data.studies, this.state.study);
+    this.views.showAttemptsTab(this.data.studies.length > 0 || this.state.view === 'attempts');
   }
   /** Open a manual entry in the Manual view (list item, cross-reference, verdict countermeasure). */
   openManual(id: string) {
@@ -96,8 +143,12 @@ class App {
   async loadAll(userAction = false) {
     this.root.dataset.state = 'loading';
     try {
-      const r = await this.data.loadReports();
+      const [r] = await Promise.all([this.data.loadReports(), this.loadStudyList()]);
       this.top.fill(this.data.reports, this.state.report, this.state.cmp);
+      if (this.state.view === 'attempts') {
+        this.views.show('attempts', this.state.man);  // at once: the report loads meanwhile
+        void this.showStudy(true);
+      }
       if (!this.data.reports.length) { this.showNoReports(r); return; }
       if (!this.state.report || !this.data.reportRef(this.state.report)) this.state.report = this.data.defaultReport();
       this.top.selectReport(this.state.report);
@@ -113,6 +164,8 @@ class App {
     if (document.hidden) return;
     try {
       if (await this.data.reportsChanged()) { await this.loadAll(); return; }
+      if (await this.data.studiesChanged()) await this.loadStudyList();
+      if (this.state.view === 'attempts') await this.showStudy(true);
       if (!this.state.report || this.root.dataset.state !== 'ready') return;
       if (await this.data.summaryChanged(this.state.report)) await this.loadReport(false);
     } catch { /* transient */ }

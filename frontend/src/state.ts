@@ -12,11 +12,13 @@ export interface AppState {
   cmp: string | null;
   /** open manual entry (Manual view) */
   man: string | null;
+  /** the study shown by the Attempts view (GET study?study=) */
+  study: string | null;
   t: ThresholdParams;
 }
 
-export type View = 'graph' | 'chart' | 'manual';
-const VIEWS: View[] = ['graph', 'chart', 'manual'];
+export type View = 'graph' | 'chart' | 'manual' | 'attempts';
+const VIEWS: View[] = ['graph', 'chart', 'manual', 'attempts'];
 
 export function emptyThresholds(): ThresholdParams { return {thr: {}, under: {}}; }
 
@@ -30,7 +32,7 @@ export function parseHash(hash: string): AppState {
   for (const k of ['ratio', 'z', 'concat', 'bits'] as const) { const v = p.get(k); if (v !== null && v !== '') t[k] = v; }
   const v = p.get('view') as View | null;
   const view: View = v && VIEWS.includes(v) ? v : 'graph';
-  return {report: p.get('report'), layer: p.get('layer'), view, cmp: p.get('cmp'), man: p.get('man'), t};
+  return {report: p.get('report'), layer: p.get('layer'), view, cmp: p.get('cmp'), man: p.get('man'), study: p.get('study'), t};
 }
 
 /** Query params understood by the backend (report, layers, verdicts, graph, compare). */
@@ -49,6 +51,7 @@ export function toHash(s: AppState): string {
   if (s.view !== 'graph') p.set('view', s.view);
   if (s.cmp) p.set('cmp', s.cmp);
   if (s.man) p.set('man', s.man);
+  if (s.study) p.set('study', s.study);
   for (const [k, v] of Object.entries(thresholdQuery(s.t))) p.set(k, v);
   const str = p.toString();
   return str ? '#' + str : '';

@@ -2,7 +2,7 @@
 // and comparison (with the JSON text of the list and the summary, so that a poll can tell whether anything changed).
 // Requests of a report load are numbered; a newer load aborts the older one and makes its answers stale.
 import type {CompareResponse, GraphNode, GraphResponse, LayerDetail, LayersResponse, Problem, ReportRef, ReportsResponse,
-  ReportSummary, VerdictsResponse} from '../api';
+  ReportSummary, StudiesResponse, StudyRef, StudyResponse, VerdictsResponse} from '../api';
 import {ApiError, getJson} from '../api';
 import {MAX_ENCODED_LAYER_NAME} from '../constants';
 import {verdictLayerNames} from '../derived';
@@ -26,6 +26,11 @@ export class DataStore {
   summary: ReportSummary | null = null;
   layers: LayersResponse | null = null;
   compare: CompareResponse | null = null;
+  /** the studies of the logdir (GET studies) and the one the Attempts view shows (GET study) */
+  studies: StudyRef[] = [];
+  study: StudyResponse | null = null;
+  private studiesJson = '';
+  private studyAbort: AbortController | null = null;
   private reportsJson = '';
   private summaryJson = '';
   private layerNames = new Set<string>();
@@ -57,6 +62,33 @@ export class DataStore {
   /** Whether GET report for `report` answers something else than the summary loaded last. */
   async summaryChanged(report: string): Promise<boolean> {
     return JSON.stringify(await getJson<ReportSummary>('report', {report, ...this.params()})) !== this.summaryJson;
+  }
+
+  // ---------------------------------------------------------------- studies
+  /** GET studies; a backend that fails to answer leaves no study (the reports do not depend on it). */
+  async loadStudies(refresh = false): Promise<StudyRef[]> {
+    try {
+      const r = await getJson<StudiesResponse>('studies', refresh ? {refresh: 1} : {});
+      this.studiesJson = JSON.stringify(r);
+      this.studies = r.studies ?? [];
+    } catch {
+      this.studiesJson = '';
+      this.studies = [];
+    }
+    return this.studies;
+  }
+  studyRef(id: string | null): StudyRef | undefined { return this.studies.find((s) => s.id === id); }
+  /** Whether GET studies answers something else than the list loaded last. */
+  async studiesChanged(): Promise<boolean> {
+    try { return JSON.stringify(await getJson<StudiesResponse>('studies')) !== this.studiesJson; } catch { return false; }
+  }
+  /** GET study (aborting the previous one); kept as `study`. */
+  async loadStudy(id: string): Promise<StudyResponse> {
+    this.studyAbort?.abort();
+    const ac = this.studyAbort = new AbortController();
+    const s = await getJson<StudyResponse>('study', {study: id}, ac.signal);
+    this.study = s;
+    return s;
   }
 
   // ---------------------------------------------------------------- current report
