@@ -208,6 +208,8 @@ def try_countermeasures(
     time_budget_s: float = 900.0,
     gptq_epochs: int = 2,
     max_accuracy_drop: float = 0.5,
+    proposals: str = "actionable",
+    general: bool = True,
     model_name: Optional[str] = None,
     progress: Optional[Callable[[str], None]] = print,
 ) -> Dict[str, Any]:
@@ -217,7 +219,7 @@ def try_countermeasures(
         float_model: the trained float ``torch.nn.Module`` (left untouched).
         representative_data_gen: MCT's representative dataset (a callable yielding lists of input batches).
         validation_data_gen: XQuant's validation dataset, the same form.
-        xquant_config: an ``XQuantConfig``; its ``report_dir`` and ``quantize_reported_dir`` are replaced per
+        xquant_config: an ``XQuantConfig``; its ``report_dir`` is replaced per
             attempt, its thresholds are kept.
         out_dir: the study folder (put it inside your TensorBoard logdir to see it in the XQuant tab).
         evaluate: optional ``evaluate(model) -> accuracy`` for the manifest and the comparison.
@@ -226,6 +228,10 @@ def try_countermeasures(
         max_attempts: attempts after the baseline; time_budget_s: no new attempt starts after it.
         gptq_epochs: GPTQ's ``n_epochs`` in the general path.
         max_accuracy_drop: points of accuracy an attempt may lose and still count as helping.
+        proposals: ``"actionable"`` tries the countermeasures of tb-xquant's actionable verdicts; ``"all"`` also
+            the ones its "not the cause" outlier verdicts turned down and the ones MCT's own verdicts propose
+            (the advice benchmark, ``bench/advice.py``, measures what each would have done).
+        general: whether the general path may run.
         progress: called with one line per step (None: quiet).
     """
     import model_compression_toolkit as mct
@@ -280,7 +286,10 @@ def try_countermeasures(
                 q, _ = mct.ptq.pytorch_post_training_quantization(model, repr_gen, **kwargs)
             cfg = copy.copy(xquant_config)
             cfg.report_dir = os.path.join(folder, "xquant_report")
-            cfg.quantize_reported_dir = os.path.join(folder, "mct_logs")
+            # MCT logs this attempt's stages into <folder>/mct_logs/logs_<timestamp> (Logger.LOG_PATH)
+            from model_compression_toolkit.logger import Logger
+
+            cfg.quantize_reported_dir = Logger.LOG_PATH
             size = _weights_bytes(quantized_bit_widths(q), q)
             extra: Dict[str, Any] = {"study": {"parent": rec["parent"], "countermeasure": cm, "source": source,
                                                "cost": {"quantize_s": round(time.monotonic() - t0, 2),
@@ -330,11 +339,11 @@ def try_countermeasures(
         study["status"], study["stopped_by"] = S.FAILED, "baseline failed"
         save()
         return _public(study)
-    proposals = _proposals(base.pop("_analysis"))
+    proposed = _proposals(base.pop("_analysis"), proposals == "all")
     base_report = base.pop("_report")
-    study["proposed"] = [{"countermeasure": cm, "label": C.describe(cm), "verdict": v} for cm, v in proposals]
+    study["proposed"] = [{"countermeasure": cm, "label": C.describe(cm), "verdict": v} for cm, v in proposed]
     helpful: List[Dict[str, Any]] = []
-    for cm, v in proposals:
+    for cm, v in proposed:
         stop = over_budget()
         if stop:
             study["stopped_by"] = stop
@@ -352,6 +361,7 @@ def try_countermeasures(
                                       not any(a > 1.05 * b for b, a in pairs))
         if rec["helped"]:
             helpful.append(rec)
+    helpful = [r for r in helpful if (r.get("verdict") or {}).get("actionable", True)]
     if len(helpful) > 1 and not study["stopped_by"]:
         both = C.combine([r["countermeasure"] for r in helpful])
         if both is not None and not over_budget():
@@ -361,7 +371,9 @@ def try_countermeasures(
     lost = (base.get("float_accuracy") is not None and base.get("accuracy") is not None and
             base["float_accuracy"] - base["accuracy"] > max_accuracy_drop * _accuracy_scale(
                 base["float_accuracy"], base["accuracy"]) / 100.0)
-    if not helpful and not study["stopped_by"] and not base["degraded_count"] and not lost:
+    if not general:
+        study["general_path_skipped"] = "general=False"
+    elif not helpful and not study["stopped_by"] and not base["degraded_count"] and not lost:
         study["general_path_skipped"] = ("the baseline has no degraded layer and %s: nothing for the general "
                                          "troubleshoots to fix" % ("no accuracy loss" if base.get("accuracy") is not None
                                                                    else "no accuracy was measured"))
@@ -398,19 +410,30 @@ def try_countermeasures(
     return _public(study)
 
 
-def _proposals(analysis: Any) -> List[Any]:
-    """(countermeasure, verdict summary) of the computed actionable verdicts, the same countermeasure once."""
-    seen, out = set(), []
+def _proposals(analysis: Any, everything: bool = False) -> List[Any]:
+    """(countermeasure, verdict summary) of the computed actionable verdicts, the same countermeasure once.  With
+    ``everything``: also the z_threshold a computed outlier verdict found not to be the cause (``actionable``
+    False), and what MCT's own verdicts propose (``source`` "mct": its outlier z_threshold; its mixed-precision
+    verdict is ours); each summary lists every verdict that proposed the countermeasure."""
+    out: Dict[str, Any] = {}
     for v in analysis.verdicts:
+        numbers = v.numbers or {}
         cm = getattr(v, "countermeasure", None)
-        if v.source != "computed" or not C.is_applicable(cm) or not (v.numbers or {}).get("actionable", True):
+        actionable = bool(numbers.get("actionable", True))
+        if v.source == "computed" and C.is_applicable(cm) and actionable:
+            pass
+        elif everything and v.judge == "outlier_removal" and isinstance(numbers.get("z_threshold"), (int, float)):
+            cm = C.quantization_config(z_threshold=float(numbers["z_threshold"]))
+            actionable = v.source == "computed" and actionable
+        else:
             continue
         key = json.dumps(cm, sort_keys=True)
-        if key in seen:
-            continue
-        seen.add(key)
-        out.append((cm, {"judge": v.judge, "layers": list(v.layers)[:5], "message": v.message[:500]}))
-    return out
+        summary = out.setdefault(key, (cm, {"judge": v.judge, "layers": list(v.layers)[:5], "message": v.message[:500],
+                                            "actionable": actionable, "sources": []}))[1]
+        summary["sources"].append({"source": v.source, "actionable": actionable if v.source == "computed" else None,
+                                   "layers": list(v.layers)[:5]})
+        summary["actionable"] = summary["actionable"] or actionable
+    return list(out.values())
 
 
 def _worst_layer(base: Dict[str, Any]) -> Optional[str]:

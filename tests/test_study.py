@@ -132,9 +132,9 @@ def test_a_failing_attempt_is_recorded_and_the_budget_stops_the_study(study_root
 
     real = mct_study._proposals
 
-    def with_a_broken_one(analysis):
+    def with_a_broken_one(analysis, *rest):
         return [(C.quantization_config(no_such_field=1), {"judge": "test", "layers": [], "message": "broken"})] + \
-            real(analysis)
+            real(analysis, *rest)
 
     monkeypatch.setattr(mct_study, "_proposals", with_a_broken_one)
     s = run("outlier", study_root / "budget", data, max_attempts=1)

@@ -89,6 +89,8 @@ export interface Verdict {
   message: string;
   /** Python to paste (MCT 2.6.1), or null */
   snippet: string | null;
+  /** what to change as data (docs/api.md, Countermeasures): the snippet is rendered from it */
+  countermeasure: Record<string, unknown> | null;
 }
 export interface JoinInput {
   name: string;

@@ -87,6 +87,8 @@ class Verdict(TypedDict):
     manual: Annotated[Optional[str], "the manual entry id (GET manual?id=)"]
     message: str
     snippet: Annotated[Optional[str], "Python to paste (MCT 2.6.1), or null"]
+    countermeasure: Annotated[Optional[Dict[str, Any]], "what to change as data (docs/api.md, Countermeasures): "
+                                                        "the snippet is rendered from it"]
 
 
 class Artifact(TypedDict):

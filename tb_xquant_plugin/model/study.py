@@ -56,7 +56,7 @@ def parse(obj: Any) -> Dict[str, Any]:
     attempts = obj.get("attempts") if isinstance(obj.get("attempts"), list) else []
     rows = [attempt_row(a) for a in attempts[:MAX_ATTEMPTS_READ] if isinstance(a, dict)]
     ids = {r["id"] for r in rows}
-    best = obj.get("best") if obj.get("best") in ids else None
+    best = obj.get("best") if isinstance(obj.get("best"), str) and obj.get("best") in ids else None
     return {
         "model_name": _str(obj.get("model_name"), 500) or "", "toolchain": _str(obj.get("toolchain"), 100),
         "created": _str(obj.get("created"), 100), "status": _str(obj.get("status"), 20) or "",
