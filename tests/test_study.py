@@ -2,17 +2,15 @@
 
 Each study quantizes a demo model with MCT 2.6.1, judges the report, applies the countermeasures its verdicts carry
 and re-runs PTQ + XQuant; the checks read the attempts' own quant_report.json with MCT's detection rule
-(``conftest.mct_degraded_layers``) and their manifests.  About a minute on 2 cores."""
+(the ``mct_rule`` fixture) and their manifests.  About a minute on 2 cores."""
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 
 import pytest
 
-from conftest import load_json, mct_degraded_layers
 
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
@@ -53,13 +51,20 @@ def attempt(study, aid):
     return next(a for a in study["attempts"] if a["id"] == aid)
 
 
-def mct_degraded(study, a):
-    rd = study["_dir"] / a["report"]
-    manifest = load_json(rd / "tb_xquant_manifest.json")
-    return mct_degraded_layers(load_json(rd / "quant_report.json"), manifest["xquant_config"])
+def load_json(path):
+    return json.loads(Path(path).read_text(encoding="utf-8"))
 
 
-def test_outlier_study_picks_the_z_threshold_that_removes_the_degradation(studies):
+@pytest.fixture(scope="module")
+def mct_degraded(mct_rule):
+    def degraded(study, a):
+        rd = study["_dir"] / a["report"]
+        manifest = load_json(rd / "tb_xquant_manifest.json")
+        return mct_rule(load_json(rd / "quant_report.json"), manifest["xquant_config"])
+    return degraded
+
+
+def test_outlier_study_picks_the_z_threshold_that_removes_the_degradation(studies, mct_degraded):
     s = studies["outlier"]
     base, best = attempt(s, "baseline"), attempt(s, s["best"])
     assert mct_degraded(s, base), "the demo's outlier model degrades layers"
@@ -73,7 +78,7 @@ def test_outlier_study_picks_the_z_threshold_that_removes_the_degradation(studie
     assert s["winning_snippet"] in verdict_snippets and "z_threshold=" in s["winning_snippet"]
 
 
-def test_mixed_precision_study_pins_the_last_layer(studies):
+def test_mixed_precision_study_pins_the_last_layer(studies, mct_degraded):
     s = studies["mixed_precision"]
     base, best = attempt(s, "baseline"), attempt(s, s["best"])
     assert mct_degraded(s, base)
@@ -96,7 +101,7 @@ def test_shift_negative_study_lowers_the_targeted_activations_error(studies):
         assert "general_path" not in s and s["general_path_skipped"]
 
 
-def test_majority_degraded_study_takes_the_general_path(studies):
+def test_majority_degraded_study_takes_the_general_path(studies, mct_degraded):
     s = studies["majority_degraded"]
     base = attempt(s, "baseline")
     assert len(mct_degraded(s, base)) * 2 >= len(load_json(s["_dir"] / base["report"] / "quant_report.json")) - 2
