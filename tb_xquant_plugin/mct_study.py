@@ -10,9 +10,9 @@
 4. when none helped (or none was proposed) and the baseline has degraded layers or lost accuracy, the **general
    troubleshoots** in this order, until one helps: a larger or more diverse representative set (only when the
    caller passes ``more_representative_data_gen``), bias correction off, GPTQ
-   with a small budget (``gptq_epochs``), and the most degraded layer left in float through MCT's network editor
-   (which confirms, or clears, a suspect layer; MCT 2.6.1's default TPC refuses 16-bit activations on Conv and
-   Linear layers, so float stands in for the manual's "16 bits on that layer").
+   with a small budget (``gptq_epochs``), and the most degraded layer's weights and activation at 16 bits through
+   MCT's network editor (which confirms, or clears, a suspect layer; ``BitWidthConfig`` cannot: MCT 2.6.1's
+   default TPC refuses 16-bit activations for Conv and Linear nodes).
 
 Every attempt is a report folder under ``out_dir`` (``<nn>_<slug>/xquant_report`` with MCT's stage logs beside it)
 whose manifest names its parent and its countermeasure (``extra.study``, ``extra.countermeasure`` for the tab's
@@ -64,20 +64,15 @@ def _apply(cm: Optional[Dict[str, Any]], core_config: Any, ru: Any, float_model:
                 if not hasattr(core.quantization_config, k):
                     raise ValueError("QuantizationConfig has no field %r" % k)
                 setattr(core.quantization_config, k, v)
-        elif kind == C.GENERAL and part["step"] == C.WORST_LAYER_FLOAT:
-            from model_compression_toolkit.core.common.quantization.node_quantization_config import (
-                ActivationQuantizationMode,
-            )
-
+        elif kind == C.GENERAL and part["step"] == C.WORST_LAYER_16_BITS:
             ne = mct.core.network_editor
             flt = ne.NodeNameFilter(part["layer"])
             if core.debug_config is None:
                 core.debug_config = mct.core.DebugConfig()
             core.debug_config.network_editor = list(core.debug_config.network_editor or []) + [
-                ne.EditRule(filter=flt, action=ne.ChangeCandidatesActivationQuantConfigAttr(
-                    quant_mode=ActivationQuantizationMode.NO_QUANT)),
+                ne.EditRule(filter=flt, action=ne.ChangeCandidatesActivationQuantConfigAttr(activation_n_bits=16)),
                 ne.EditRule(filter=flt, action=ne.ChangeCandidatesWeightsQuantConfigAttr(
-                    attr_name=toolchain_attr, enable_weights_quantization=False))]
+                    attr_name=toolchain_attr, weights_n_bits=16))]
         elif kind == C.BIT_WIDTH:
             pin = part
             flt = mct.core.network_editor.NodeNameFilter(pin["layer"])
@@ -381,7 +376,7 @@ def try_countermeasures(
         worst = _worst_layer(base)
         steps = ([C.general(C.MORE_REPRESENTATIVE_DATA)] if more_representative_data_gen is not None else []) + [
             C.general(C.BIAS_CORRECTION_OFF), C.general(C.GPTQ, n_epochs=gptq_epochs)] + (
-            [C.general(C.WORST_LAYER_FLOAT, layer=worst)] if worst else [])
+            [C.general(C.WORST_LAYER_16_BITS, layer=worst)] if worst else [])
         study["general_path"] = [C.describe(s) for s in steps]
         for cm in steps:  # in order, until one helps
             stop = over_budget()
@@ -437,7 +432,7 @@ def _proposals(analysis: Any, everything: bool = False) -> List[Any]:
 
 
 def _worst_layer(base: Dict[str, Any]) -> Optional[str]:
-    """The degraded layer with the largest validation MSE (the suspect the float attempt confirms or clears)."""
+    """The degraded layer with the largest validation MSE (the suspect the 16-bit attempt confirms or clears)."""
     return base.get("worst_layer")
 
 

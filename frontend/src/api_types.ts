@@ -467,7 +467,7 @@ export interface StudyResponse {
   elapsed_s: Num;
   /** the baseline attempt's id */
   baseline: string | null;
-  /** the best attempt's id (highest accuracy, else output SQNR, then fewest degraded) */
+  /** the best attempt's id: of those that helped, the highest accuracy (else output SQNR), then the fewest degraded; the baseline when none helped */
   best: string | null;
   /** the baseline first, in the order they ran */
   attempts: StudyAttempt[];

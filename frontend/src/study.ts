@@ -101,7 +101,7 @@ export class AttemptsView {
     }
     this.el.appendChild(this.table(s, base));
     this.el.appendChild(h('div', {class: 'muted small', text:
-      'Click an attempt to open it against the baseline (compare mode). Best: the highest accuracy, else model-output SQNR, then the fewest degraded layers. Helped: fewer degraded layers or a better output SQNR / accuracy than the baseline, without losing accuracy.'}));
+      'Click an attempt to open it against the baseline (compare mode). Best: of the attempts that helped, the highest accuracy, else model-output SQNR, then the fewest degraded layers (the baseline when none helped). Helped: fewer degraded layers or a better output SQNR / accuracy than the baseline, without losing accuracy.'}));
     this.el.appendChild(winning(s));
     this.el.dataset.state = 'ready';
   }

@@ -495,7 +495,8 @@ class StudyResponse(TypedDict):
     stopped_by: Annotated[Optional[str], "the budget that stopped it (max_attempts, time_budget_s), or why it failed"]
     elapsed_s: Num
     baseline: Annotated[Optional[str], "the baseline attempt's id"]
-    best: Annotated[Optional[str], "the best attempt's id (highest accuracy, else output SQNR, then fewest degraded)"]
+    best: Annotated[Optional[str], "the best attempt's id: of those that helped, the highest accuracy (else "
+                                   "output SQNR), then the fewest degraded; the baseline when none helped"]
     attempts: Annotated[List[StudyAttempt], "the baseline first, in the order they ran"]
     winning_countermeasure: Optional[Dict[str, Any]]
     winning_snippet: Annotated[Optional[str], "Python to paste: the best attempt's configuration, when it helped"]

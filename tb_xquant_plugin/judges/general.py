@@ -39,7 +39,8 @@ def run(ctx: JudgeContext) -> List[V.Verdict]:
                 V.NO_JUDGE_APPLIES,
                 "%d layers are degraded but none of the judges found a cause. Mixed precision chose their bits "
                 "(%s): give the degraded ones more (a larger resource target, or pin them with a bit-width config), "
-                "or try the other general countermeasures: isolate a layer at 16 bits, bias correction or GPTQ."
+                "or try the other general countermeasures: isolate a layer at 16 bits (network editor), bias "
+                "correction or GPTQ."
                 % (len(det.degraded), bits_text(bits)), degraded=len(det.degraded), degraded_bits=bits)]
         return [general(
             V.NO_JUDGE_APPLIES,

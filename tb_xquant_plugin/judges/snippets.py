@@ -256,8 +256,8 @@ def render(cm: Any, toolchain: str) -> Optional[str]:
             return core_config_snippet(toolchain, weights_bias_correction=False)
         if step == C.GPTQ:
             return gptq_snippet(toolchain, int(cm.get("n_epochs", 5)))
-        if step == C.WORST_LAYER_FLOAT:
-            return layer_in_float_snippet(cm["layer"], toolchain)
+        if step == C.WORST_LAYER_16_BITS:
+            return layer_16_bits_snippet(cm["layer"], toolchain)
         return None
     if kind == C.MODEL_CHANGE and cm.get("change") == C.SCALE_BRANCH:
         return scale_branch_snippet(cm["join"], cm["narrow_input"], float(cm["factor"]), toolchain)
@@ -367,22 +367,22 @@ def scale_branch_snippet(node: str, small: str, factor: float, toolchain: str = 
          "where": SCALE_WHERE.get(toolchain, SCALE_WHERE[MCT_PYTORCH])}
 
 
-def layer_in_float_snippet(layer: str, toolchain: str) -> Optional[str]:
-    """One layer's weights and activation left unquantized through MCT's network editor (to confirm a suspect)."""
+def layer_16_bits_snippet(layer: str, toolchain: str) -> Optional[str]:
+    """One layer's weights and activation at 16 bits through MCT's network editor (to confirm a suspect: the
+    manual's network-editor-16bit entry)."""
     call = ptq_call(toolchain)
     if call is None:
         return None
     attr = WEIGHTS_ATTR.get(toolchain, WEIGHTS_ATTR[MCT_PYTORCH])
     return (
-        "import model_compression_toolkit as mct\n"
-        "from model_compression_toolkit.core.common.quantization.node_quantization_config import ActivationQuantizationMode\n\n"
-        "# Leave the suspect layer in float: if the degradation goes, it was this layer.\n"
+        "import model_compression_toolkit as mct\n\n"
+        "# The suspect layer at 16 bits, everything else unchanged: if the degradation goes, it was this layer.\n"
         "layer = %s  # %s\n"
         "ne = mct.core.network_editor\n"
-        "rules = [ne.EditRule(filter=ne.NodeNameFilter(layer), action=ne.ChangeCandidatesActivationQuantConfigAttr(\n"
-        "             quant_mode=ActivationQuantizationMode.NO_QUANT)),\n"
-        "         ne.EditRule(filter=ne.NodeNameFilter(layer), action=ne.ChangeCandidatesWeightsQuantConfigAttr(\n"
-        "             attr_name=%s, enable_weights_quantization=False))]\n"
+        "rules = [ne.EditRule(filter=ne.NodeNameFilter(layer),\n"
+        "                     action=ne.ChangeCandidatesActivationQuantConfigAttr(activation_n_bits=16)),\n"
+        "         ne.EditRule(filter=ne.NodeNameFilter(layer),\n"
+        "                     action=ne.ChangeCandidatesWeightsQuantConfigAttr(attr_name=%s, weights_n_bits=16))]\n"
         "core_config = mct.core.CoreConfig(debug_config=mct.core.DebugConfig(network_editor=rules))\n"
         "quantized_model, quantization_info = %s(\n"
         "    float_model, representative_data_gen, core_config=core_config)\n"

@@ -19,7 +19,7 @@ and the run the study makes cannot differ.  Every countermeasure is a JSON objec
     (``join``, ``narrow_input``, ``factor``): multiply a join's narrow input before it.
 ``general``
     one of the general troubleshoots (``step``: see :data:`GENERAL_STEPS`), with the parameters it takes
-    (``n_epochs`` for GPTQ, ``layer`` for the worst layer left in float).
+    (``n_epochs`` for GPTQ, ``layer`` for the worst layer at 16 bits).
 
 Names (layers, node names) are data here; only ``judges.snippets`` turns them into code, as string literals."""
 from __future__ import annotations
@@ -40,11 +40,12 @@ SCALE_BRANCH = "scale_branch"
 MORE_REPRESENTATIVE_DATA = "more_representative_data"  # only when the caller offers a larger / more diverse set
 BIAS_CORRECTION_OFF = "bias_correction_off"
 GPTQ = "gptq"
-# Confirms or clears a suspect: the most degraded layer's weights and activation left in float through MCT's
-# network editor.  (The manual's "16 bits on that layer" is refused by MCT 2.6.1's default TPC for Conv and Linear
-# layers: "Manually selected activation bit-width 16 is invalid for node ..."; float isolates the layer the same way.)
-WORST_LAYER_FLOAT = "worst_layer_float"
-GENERAL_STEPS = (MORE_REPRESENTATIVE_DATA, BIAS_CORRECTION_OFF, GPTQ, WORST_LAYER_FLOAT)
+# Confirms or clears a suspect: the most degraded layer's weights and activation at 16 bits through MCT's network
+# editor (the manual's network-editor-16bit entry).  BitWidthConfig cannot do it: MCT 2.6.1's default TPC refuses
+# "Manually selected activation bit-width 16" for Conv and Linear nodes; the network editor's candidate attributes
+# are not checked against the TPC.
+WORST_LAYER_16_BITS = "worst_layer_16_bits"
+GENERAL_STEPS = (MORE_REPRESENTATIVE_DATA, BIAS_CORRECTION_OFF, GPTQ, WORST_LAYER_16_BITS)
 
 
 def quantization_config(**fields: Any) -> Dict[str, Any]:
@@ -131,8 +132,8 @@ def describe(cm: Optional[Mapping[str, Any]]) -> str:
         return "model change: %s" % cm.get("description", "")
     if kind == GENERAL:
         step = cm.get("step")
-        if step == WORST_LAYER_FLOAT:
-            return "%s in float (general)" % cm.get("layer", "the worst layer")
+        if step == WORST_LAYER_16_BITS:
+            return "%s at 16 bits (general)" % cm.get("layer", "the worst layer")
         return {MORE_REPRESENTATIVE_DATA: "more representative data (general)",
                 BIAS_CORRECTION_OFF: "bias correction off (general)", GPTQ: "GPTQ (general)"}.get(step, str(step))
     return str(kind)

@@ -73,16 +73,17 @@ def parse(obj: Any) -> Dict[str, Any]:
 
 
 def best_attempt(attempts: List[Mapping[str, Any]]) -> Optional[Mapping[str, Any]]:
-    """The successful attempt with the highest accuracy (else model-output SQNR), then the fewest degraded layers;
-    the baseline wins ties."""
+    """Among the attempts that helped, the one with the highest accuracy (else model-output SQNR), then the fewest
+    degraded layers; the baseline when none helped (None when even the baseline failed)."""
     ok = [a for a in attempts if a.get("status") == OK]
-    if not ok:
-        return None
+    helped = [a for a in ok if a.get("helped") is True]
+    if not helped:
+        return next((a for a in ok if a.get("countermeasure") is None), None)
 
     def key(a: Mapping[str, Any]):
         acc = _num(a.get("accuracy"))
         sq = _num(a.get("output_sqnr"))
         return (acc if acc is not None else -math.inf, sq if sq is not None else -math.inf,
-                -(a.get("degraded_count") or 0), a.get("countermeasure") is None)
+                -(a.get("degraded_count") or 0))
 
-    return max(ok, key=key)
+    return max(helped, key=key)
