@@ -21,9 +21,13 @@ and a tiny dispatcher, called through werkzeug's test client.
   ``--tracemalloc`` also the peak of Python allocations during the cold path (a second process, because
   tracing slows allocation down).
 
-Prints a table (one row per N), the growth between successive sizes next to N log N's, and PASS/MISS for
-the targets: at 5,000 layers cold < 1 s and every warm route's p95 < 50 ms; at 20,000 layers under 4x those
-and peak RSS < 1 GB.  The exit code is 0 (it is a benchmark) unless ``--strict`` and a target is missed.
+* bare cost: the event files the build read (recorded per run), read again with TensorBoard's record reader
+  and the C CRC-32C, every record parsed as an ``Event`` and every GraphDef by protobuf, no node or histogram
+  visited in Python: the limit the cold path can approach.
+
+Prints a table (one row per N), the bare cost and how far the cold path is from it, the growth between
+successive sizes next to N log N's, and PASS/MISS for the targets (issue 17): at 5,000 layers cold < 0.5 s and
+every warm route's p95 < 50 ms; at 20,000 layers cold < 2 s, every warm p95 < 50 ms and peak RSS < 600 MiB.  The exit code is 0 (it is a benchmark) unless ``--strict`` and a target is missed.
 """
 from __future__ import annotations
 
@@ -44,8 +48,8 @@ DEFAULT_SIZES = (100, 1000, 5000, 20000)
 REPORT_REL = "xquant_report"
 WARM_ROUTES = ("graph", "layers", "verdicts", "layer", "rethreshold")
 MEASURE_TIMEOUT = 1800  # seconds per size
-# (N, cold seconds, warm p95 milliseconds, peak RSS MiB or None)
-TARGETS = ((5000, 1.0, 50.0, None), (20000, 4.0, 200.0, 1024.0))
+# (N, cold seconds, warm p95 milliseconds, peak RSS MiB or None): issue 17's
+TARGETS = ((5000, 0.5, 50.0, None), (20000, 2.0, 50.0, 600.0))
 GROWTH_SLACK = 1.25  # a cost "grows like N log N" when its ratio stays within this factor of N log N's
 
 
@@ -93,7 +97,15 @@ def measure(model_dir: str, requests: int) -> Dict[str, Any]:
 
     rss_before = _rss_mib("VmRSS")
     rid = report_id(REPORT_REL)
-    store = ReportStore(model_dir, lambda: LocalEventSource(model_dir), background=False)
+    read_runs: List[str] = []
+
+    class Recording(LocalEventSource):  # the runs whose events the build reads, for the bare cost below
+        def _load(self, run):
+            if run not in read_runs:
+                read_runs.append(run)
+            return super()._load(run)
+
+    store = ReportStore(model_dir, lambda: Recording(model_dir), background=False)
     client = Client(Routes(store).wsgi_app())
 
     def get(route: str, **params) -> Tuple[float, bytes]:
@@ -113,12 +125,14 @@ def measure(model_dir: str, requests: int) -> Dict[str, Any]:
     analysis, _ = store.analysis(rid, {})
     t3 = time.perf_counter()
     graph_s, graph_body = get("graph")
-    if REPORT_REL not in dirs or report is None or report.problems:
-        raise RuntimeError("the generated report did not build cleanly: %s"
-                           % ([p.what for p in report.problems] if report else dirs))
+    # a capped list (MCT's troubleshoot report with more entries than the plugin reads) is a notice, not a failure
+    fatal = [p.what for p in report.problems if "were read" not in p.what] if report else None
+    if REPORT_REL not in dirs or report is None or fatal or not report.has_graph:
+        raise RuntimeError("the generated report did not build cleanly: %s" % (fatal if report else dirs))
     cold = {"discover_s": t1 - t0, "build_s": t2 - t1, "analyse_s": t3 - t2, "graph_view_s": graph_s,
             "total_s": t3 - t0 + graph_s}
     cold_peak = _rss_mib("VmHWM")
+    bare = bare_cost(model_dir, read_runs)
 
     with_histogram = [name for name in analysis.degraded if report.histogram(name) is not None]
     layer = (with_histogram or analysis.degraded or [report.layers[0].name])[0]
@@ -140,9 +154,35 @@ def measure(model_dir: str, requests: int) -> Dict[str, Any]:
     return {
         "layers": len(report.layers), "display_nodes": len(report.nodes), "histograms": len(report.histograms),
         "degraded": len(analysis.degraded), "verdicts": len(analysis.verdicts), "layer_route": layer,
-        "cold": cold, "warm": warm, "response_bytes": sizes,
+        "cold": cold, "bare": bare, "warm": warm, "response_bytes": sizes,
         "rss_before_mib": rss_before, "cold_peak_rss_mib": cold_peak, "peak_rss_mib": _rss_mib("VmHWM"),
     }
+
+
+def bare_cost(model_dir: str, runs: List[str]) -> Dict[str, Any]:
+    """The least any reader pays for the event data the build used: every record of those runs' event files read
+    by TensorBoard's record reader with the C CRC-32C (``readers.events.use_native_crc32c``) and parsed as an
+    ``Event``, and every GraphDef among them parsed by protobuf, without visiting a node or a histogram in Python.
+    The files are in the page cache by then (the cold build read them)."""
+    from tensorboard.backend.event_processing import event_file_loader
+    from tensorboard.compat.proto.graph_pb2 import GraphDef
+
+    from tb_xquant_plugin.readers.events import LocalEventSource, use_native_crc32c
+
+    native = use_native_crc32c()
+    files_by_run = LocalEventSource(model_dir)._scan()
+    t0 = time.perf_counter()
+    records = graphs = nbytes = 0
+    for run in runs:
+        for path in files_by_run.get(run, []):
+            nbytes += os.path.getsize(path)
+            for ev in event_file_loader.LegacyEventFileLoader(path).Load():
+                records += 1
+                if ev.HasField("graph_def"):
+                    GraphDef().ParseFromString(ev.graph_def)
+                    graphs += 1
+    return {"seconds": time.perf_counter() - t0, "runs": len(runs), "records": records, "graphs": graphs,
+            "bytes": nbytes, "native_crc": native}
 
 
 def measure_traced(model_dir: str) -> Dict[str, Any]:
@@ -233,6 +273,15 @@ def print_report(results: List[Dict[str, Any]], grow: List[Dict[str, Any]], chec
             r["layers"], r["display_nodes"], r["disk_bytes"] / 1e6, r["generate_s"], c["total_s"], c["discover_s"],
             c["build_s"], c["analyse_s"], c["graph_view_s"], r["response_bytes"]["graph"] / 1e3, warm,
             r["peak_rss_mib"], r["cold_peak_rss_mib"], r["rss_before_mib"], traced))
+    print("\nbare cost (the limit to approach): the same event files' records read with the C CRC-32C and parsed as "
+          "Events, their GraphDefs parsed by protobuf, no node visited in Python")
+    for r in results:
+        b = r.get("bare")
+        if b:
+            print("  N=%-6d %.3f s (%d runs, %d records, %d graphs, %.0f MB%s); cold is %.1fx that, build %.1fx" % (
+                r["layers"], b["seconds"], b["runs"], b["records"], b["graphs"], b["bytes"] / 1e6,
+                "" if b["native_crc"] else ", pure-Python CRC", r["cold"]["total_s"] / b["seconds"],
+                r["cold"]["build_s"] / b["seconds"]))
     if grow:
         print("\ngrowth between sizes (ok: within %gx of N log N's ratio)" % GROWTH_SLACK)
         for g in grow:

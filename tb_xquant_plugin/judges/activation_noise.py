@@ -27,6 +27,7 @@ from typing import Optional, Tuple
 
 import numpy as np
 
+from tb_xquant_plugin.judges.facts import facts_of
 from tb_xquant_plugin.model.report import ONNX_TOOLCHAINS
 
 MIN_THRESHOLD = 2.0 ** -16  # model_compression_toolkit.constants.MIN_THRESHOLD
@@ -232,6 +233,114 @@ def z_effect(hist: MCTHistogram, z_threshold: float, n_bits: int, signed: Option
                    float(hist.counts[~keep].sum() / total), float(np.sum(left ** 2 * hist.counts) / total))
 
 
+class _Prepared:
+    """The threshold-independent parts of one activation's replay, computed once per report and layer (the
+    outlier judge replays hundreds of activations at every z it tries): the histogram, its z-scores, the search's
+    candidates, the error of every candidate on every bin and the quantized edges of each threshold chosen.  The
+    arithmetic is the one of :func:`select_threshold` and :func:`noise_of`, operation for operation, so that the
+    answers are the same to the last bit."""
+
+    __slots__ = ("hist", "left", "total", "zs", "sigma_ok", "candidates", "_errors", "_q", "_auto")
+
+    def __init__(self, hist: MCTHistogram):
+        self.hist = hist
+        self.left = hist.edges[:-1]
+        counts = hist.counts
+        self.total = counts.sum()
+        mu = np.sum(self.left * counts) / self.total
+        sigma = math.sqrt(np.sum((self.left - mu) ** 2 * counts) / self.total)
+        self.sigma_ok = sigma > 0
+        self.zs = np.abs(self.left - mu) / sigma if self.sigma_ok else np.zeros_like(self.left)
+        self.candidates = None
+        self._errors: dict = {}
+        self._q: dict = {}
+        self._auto: dict = {}
+
+    def filtered(self, z_threshold: float) -> np.ndarray:
+        """``z_filter(edges, counts, z_threshold)``."""
+        out = np.array(self.hist.counts, dtype=np.float64)
+        if not math.isfinite(z_threshold) or not self.sigma_ok:
+            return out
+        out[self.zs > z_threshold] = 0.0
+        return out
+
+    def auto_signed(self, z_threshold: float) -> bool:
+        hit = self._auto.get(z_threshold)
+        if hit is None:
+            hit = self._auto[z_threshold] = auto_signed(self.hist.edges, self.filtered(z_threshold))
+        return hit
+
+    def select(self, n_bits: int, signed: Optional[bool], z_threshold: float, method: str,
+               l_p_value: float = 2.0) -> Tuple[float, bool]:
+        """``select_threshold(hist, n_bits, signed, z_threshold, method, l_p_value)``."""
+        edges = self.hist.edges
+        counts = self.filtered(z_threshold)
+        if signed is None:
+            signed = auto_signed(edges, counts)
+        if method == "NOCLIPPING":
+            kept = np.abs(edges)[1:][counts > 0]
+            return power_of_two_ceil(float(kept.max()) if kept.size else 0.0, MIN_THRESHOLD), signed
+        if method == "LP":
+            power = float(l_p_value)
+        elif method in SEARCHED_METHODS:
+            power = SEARCHED_METHODS[method]
+        else:
+            raise ValueError("threshold selection with error method %s is not replayed" % method)
+        if self.candidates is None:
+            start = 2.0 * power_of_two_ceil(float(np.max(np.abs(edges))), MIN_THRESHOLD)
+            self.candidates = start / np.power(2.0, np.arange(HISTOGRAM_SEARCH_ITERATIONS, dtype=np.float64))
+        candidates = self.candidates
+        total = counts.sum()
+        if not total > 0:
+            return float(max(candidates[0], MIN_THRESHOLD)), signed
+        key = (n_bits, signed, power)
+        e = self._errors.get(key)
+        if e is None:
+            err = np.abs(quantize(edges[None, :], candidates[:, None], n_bits, signed) - edges[None, :])[:, :-1]
+            e = self._errors[key] = err ** power
+        errors = np.sum(e * counts[None, :], axis=1) / total
+        return float(max(candidates[int(np.nanargmin(errors))], MIN_THRESHOLD)), signed
+
+    def noise(self, threshold: float, n_bits: int, signed: bool, keep: np.ndarray) -> Noise:
+        """``noise_of(hist, threshold, n_bits, signed, keep)``."""
+        key = (threshold, n_bits, signed)
+        q = self._q.get(key)
+        if q is None:
+            if len(self._q) >= 64:
+                self._q.pop(next(iter(self._q)))
+            q = self._q[key] = quantize(self.hist.edges, threshold, n_bits, signed)
+        return _noise(self.hist, q, threshold, signed, keep)
+
+    def z_effect(self, z_threshold: float, n_bits: int, signed: Optional[bool], method: str = "MSE",
+                 l_p_value: float = 2.0, base_z: float = math.inf) -> ZEffect:
+        """``z_effect(hist, ...)``."""
+        hist = self.hist
+        base_t, base_s = self.select(n_bits, signed, base_z, method, l_p_value)
+        auto = signed is None or self.auto_signed(base_z) == signed
+        z_t, z_s = self.select(n_bits, None if auto else signed, z_threshold, method, l_p_value)
+        keep = self.zs <= z_threshold
+        total = self.total
+        left = self.left
+        return ZEffect(z_threshold, n_bits, method,
+                       self.noise(base_t, n_bits, base_s, keep), self.noise(z_t, n_bits, z_s, keep),
+                       float(hist.counts[~keep].sum() / total), float(np.sum(left ** 2 * hist.counts) / total))
+
+
+_NO_HISTOGRAM = object()
+
+
+def prepared(report, name: str) -> Optional[_Prepared]:
+    """The replay's threshold-independent parts for one activation of a report (once per report and name), or None
+    without a usable histogram."""
+    cache = facts_of(report).replays
+    hit = cache.get(name)
+    if hit is None:
+        hist = from_tensorboard(report.histogram(name))
+        hit = _Prepared(hist) if hist is not None and hist.counts.sum() > 0 else _NO_HISTOGRAM
+        cache[name] = hit
+    return None if hit is _NO_HISTOGRAM else hit
+
+
 # --------------------------------------------------------------------------------------------
 # One activation of a report: what the filter would do there, and what kind of tail it has
 # --------------------------------------------------------------------------------------------
@@ -349,14 +458,18 @@ def assess_qdq_range(report, name: str, z_threshold: float, out: dict, qp) -> di
     return out
 
 
-def assess(report, name: str, z_threshold: float) -> Optional[dict]:
+def assess(report, name: str, z_threshold: float, finding_only: bool = False) -> Optional[dict]:
     """The replay for one activation of a report as JSON-friendly numbers, or None without a usable histogram.
+    ``finding_only``: the caller reads only ``finding``; when the z filter leaves the same counts as the run's own
+    (most activations: no counted bin between the two z-scores), the answer is ``{"finding": NO_EFFECT}`` without
+    the replay's numbers.
 
     Bit width, sign, error method and the run's own z_threshold come from the stage graph (``Report.quant``);
     without stage logs 8 bits, MSE and the histogram's sign are assumed (``bits_from: "assumed"``)."""
-    hist = from_tensorboard(report.histogram(name))
-    if hist is None or not hist.counts.sum() > 0:
+    prep = prepared(report, name)
+    if prep is None:
         return None
+    hist = prep.hist
     qp = report.quant.get(name)
     op = (qp.op if qp and qp.op else "") or ""
     node = report.node_by_name.get(name) or report.node_by_name.get(name + "_layer")
@@ -379,13 +492,17 @@ def assess(report, name: str, z_threshold: float) -> Optional[dict]:
     if run_z <= z_threshold * (1 + 1e-6):
         out["finding"] = IN_FORCE
         return out
+    if finding_only and (out["error_method"] in SEARCHED_METHODS or out["error_method"] in ("LP", "NOCLIPPING")) \
+            and np.array_equal(prep.filtered(z_threshold), prep.filtered(run_z)):
+        # the same counts select the same threshold and sign: z_effect would find no change
+        return {"layer": name, "finding": NO_EFFECT}
     try:
-        effect = z_effect(hist, z_threshold, out["n_bits"], out["signed"], out["error_method"], base_z=run_z)
+        effect = prep.z_effect(z_threshold, out["n_bits"], out["signed"], out["error_method"], base_z=run_z)
         at_run = effect.without.threshold
     except ValueError:
         out["finding"] = NOT_REPLAYED
         return out
-    keep = zscores(hist.edges, hist.counts) <= z_threshold
+    keep = prep.zs <= z_threshold
     left = hist.edges[:-1]
     kc = hist.counts[keep]
     body_power = float(np.sum(left[keep] ** 2 * kc) / kc.sum()) if kc.sum() > 0 else 0.0

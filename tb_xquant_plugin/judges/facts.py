@@ -21,6 +21,8 @@ class ReportFacts:
     zscores: Dict[str, Optional["ZScoreHistogram"]] = dataclasses.field(default_factory=dict)  # outlier
     # outlier: the replayed threshold selection per (layer, z_threshold) (bounded: MAX_PER_THRESHOLD)
     outlier_evidence: Dict[Tuple[str, float], Dict[str, Any]] = dataclasses.field(default_factory=dict)
+    # activation_noise: the threshold-independent parts of each activation's replay (one per histogram)
+    replays: Dict[str, Any] = dataclasses.field(default_factory=dict)
     shift_negative: Optional[List[Verdict]] = None  # shift_negative
     joins: Optional[List[Dict[str, Any]]] = None  # concat.measure
     # concat results per ratio threshold (bounded: MAX_PER_THRESHOLD ratios, oldest dropped)

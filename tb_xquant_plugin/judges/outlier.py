@@ -210,7 +210,7 @@ def side_effects(report: Report, z: float, skip: set) -> Dict[str, Any]:
     changed, normal, examples, scanned, moved = 0, 0, [], 0, []
     names = [n for n in report.histograms if n not in skip]
     for name in names[:MAX_SIDE_SCAN]:
-        a = AN.assess(report, name, z)
+        a = AN.assess(report, name, z, finding_only=True)
         scanned += 1
         if a is None or a["finding"] not in (AN.REAL_OUTLIER, AN.NORMAL_TAIL):
             continue

@@ -67,6 +67,17 @@ def _shapes(v) -> List[List[int]]:
     return shapes
 
 
+def _shapes_cached(v, cache: Dict[bytes, List[List[int]]]) -> List[List[int]]:
+    """:func:`_shapes` once per distinct ``_output_shapes`` value of a graph (most nodes share a few dozen shapes:
+    reading the message's bytes in C is cheaper than walking its dimensions in Python).  The lists are shared
+    between the nodes that have the same shapes; nothing mutates them."""
+    key = v.SerializeToString()
+    hit = cache.get(key)
+    if hit is None:
+        hit = cache[key] = _shapes(v)
+    return hit
+
+
 def parse_graph(data: Optional[bytes], attrs: Optional[Iterable[str]] = None,
                 shapes: bool = True) -> List[GraphNode]:
     """All nodes of a serialized GraphDef.  Raises ``ValueError`` when the bytes are not a GraphDef.
@@ -81,23 +92,34 @@ def parse_graph(data: Optional[bytes], attrs: Optional[Iterable[str]] = None,
         g.ParseFromString(data)
     except Exception as e:  # noqa: BLE001 - protobuf raises DecodeError
         raise ValueError("graph is not a valid GraphDef: %s" % e) from None
-    wanted = None if attrs is None else frozenset(attrs)
+    wanted = None if attrs is None else tuple(frozenset(attrs))
+    shape_cache: Dict[bytes, List[List[int]]] = {}
     nodes = []
+    append = nodes.append
     for n in g.node:
         values = {}
         node_shapes: List[List[int]] = []
         attr_map = n.attr
         if wanted is None:
             names: Iterable[str] = attr_map.keys()
-        else:
+        elif wanted:
             names = [k for k in wanted if k in attr_map]
+        else:
+            names = ()
         for k in names:
             if k != "_output_shapes":
                 values[k] = attr_value(attr_map[k])
-        if shapes and "_output_shapes" in attr_map:
-            node_shapes = _shapes(attr_map["_output_shapes"])
-        inputs = [i.split(":")[0].lstrip("^") for i in n.input]
-        nodes.append(GraphNode(n.name, n.name.rsplit("/", 1)[-1], n.op, inputs, node_shapes, values))
+        if shapes:
+            sv = attr_map.get("_output_shapes")
+            if sv is not None:
+                node_shapes = _shapes_cached(sv, shape_cache)
+        inputs = list(n.input)
+        if inputs:
+            joined = "".join(inputs)
+            if ":" in joined or "^" in joined:  # an output index or a control input: the node's name alone
+                inputs = [i.split(":")[0].lstrip("^") for i in inputs]
+        name = n.name
+        append(GraphNode(name, name.rsplit("/", 1)[-1], n.op, inputs, node_shapes, values))
     return nodes
 
 
