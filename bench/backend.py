@@ -12,7 +12,8 @@ and a tiny dispatcher, called through werkzeug's test client.
 * cold: discovery (``store.report_dirs()``), building the report (``store.report``: events, graphs, JSON),
   the analysis with the default thresholds (``store.analysis``), then the first ``GET graph`` (the view and
   its JSON); their sum is the cold time;
-* warm: median and p95 over ``--requests`` calls (after one untimed call) of ``graph``, ``layers``,
+* warm: median and p95 over ``--requests`` calls (after one untimed call; with ``Accept-Encoding: gzip``, as
+  a browser sends them, so that compressing an answer counts) of ``graph``, ``layers``,
   ``verdicts``, ``layer`` (a degraded layer with its histogram and quantization parameters) and
   ``rethreshold``: ``GET report`` with a new ``thr.mse`` on every call (``0.1 + i * 1e-4``), so that
   detection and every judge run again instead of hitting the analysis cache;
@@ -32,6 +33,7 @@ every warm route's p95 < 50 ms; at 20,000 layers cold < 2 s, every warm p95 < 50
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 import math
 import os
@@ -106,15 +108,20 @@ def measure(model_dir: str, requests: int) -> Dict[str, Any]:
             return super()._load(run)
 
     store = ReportStore(model_dir, lambda: Recording(model_dir), background=False)
+    sent: Dict[str, int] = {}  # route -> bytes of its last compressed answer
     client = Client(Routes(store).wsgi_app())
 
     def get(route: str, **params) -> Tuple[float, bytes]:
+        # as a browser asks: a compressed answer is accepted (and timed as it is sent); its JSON is returned
         t0 = time.perf_counter()
-        resp = client.get("/" + route, query_string=dict(params, report=rid))
+        resp = client.get("/" + route, query_string=dict(params, report=rid), headers={"Accept-Encoding": "gzip"})
         body = resp.get_data()
         seconds = time.perf_counter() - t0
         if resp.status_code != 200:
             raise RuntimeError("GET %s %s -> %d %s" % (route, params, resp.status_code, body[:300]))
+        if resp.headers.get("Content-Encoding") == "gzip":
+            sent[route] = len(body)
+            body = gzip.decompress(body)
         return seconds, body
 
     t0 = time.perf_counter()
@@ -154,7 +161,7 @@ def measure(model_dir: str, requests: int) -> Dict[str, Any]:
     return {
         "layers": len(report.layers), "display_nodes": len(report.nodes), "histograms": len(report.histograms),
         "degraded": len(analysis.degraded), "verdicts": len(analysis.verdicts), "layer_route": layer,
-        "cold": cold, "bare": bare, "warm": warm, "response_bytes": sizes,
+        "cold": cold, "bare": bare, "warm": warm, "response_bytes": sizes, "gzip_bytes": sent,
         "rss_before_mib": rss_before, "cold_peak_rss_mib": cold_peak, "peak_rss_mib": _rss_mib("VmHWM"),
     }
 

@@ -164,6 +164,30 @@ def test_verdicts_route_matches_report(api, ids):
         assert s["concat_summary"]["flagged"] == sum(c["flagged"] for c in v["concat_checks"])
 
 
+@pytest.mark.parametrize("route", ["report", "graph", "layers", "verdicts"])
+def test_compressed_answers_are_cached(route, api, ids):
+    """A client accepting gzip gets the view compressed once per analysis (the same bytes every time, decompressing to
+    the JSON a client without gzip gets); a new threshold is a new analysis with its own."""
+    import gzip
+
+    r = rid(ids, "outlier")
+    plain = api.client.get(api.PREFIX + route, query_string={"report": r})
+    assert plain.headers.get("Content-Encoding") is None
+    bodies = []
+    for _ in range(2):
+        resp = api.client.get(api.PREFIX + route, query_string={"report": r}, headers={"Accept-Encoding": "gzip"})
+        assert resp.status_code == 200 and resp.mimetype == "application/json"
+        assert resp.headers["Content-Encoding"] == "gzip"
+        bodies.append(resp.get_data())
+    assert bodies[0] == bodies[1]
+    assert gzip.decompress(bodies[0]) == plain.get_data()
+    other = api.client.get(api.PREFIX + route, query_string={"report": r, "thr.mse": "0.0123"},
+                           headers={"Accept-Encoding": "gzip"})
+    assert other.status_code == 200
+    if route in ("report", "layers"):  # they carry the thresholds
+        assert other.get_data() != bodies[0]
+
+
 @pytest.mark.parametrize("name", SCENARIOS)
 def test_graph_route(name, api, ids, scenarios):
     sc = scenarios[name]

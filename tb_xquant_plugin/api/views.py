@@ -2,6 +2,8 @@
 ``api.contract``; ``tests/test_contract.py`` checks every answer against it."""
 from __future__ import annotations
 
+import gzip
+import io
 import json
 import math
 from typing import Any, Dict, List, Optional
@@ -276,4 +278,18 @@ def cached_json(a: Analysis, route: str) -> str:
     if body is None:
         body = dumps(ANALYSIS_VIEWS[route](a))
         a.json_cache[route] = body
+    return body
+
+
+def cached_gzip(a: Analysis, route: str) -> bytes:
+    """:func:`cached_json` gzipped as TensorBoard's ``http_util.Respond`` would (level 3, mtime 0: the same bytes),
+    compressed on first use and kept with the JSON (``Analysis.gzip_cache``, same key, dropped with the analysis
+    by the store's bounded cache)."""
+    body = a.gzip_cache.get(route)
+    if body is None:
+        out = io.BytesIO()
+        with gzip.GzipFile(fileobj=out, mode="wb", compresslevel=3, mtime=0) as f:
+            f.write(cached_json(a, route).encode("utf-8"))
+        body = out.getvalue()
+        a.gzip_cache[route] = body
     return body

@@ -26,6 +26,7 @@ class Analysis:
     # Serialized answers of the HTTP views of this analysis (view name -> JSON text), filled on
     # first use: an analysis never changes, so repeated requests are served from here.
     json_cache: Dict[str, str] = dataclasses.field(default_factory=dict, repr=False, compare=False)
+    gzip_cache: Dict[str, bytes] = dataclasses.field(default_factory=dict, repr=False, compare=False)
 
     @property
     def degraded(self) -> List[str]:

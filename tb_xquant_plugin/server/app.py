@@ -30,6 +30,20 @@ def _json(request, obj: Any, code: int = 200):
     return http_util.Respond(request, body, "application/json", code=code)
 
 
+# What TensorBoard's Respond compresses below: a client that accepts gzip gets the cached compressed body.
+GZIP_MIN_BYTES = 1024
+_ACCEPTS_GZIP = re.compile(r"\bgzip\b")
+
+
+def _cached(request, a, route: str):
+    """A cached view: its compressed body when the client accepts gzip and the answer is not tiny (compressed once
+    per analysis, ``views.cached_gzip``), else its JSON text (Respond compresses a tiny one itself)."""
+    body = views.cached_json(a, route)
+    if len(body) >= GZIP_MIN_BYTES and _ACCEPTS_GZIP.search(request.headers.get("Accept-Encoding", "")):
+        return http_util.Respond(request, views.cached_gzip(a, route), "application/json", content_encoding="gzip")
+    return http_util.Respond(request, body, "application/json")
+
+
 def _error(request, code: int, error: str, hint: str = ""):
     return _json(request, {"error": error, "hint": hint}, code)
 
@@ -112,21 +126,22 @@ class Routes:
                             "inside the logdir>)); or `python -m demo.generate --out <logdir>` for the demo.")
         return _json(request, body)
 
-    def report(self, request):
+    def _view(self, request, route: str):
+        """One of ``views.ANALYSIS_VIEWS``, serialized and compressed once per analysis."""
         a, err = self._analysis(request)
-        return err or http_util.Respond(request, views.cached_json(a, "report"), "application/json")
+        return err or _cached(request, a, route)
+
+    def report(self, request):
+        return self._view(request, "report")
 
     def graph(self, request):
-        a, err = self._analysis(request)
-        return err or http_util.Respond(request, views.cached_json(a, "graph"), "application/json")
+        return self._view(request, "graph")
 
     def layers(self, request):
-        a, err = self._analysis(request)
-        return err or http_util.Respond(request, views.cached_json(a, "layers"), "application/json")
+        return self._view(request, "layers")
 
     def verdicts(self, request):
-        a, err = self._analysis(request)
-        return err or http_util.Respond(request, views.cached_json(a, "verdicts"), "application/json")
+        return self._view(request, "verdicts")
 
     def layer(self, request):
         a, err = self._analysis(request)
