@@ -317,7 +317,7 @@ def test_good_report_still_works(bad_api, bad_reports, scenarios):
     assert entry["problems"] == [] and entry["has_graph"] and entry["has_histograms"] and entry["stage_logs"]
     status, s = call(bad_api, "report", report=entry["id"])
     assert s["degraded_layers"] == sc.mct_degraded
-    assert any(v["judge"] == "outlier_removal" and v["source"] == "computed" for v in s["verdicts"])
+    assert any(g["judge"] == "outlier_removal" and g["source"] == "computed" for g in s["verdict_groups"])
     for a in s["artifacts"]:
         status, data = call(bad_api, "artifact", report=entry["id"], id=a["id"])
         assert status == 200 and data.startswith(b"\x89PNG")
@@ -351,7 +351,8 @@ def test_wrong_shape_values(bad_api, bad_reports):
     assert s["thresholds"]["quantize_error"]["custom"] == 0.5  # "0.5" in the manifest
     assert s["thresholds"]["degrade_layer_ratio"] == 0.5  # "half" ignored: default
     # odd troubleshoot items are skipped, the well-formed ones are loaded
-    mct = [(v["judge"], v["layers"]) for v in s["verdicts"] if v["source"] == "mct"]
+    _, vs = call(bad_api, "verdicts", report=rid)
+    mct = [(v["judge"], v["layers"]) for v in vs["verdicts"] if v["source"] == "mct"]
     assert ("outlier_removal", ["conv1"]) in mct and ("shift_negative_activation", ["act"]) in mct
     assert ("unbalanced_concatenation", ["a", "b"]) in mct
     assert all(isinstance(l, str) for _, ls in mct for l in ls)
@@ -421,7 +422,7 @@ def test_hostile_names(bad_api, bad_reports):
     resp = bad_api.get("report", report=rid)
     assert resp.mimetype == "application/json"
     s = strict_json(resp.get_data(as_text=True))
-    assert [v["layers"] for v in s["verdicts"] if v["judge"] == "outlier_removal"] == [[HTML_NAME]]
+    assert [g["layers"] for g in s["verdict_groups"] if g["judge"] == "outlier_removal"] == [[HTML_NAME]]
     # unknown hostile names: 404 JSON, message truncated, never echoed as HTML
     resp = bad_api.get("layer", report=rid, layer="<b>" + LONG_NAME)
     assert resp.status_code == 404 and resp.mimetype == "application/json"

@@ -265,13 +265,13 @@ def check_case(client, c: corpus.Case, rid: str, summary: Dict[str, Any], fast: 
         hostile = {"zero_png": "quant_loss_mse_repr.png", "escape_png": "quant_loss_mse_repr.png",
                    "urandom_png": "project_conv_bn.png"}[c.name]
         assert hostile not in {a["name"] for a in summary["artifacts"]}, summary["artifacts"]
-        for v in summary["verdicts"]:
+        for v in get_json(client, "verdicts", q(report=rid))["verdicts"]:
             if v["source"] == "mct" and "histogram_artifact" in v["numbers"] and c.name == "urandom_png":
                 assert v["numbers"]["histogram_artifact"] is None
     elif c.check == "default_bits":
         assert th["bitwidth_mixed_precision_with_model_output_loss_objective"] == 2, th
-        assert any(v["judge"] == "mixed_precision_with_model_output_loss_objective" and v["source"] == "computed"
-                   for v in summary["verdicts"]), "the mixed-precision judge did not run on the default threshold"
+        assert any(g["judge"] == "mixed_precision_with_model_output_loss_objective" and g["source"] == "computed"
+                   for g in summary["verdict_groups"]), "the mixed-precision judge did not run on the default threshold"
     elif c.check == "default_thresholds":
         assert th["quantize_error"] == {"mse": 0.1, "cs": 0.1, "sqnr": 0.1}, th
         assert (th["degrade_layer_ratio"], th["zscore_outlier_removal"], th["ratio_unbalanced_concatenation"],
@@ -328,9 +328,10 @@ def check_listing(c: "corpus.Corpus", listing: Dict[str, Any], expect_all: bool 
     return entries
 
 
-def verdict_keys(summary: Dict[str, Any]) -> List[Tuple]:
+def verdict_keys(verdicts: Dict[str, Any]) -> List[Tuple]:
+    """The verdicts of a ``GET verdicts`` answer, as comparable keys."""
     return [(v["judge"], v["source"], tuple(v["layers"]), v["snippet"])
-            for v in summary["verdicts"] + summary["general"]]
+            for v in verdicts["verdicts"] + verdicts["general"]]
 
 
 def check_good_reports(client, entries: Dict[str, Dict[str, Any]], scenarios, demo_api) -> None:
@@ -341,7 +342,9 @@ def check_good_reports(client, entries: Dict[str, Dict[str, Any]], scenarios, de
         s = get_json(client, "report", q(report=e["id"]))
         assert s["degraded_layers"] == scenarios[scenario].mct_degraded, good
         demo = demo_api.json("report", report=demo_ids["%s/%s" % (scenario, REPORT)])
-        assert verdict_keys(s) == verdict_keys(demo), good
+        assert verdict_keys(get_json(client, "verdicts", q(report=e["id"]))) == verdict_keys(
+            demo_api.json("verdicts", report=demo_ids["%s/%s" % (scenario, REPORT)])), good
+        assert s["verdict_groups"] == demo["verdict_groups"], good
         assert [p["what"].replace(good + "/", scenario + "/") for p in s["problems"]] == \
             [p["what"] for p in demo["problems"]], good
 

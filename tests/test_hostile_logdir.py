@@ -236,7 +236,7 @@ def test_report_appearing_after_start(tmp_path, demo_logdir, scenarios):
 
     final = api.json("report", report=rid)
     assert final["problems"] == [] and final["degraded_layers"] == scenarios["outlier"].mct_degraded
-    assert any(v["judge"] == "outlier_removal" for v in final["verdicts"])
+    assert any(g["judge"] == "outlier_removal" for g in final["verdict_groups"])
     assert [r["name"] for r in api.json("reports")["reports"]] == ["base/xquant_report", "late/xquant_report"]
 
 
@@ -462,7 +462,8 @@ def structural(answers: Dict[str, object]) -> Dict[str, object]:
             out[key] = a
         elif key.startswith("report?"):
             out[key] = {k: a[k] for k in ("layer_count", "degraded_layers", "judges_skipped", "output_metrics")}
-            out[key]["verdicts"] = sorted((v["judge"], v["source"], tuple(v["layers"])) for v in a["verdicts"])
+            out[key]["verdicts"] = sorted((g["judge"], g["source"], g["cause"] or "", g["advice"] or "", g["count"],
+                                           tuple(g["layers"])) for g in a["verdict_groups"])
             out[key]["problems"] = [p["what"] for p in a["problems"]]
         elif key.startswith("layers?"):
             out[key] = [(l["name"], l["node"], l["degraded"], l["judges"], json.dumps(l["repr"], sort_keys=True))

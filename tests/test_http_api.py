@@ -116,15 +116,25 @@ def test_report_summary(name, api, ids, scenarios, demo_reports):
     assert s["thresholds"]["detect_under"] == cfg["is_detect_under_threshold_quantize_error"]
     assert s["thresholds"]["degrade_layer_ratio"] == cfg["threshold_degrade_layer_ratio"]
     assert s["manifest"]["model_name"] == sc.manifest["model_name"]
-    for v in s["verdicts"]:
+    verdicts = api.json("verdicts", report=rid(ids, name))["verdicts"]
+    for v in verdicts:
         assert v["judge"] in JUDGES and v["source"] in ("computed", "mct")
         assert v["manual"] and isinstance(v["layers"], list) and v["message"]
+    # the summary groups them: by judge, source, cause and advice, with counts and the first layers
+    assert s["verdict_count"] == len(verdicts) == sum(g["count"] for g in s["verdict_groups"])
+    for g in s["verdict_groups"]:
+        members = [v for v in verdicts if (v["judge"], v["source"], v["numbers"].get("finding"),
+                                           (v["countermeasure"] or {}).get("kind")) == (g["judge"], g["source"],
+                                                                                       g["cause"], g["advice"])]
+        assert len(members) == g["count"] and members[0]["message"] == g["message"]
+        names = list(dict.fromkeys(l for v in members for l in v["layers"]))
+        assert g["layers"] == names[:len(g["layers"])] and g["layer_count"] == len(names)
     for g in s["general"]:
         assert g["judge"] == "general" and g["numbers"]["reason"] in (
             "no_degraded_layers", "degraded_ratio_over_limit", "no_judge_applies", "countermeasure_did_not_improve")
     # MCT's own verdicts are all there, as source "mct"
     for judge, items in (sc.troubleshoot or {}).items():
-        assert len([v for v in s["verdicts"] if v["judge"] == judge and v["source"] == "mct"]) == len(items)
+        assert len([v for v in verdicts if v["judge"] == judge and v["source"] == "mct"]) == len(items)
     # artifacts: MCT's six similarity charts at least, each a PNG file of the report dir
     charts = {(a["metric"], a["dataset"]) for a in s["artifacts"] if a["kind"] == "similarity_chart"}
     assert charts == {(m, d) for m in cfg["threshold_quantize_error"] for d in ("repr", "val")}
@@ -158,8 +168,9 @@ def test_verdicts_route_matches_report(api, ids):
     for name in SCENARIOS:
         s = api.json("report", report=rid(ids, name))
         v = api.json("verdicts", report=rid(ids, name))
-        assert v == {"verdicts": s["verdicts"], "general": s["general"], "judges_skipped": s["judges_skipped"],
+        assert v == {"verdicts": v["verdicts"], "general": s["general"], "judges_skipped": s["judges_skipped"],
                      "concat_checks": v["concat_checks"], "concat_agreement": s["concat_agreement"]}
+        assert len(v["verdicts"]) == s["verdict_count"]
         assert s["concat_summary"]["joins"] == len(v["concat_checks"])
         assert s["concat_summary"]["flagged"] == sum(c["flagged"] for c in v["concat_checks"])
 
@@ -205,8 +216,7 @@ def test_graph_route(name, api, ids, scenarios):
     layers = [n["layer"] for n in nodes if n["layer"]]
     assert sorted(layers) == sorted(sc.quant_report["intermediate_similarity_metrics_repr"])
     # judge marks agree with the verdicts
-    s = api.json("report", report=rid(ids, name))
-    for v in s["verdicts"]:
+    for v in api.json("verdicts", report=rid(ids, name))["verdicts"]:
         if v["source"] == "computed" and v["judge"] != "unbalanced_concatenation":
             marked = [n for n in nodes if v["judge"] in n["judges"]]
             assert marked, v["judge"]
@@ -418,7 +428,8 @@ def test_manual(api, ids):
     used = set()
     for name in SCENARIOS:
         s = api.json("report", report=rid(ids, name))
-        used |= {v["manual"] for v in s["verdicts"] + s["general"]}
+        used |= {v["manual"] for v in api.json("verdicts", report=rid(ids, name))["verdicts"] + s["general"]}
+        used |= {g["manual"] for g in s["verdict_groups"]}
     assert used and used <= set(by_id)
     for mid in used:
         e = api.json("manual", id=mid)
@@ -522,7 +533,7 @@ def test_concurrent_requests(demo_logdir, make_api):
                         body = json.loads(resp.get_data(as_text=True))
                         rid_ = u.split("=", 1)[1]
                         if body["degraded_layers"] != reference[rid_]["degraded_layers"] or \
-                                body["verdicts"] != reference[rid_]["verdicts"]:
+                                body["verdict_groups"] != reference[rid_]["verdict_groups"]:
                             errors.append((u, "differs from the single-threaded answer"))
         except Exception as e:  # noqa: BLE001
             errors.append(("exception", repr(e)))
@@ -578,7 +589,7 @@ def test_no_file_path_in_any_answer(api, ids, demo_logdir):
         bodies += [api.get("layer", report=r, layer=l).get_data(as_text=True) for l in summary["degraded_layers"]]
         for b in bodies:
             assert root not in b and "/tmp/" not in b
-        for v in summary["verdicts"]:
+        for v in api.json("verdicts", report=r)["verdicts"]:
             art = v["numbers"].get("histogram_artifact")
             if v["source"] == "mct" and v["judge"] == "outlier_removal":
                 assert art in {a["id"] for a in summary["artifacts"]}

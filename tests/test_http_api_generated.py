@@ -129,10 +129,10 @@ def test_report_summary_follows_mct(name, api, ids, models):
     for ds in ("repr", "val"):
         want = m.quant_report["output_similarity_metrics_" + ds]
         assert s["output_metrics"][ds] == pytest.approx(want)
-    assert s["verdicts"] and {v["judge"] for v in s["verdicts"]} <= JUDGES
+    assert s["verdict_groups"] and {g["judge"] for g in s["verdict_groups"]} <= JUDGES
     assert all(g["judge"] == "general" and g["numbers"]["reason"] for g in s["general"])
     # MCT's own verdicts come from troubleshoot_report.json
-    mct_judges = {v["judge"] for v in s["verdicts"] if v["source"] == "mct"}
+    mct_judges = {g["judge"] for g in s["verdict_groups"] if g["source"] == "mct"}
     assert mct_judges == {k for k, v in m.troubleshoot.items() if v and k in JUDGES}
 
 
@@ -184,7 +184,8 @@ def test_graph_route(name, api, ids, models):
 def test_verdicts_route_matches_report(name, api, ids):
     s = api.json("report", report=rid(ids, name))
     v = api.json("verdicts", report=rid(ids, name))
-    assert v["verdicts"] == s["verdicts"] and v["general"] == s["general"]
+    assert len(v["verdicts"]) == s["verdict_count"] and v["general"] == s["general"]
+    assert sum(g["count"] for g in s["verdict_groups"]) == len(v["verdicts"])
     assert v["judges_skipped"] == s["judges_skipped"]
     assert v["concat_agreement"] == s["concat_agreement"]
     checks = v["concat_checks"]
@@ -397,7 +398,8 @@ def test_manual_entries_and_verdict_links(api, ids):
     used = set()
     for name in MODELS:
         s = api.json("report", report=rid(ids, name))
-        used |= {v["manual"] for v in s["verdicts"] + s["general"]}
+        used |= {v["manual"] for v in api.json("verdicts", report=rid(ids, name))["verdicts"] + s["general"]}
+        used |= {g["manual"] for g in s["verdict_groups"]}
     assert used and used <= set(by_id)
     for mid in by_id:
         e = api.json("manual", id=mid)

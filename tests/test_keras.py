@@ -101,7 +101,7 @@ def test_keras_listing_and_summary(keras, demo_api):
         assert len(whats) == 2 and whats[0].startswith(NOTE_CS) and whats[1].startswith(NOTE_NO_TROUBLESHOOTING), whats
         summary = demo_api.json("report", report=ids[sc.rel])
         assert summary["problems"] == entry["problems"]
-        assert all(v["source"] == "computed" for v in summary["verdicts"])  # MCT wrote none
+        assert all(g["source"] == "computed" for g in summary["verdict_groups"])  # MCT wrote none
 
 
 def test_graph_names_the_keras_layers_and_folds_the_holders(keras):

@@ -232,7 +232,7 @@ def check_every_route(get_json, get_raw, reports):
         g = get_json("graph", report=rid)
         v = get_json("verdicts", report=rid)
         assert s["layer_count"] == len(layers) > 0 and g["nodes"], r["name"]
-        assert v["verdicts"] == s["verdicts"] and v["general"] == s["general"]
+        assert len(v["verdicts"]) == s["verdict_count"] and v["general"] == s["general"]
         for l in layers:
             assert get_json("layer", report=rid, layer=l["name"])["name"] == l["name"]
         for a in s["artifacts"]:
@@ -241,7 +241,7 @@ def check_every_route(get_json, get_raw, reports):
         out[r["name"]] = {
             "degraded": s["degraded_layers"], "layers": [l["name"] for l in layers],
             "nodes": sorted(n["id"] for n in g["nodes"]),
-            "verdicts": sorted((x["judge"], x["source"], tuple(x["layers"])) for x in s["verdicts"]),
+            "verdicts": sorted((x["judge"], x["source"], tuple(x["layers"])) for x in v["verdicts"]),
             "problems": s["problems"]}
     ids = [r["id"] for r in reports]
     for a, b in zip(ids, ids[1:] + ids[:1]):

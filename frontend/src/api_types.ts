@@ -75,6 +75,23 @@ export interface Thresholds {
   ratio_unbalanced_concatenation: Num;
   bitwidth_mixed_precision_with_model_output_loss_objective: Num;
 }
+export interface VerdictGroup {
+  judge: string;
+  source: 'computed' | 'mct';
+  /** the judge's finding, when it names one (outlier_removal: `numbers.finding`, e.g. real_outlier_tail / normal_tail); else null */
+  cause: string | null;
+  /** the kind of its countermeasure (quantization_config, bit_width, model_change, onnx_option...); null for verdicts without one */
+  advice: string | null;
+  /** verdicts in the group */
+  count: number;
+  /** the first few layers its verdicts name (at most 8), in verdict order */
+  layers: string[];
+  /** distinct layers its verdicts name */
+  layer_count: number;
+  manual: string | null;
+  /** the first verdict's message */
+  message: string;
+}
 export interface Verdict {
   /** outlier_removal, shift_negative_activation, unbalanced_concatenation, mixed_precision_with_model_output_loss_objective or general */
   judge: string;
@@ -185,8 +202,10 @@ export interface ReportSummary {
   /** degraded ratio at or over threshold_degrade_layer_ratio */
   judges_skipped: boolean;
   metrics_without_threshold: string[];
-  /** computed verdicts, then MCT's own */
-  verdicts: Verdict[];
+  /** computed verdicts and MCT's own (every one: GET verdicts; per layer: GET layer) */
+  verdict_count: number;
+  /** the verdicts grouped by judge, source, cause and advice, in the order of their first verdict (computed, then MCT's own) */
+  verdict_groups: VerdictGroup[];
   /** the general troubleshoots that apply */
   general: Verdict[];
   concat_summary: ConcatSummary;

@@ -76,8 +76,9 @@ export function joinFlagged(c: ConcatCheck, limit: number): boolean {
   return typeof c.flagged === 'boolean' ? c.flagged : Number.isFinite(ratio) && Number.isFinite(limit) && ratio >= limit;
 }
 
-/** app/data.ts: every name a verdict of the summary points at (graph nodes that are not quant_report layers can be
- *  selected through them). `GET layers`' verdict_nodes lists the non-layer ones already. */
+/** app/data.ts: the names the summary's verdict groups and general troubleshoots point at (graph nodes that are not
+ *  quant_report layers can be selected through them). A group names its first few layers only; `GET layers`'
+ *  verdict_nodes lists every non-layer name. */
 export function verdictLayerNames(s: ReportSummary | null): Set<string> {
-  return new Set([...(s?.verdicts ?? []), ...(s?.general ?? [])].flatMap((v) => v.layers ?? []));
+  return new Set([...(s?.verdict_groups ?? []), ...(s?.general ?? [])].flatMap((v) => v.layers ?? []));
 }

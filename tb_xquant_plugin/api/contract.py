@@ -200,6 +200,20 @@ class ReportsResponse(TypedDict):
 
 
 # -- GET report ---------------------------------------------------------------------------------------------
+class VerdictGroup(TypedDict):
+    judge: str
+    source: Literal["computed", "mct"]
+    cause: Annotated[Optional[str], "the judge's finding, when it names one (outlier_removal: `numbers.finding`, "
+                                    "e.g. real_outlier_tail / normal_tail); else null"]
+    advice: Annotated[Optional[str], "the kind of its countermeasure (quantization_config, bit_width, model_change, "
+                                     "onnx_option...); null for verdicts without one"]
+    count: Annotated[int, "verdicts in the group"]
+    layers: Annotated[List[str], "the first few layers its verdicts name (at most 8), in verdict order"]
+    layer_count: Annotated[int, "distinct layers its verdicts name"]
+    manual: Optional[str]
+    message: Annotated[str, "the first verdict's message"]
+
+
 class ReportSummary(TypedDict):
     id: str
     name: str
@@ -212,7 +226,9 @@ class ReportSummary(TypedDict):
     degraded_ratio: Num
     judges_skipped: Annotated[bool, "degraded ratio at or over threshold_degrade_layer_ratio"]
     metrics_without_threshold: List[str]
-    verdicts: Annotated[List[Verdict], "computed verdicts, then MCT's own"]
+    verdict_count: Annotated[int, "computed verdicts and MCT's own (every one: GET verdicts; per layer: GET layer)"]
+    verdict_groups: Annotated[List[VerdictGroup], "the verdicts grouped by judge, source, cause and advice, in the "
+                                                  "order of their first verdict (computed, then MCT's own)"]
     general: Annotated[List[Verdict], "the general troubleshoots that apply"]
     concat_summary: ConcatSummary
     concat_agreement: ConcatAgreement

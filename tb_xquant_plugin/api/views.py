@@ -118,7 +118,8 @@ def summary(a: Analysis) -> Dict[str, Any]:
         "degraded_ratio": a.detection.ratio,
         "judges_skipped": a.detection.judges_skipped,
         "metrics_without_threshold": a.detection.skipped_metrics,
-        "verdicts": [v.to_json() for v in a.verdicts],
+        "verdict_count": len(a.verdicts),
+        "verdict_groups": verdict_groups(a.verdicts),
         "general": [v.to_json() for v in a.general],
         "concat_summary": concat_summary(a),
         "concat_agreement": a.concat_agreement,
@@ -130,6 +131,35 @@ def summary(a: Analysis) -> Dict[str, Any]:
 
 
 CONCAT_WIDEST = 5
+GROUP_LAYERS = 8  # layers named per verdict group in the summary
+
+
+def verdict_groups(vs) -> List[Dict[str, Any]]:
+    """The summary's verdicts: one entry per judge, source, cause (the judge's finding, when it has one) and advice
+    (the countermeasure's kind), with the count, the first layers and the first message.  The verdicts themselves
+    (numbers, snippets) are in ``GET verdicts`` and, per layer, in ``GET layer``: at 20,000 layers there are
+    thousands."""
+    groups: Dict[tuple, Dict[str, Any]] = {}
+    seen: Dict[tuple, set] = {}
+    for v in vs:
+        finding = v.numbers.get("finding") if isinstance(v.numbers, dict) else None
+        cm = v.countermeasure if isinstance(v.countermeasure, dict) else None
+        key = (v.judge, v.source, finding if isinstance(finding, str) else None,
+               cm.get("kind") if cm and isinstance(cm.get("kind"), str) else None)
+        g = groups.get(key)
+        if g is None:
+            g = groups[key] = {"judge": key[0], "source": key[1], "cause": key[2], "advice": key[3], "count": 0,
+                               "layers": [], "layer_count": 0, "manual": v.manual, "message": v.message}
+            seen[key] = set()
+        g["count"] += 1
+        names = seen[key]
+        for l in v.layers:
+            if l not in names:
+                names.add(l)
+                if len(g["layers"]) < GROUP_LAYERS:
+                    g["layers"].append(l)
+        g["layer_count"] = len(names)
+    return list(groups.values())
 
 
 def concat_summary(a: Analysis) -> Dict[str, Any]:
@@ -263,7 +293,7 @@ def cli_report(a: Analysis) -> Dict[str, Any]:
         "layer_count": s["layer_count"], "degraded_layers": s["degraded_layers"],
         "degraded_ratio": s["degraded_ratio"], "judges_skipped": s["judges_skipped"],
         "thresholds": s["thresholds"], "output_metrics": s["output_metrics"],
-        "verdicts": s["verdicts"] + s["general"], "concat_checks": a.concat_checks,
+        "verdicts": [v.to_json() for v in a.verdicts] + s["general"], "concat_checks": a.concat_checks,
         "concat_agreement": s["concat_agreement"], "accuracy": s["accuracy"], "problems": s["problems"],
     }
 

@@ -230,7 +230,7 @@ def pick_degraded_layer_with_snippet(server):
     for r in server.api("reports")["reports"]:
         s = server.api("report", report=r["id"])
         degraded = set(s.get("degraded_layers") or [])
-        for v in s.get("verdicts") or []:
+        for v in server.api("verdicts", report=r["id"]).get("verdicts") or []:
             settings = snippet_settings(v)
             if not (v.get("manual") and settings):
                 continue
@@ -578,7 +578,8 @@ def pick_layer_with_manual_and_artifact(server):
         for art in s.get("artifacts") or []:
             if art.get("layer") not in (s.get("degraded_layers") or []):
                 continue
-            v = next((v for v in s.get("verdicts") or [] if v.get("manual") and art["layer"] in (v.get("layers") or [])), None)
+            vs = server.api("verdicts", report=r["id"]).get("verdicts") or []
+            v = next((v for v in vs if v.get("manual") and art["layer"] in (v.get("layers") or [])), None)
             if v:
                 return r["id"], art["layer"], v, art
     pytest.skip("no degraded layer with a verdict and an image of its own in the logdir")

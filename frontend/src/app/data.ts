@@ -136,8 +136,11 @@ export class DataStore {
 
   /** A quant_report layer of the current report. */
   hasLayer(name: string): boolean { return this.layerNames.has(name); }
-  /** A name some verdict of the current summary points at. */
-  isVerdictLayer(name: string): boolean { return verdictLayerNames(this.summary).has(name); }
+  /** A name some verdict of the current report points at (the summary's groups name their first few layers; `GET
+   *  layers`' verdict_nodes every graph node a verdict names that is not a layer). */
+  isVerdictLayer(name: string): boolean {
+    return verdictLayerNames(this.summary).has(name) || (this.layers?.verdict_nodes ?? []).some((n) => n.name === name);
+  }
 
   /** A loader of GET verdicts (every measured join) for the report shown now, with the thresholds current when it
    *  runs; it answers null once another report load started. */

@@ -1,10 +1,10 @@
 // The two lists of the summary header that grow with the model: the degraded layers (grouped by module scope,
 // or worst first; a count and "Show all") and the causes found (verdicts that say the same thing about several
 // layers become one line naming them all).
-import type {GraphResponse, LayerRow, Verdict} from '../api';
+import type {GraphResponse, LayerRow, Verdict, VerdictGroup, VerdictsResponse} from '../api';
 import {fmt, num} from '../api';
 import {DEGRADED_LIST_MAX, SCOPE_GROUPS_MIN, VERDICT_LINE_LAYERS_MAX} from '../constants';
-import {clear, GENERAL_REASON, h, judgeChip, judgeMark} from '../dom';
+import {clear, h, judgeChip, judgeMark} from '../dom';
 
 export interface DegradedListInput {
   degraded: string[];
@@ -102,46 +102,56 @@ export function degradedList(c: DegradedListInput): HTMLElement {
   return h('div', {class: 'degraded-section'}, head, list);
 }
 
-/** A verdict's message with what differs between layers (their names, numbers) taken out: verdicts with the same
- *  template say the same thing. */
-function template(v: Verdict): string {
-  let m = v.message || GENERAL_REASON[String(v.numbers?.reason)] || '';
-  for (const l of v.layers ?? []) if (l) m = m.split(l).join('\u0001');
-  return v.judge + '\u0000' + v.source + '\u0000' + (v.manual ?? '') + '\u0000' + m.replace(/[-+]?\d[\d.,eE+-]*%?/g, '#');
+/** Whether a verdict belongs to a group of the summary (`verdict_groups`: judge, source, cause, advice). */
+export function inGroup(v: Verdict, g: VerdictGroup): boolean {
+  const finding = v.numbers?.finding, kind = v.countermeasure?.kind;
+  return v.judge === g.judge && v.source === g.source && (typeof finding === 'string' ? finding : null) === g.cause &&
+    (typeof kind === 'string' ? kind : null) === g.advice;
 }
 
-/** `#verdict-summary`'s lines: one per group of verdicts with the same judge, source and message template. A group
- *  of several shows the first message, "× n", the layers (the first VERDICT_LINE_LAYERS_MAX, then "+k more"), and
- *  each verdict's own message when opened. */
-export function causesList(vs: Verdict[], onLayer: (l: string) => void, known: (l: string) => boolean): HTMLElement[] {
-  const groups = new Map<string, Verdict[]>();
-  for (const v of vs) { const k = template(v); const g = groups.get(k); if (g) g.push(v); else groups.set(k, [v]); }
+/** `#verdict-summary`'s lines: one per group of the summary (`verdict_groups`: the verdicts with the same judge,
+ *  source, cause and advice). A line shows the first message, "× n", the first VERDICT_LINE_LAYERS_MAX layers, and
+ *  on "+k more" / "details" every layer and each verdict's own message, loaded then (`GET verdicts`). */
+export function causesList(groups: VerdictGroup[], onLayer: (l: string) => void, known: (l: string) => boolean,
+  loadVerdicts: () => Promise<VerdictsResponse | null>): HTMLElement[] {
   const link = (l: string) => known(l)
     ? h('a', {href: '#', class: 'layer-link', text: l, onclick: (e: Event) => { e.preventDefault(); onLayer(l); }})
     : h('code', {class: 'layer-ref', text: l + ' '});
-  return [...groups.values()].map((g) => {
-    const v = g[0];
-    const m = judgeMark(v.judge);
-    const layers = [...new Set(g.flatMap((x) => x.layers ?? []))];
-    const msg = v.message || GENERAL_REASON[String(v.numbers?.reason)] || '';
-    const names = h('span', {class: 'verdict-layer-list'}, ...layers.slice(0, VERDICT_LINE_LAYERS_MAX).map(link));
-    const line = h('div', {class: 'verdict-line', dataset: {judge: v.judge, count: String(g.length)}},
-      judgeChip(v.judge), h('b', {text: ' ' + m.title.split(' (')[0] + (g.length > 1 ? ` × ${g.length}` : '') + ': '}),
+  return groups.map((g) => {
+    const m = judgeMark(g.judge);
+    const msg = g.message || '';
+    const first = (g.layers ?? []).slice(0, VERDICT_LINE_LAYERS_MAX);
+    const names = h('span', {class: 'verdict-layer-list'}, ...first.map(link));
+    const line = h('div', {class: 'verdict-line', dataset: {judge: g.judge, count: String(g.count)}},
+      judgeChip(g.judge), h('b', {text: ' ' + m.title.split(' (')[0] + (g.count > 1 ? ` × ${g.count}` : '') + ': '}),
       h('span', {class: 'verdict-text', title: msg, text: msg}), ' ', names,
-      v.source === 'mct' ? h('span', {class: 'muted small', text: ' (reported by MCT)'}) : null);
-    if (layers.length > VERDICT_LINE_LAYERS_MAX || g.length > 1) {
-      const more = h('button', {class: 'btn small verdict-more', text: layers.length > VERDICT_LINE_LAYERS_MAX ? `+${layers.length - VERDICT_LINE_LAYERS_MAX} more` : 'details'});
+      g.source === 'mct' ? h('span', {class: 'muted small', text: ' (reported by MCT)'}) : null);
+    const hidden = g.layer_count - first.length;
+    if (hidden > 0 || g.count > 1) {
+      const label = hidden > 0 ? `+${hidden} more` : 'details';
+      const more = h('button', {class: 'btn small verdict-more', text: label});
       const detail = h('div', {class: 'verdict-detail', hidden: true});
+      let members: Verdict[] | null = null;
+      const fill = (open: boolean) => {
+        const layers = open && members ? [...new Set(members.flatMap((x) => x.layers ?? []))] : first;
+        clear(names);
+        names.append(...layers.map(link));
+        if (open && members && !detail.firstChild && g.count > 1) {
+          for (const x of members) detail.appendChild(h('div', {class: 'small'}, ...(x.layers ?? []).slice(0, 1).map(link), h('span', {class: 'muted', text: x.message})));
+        }
+      };
       more.addEventListener('click', () => {
         const open = detail.hidden;
         detail.hidden = !open;
         line.classList.toggle('open', open);
-        more.textContent = open ? 'fewer' : (layers.length > VERDICT_LINE_LAYERS_MAX ? `+${layers.length - VERDICT_LINE_LAYERS_MAX} more` : 'details');
-        clear(names);
-        names.append(...(open ? layers : layers.slice(0, VERDICT_LINE_LAYERS_MAX)).map(link));
-        if (open && !detail.firstChild && g.length > 1) {
-          for (const x of g) detail.appendChild(h('div', {class: 'small'}, ...(x.layers ?? []).slice(0, 1).map(link), h('span', {class: 'muted', text: x.message})));
-        }
+        more.textContent = open ? 'fewer' : label;
+        if (!open || members) { fill(open); return; }
+        more.disabled = true;
+        loadVerdicts().then((v) => {
+          members = (v?.verdicts ?? []).filter((x) => inGroup(x, g));
+          if (!detail.hidden) fill(true);
+        }).catch(() => { detail.hidden = true; line.classList.remove('open'); more.textContent = label; })
+          .finally(() => { more.disabled = false; });
       });
       line.append(' ', more, detail);
     }

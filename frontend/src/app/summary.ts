@@ -49,12 +49,12 @@ export class SummaryHeader {
         selected: c.selected, onLayer: c.onLayer}));
     }
     // verdicts
-    const vs = s.verdicts ?? [];
-    if (vs.length || s.judges_skipped) {
-      const box = h('div', {class: 'verdict-summary', id: 'verdict-summary', dataset: {verdicts: String(vs.length)}});
+    const groups = s.verdict_groups ?? [], nv = s.verdict_count ?? 0;
+    if (nv || s.judges_skipped) {
+      const box = h('div', {class: 'verdict-summary', id: 'verdict-summary', dataset: {verdicts: String(nv)}});
       if (s.judges_skipped) box.appendChild(h('div', {class: 'muted small', text: 'Automatic judges were skipped (too many degraded layers); see the general troubleshoots.'}));
-      box.append(...causesList(vs, c.onLayer, c.known));
-      this.el.appendChild(h('div', {class: 'sub-h', text: `Causes found: ${vs.length}`}));
+      box.append(...causesList(groups, c.onLayer, c.known, c.loadVerdicts));
+      this.el.appendChild(h('div', {class: 'sub-h', text: `Causes found: ${nv}`}));
       this.el.appendChild(box);
     }
     const gen = s.general ?? [];
