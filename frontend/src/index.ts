@@ -86,6 +86,7 @@ class App {
   }
   private setView(v: View, write = true) {
     this.state.view = v;
+    if (v !== 'chart') this.data.startGraph();  // a load started in the chart view asks for the graph now
     this.views.show(v, this.state.man);
     if (v === 'attempts') { this.views.showAttemptsTab(true); void this.showStudy(); }
     if (write) this.hash.write();
@@ -184,24 +185,49 @@ class App {
     this.top.select(this.state.report, this.state.cmp);
     this.hash.write();
     this.root.dataset.state = 'loading';
-    const load = this.data.loadReport((nodes) => this.views.graph.setGraph(nodes));
+    // The chart view needs the layers only: the graph (the largest answer) is asked for when another view opens.
+    const load = this.data.loadReport((nodes) => this.views.graph.setGraph(nodes), this.state.view !== 'chart');
     const gen = load.gen;
     try {
+      // The summary, the layers (the charts) and the comparison do not wait for the graph answer, the largest.
       const a = await load.answers;
       if (!this.data.isCurrent(gen)) return;
-      this.banner.show(this.data.accept(a));
-      this.header.render({summary: a.summary, layers: this.data.layers, graph: a.graph instanceof Error ? null : a.graph,
-        compare: this.data.compare, reports: this.data.reports,
-        selected: this.state.layer, onLayer: (l) => this.selectLayer(l, null, true), known: this.known, loadVerdicts: this.data.verdictsLoader()});
+      const problems = this.data.accept(a);
+      this.banner.show(problems);
+      const header = (graph: GraphResponse | null) => this.header.render({summary: a.summary, layers: this.data.layers,
+        graph, compare: this.data.compare, reports: this.data.reports, selected: this.state.layer,
+        onLayer: (l) => this.selectLayer(l, null, true), known: this.known, loadVerdicts: this.data.verdictsLoader()});
+      header(null);
       this.thresholds.render(a.summary, this.state.t);
       this.root.dataset.degradedCount = String(a.summary.degraded_layers?.length ?? 0);
-      if (!(a.graph instanceof Error) && a.graph.nodes?.length) {
-        await load.graphDrawn;
-        this.graphRetries = 0;
-      } else this.noGraph(a.graph, gen);
-      if (!this.data.isCurrent(gen)) return;
       this.views.setAnswers({summary: a.summary, layers: this.data.layers, compare: this.data.compare}, this.state.report);
       this.setView(this.state.view, false);
+      const withGraph = async () => {
+        const graph = await load.graph;
+        if (!this.data.isCurrent(gen)) return false;
+        this.banner.show([...problems, ...this.data.graphProblems(graph)]);
+        if (!(graph instanceof Error) && graph.nodes?.length) {
+          header(graph);  // the degraded layers grouped by module scope, which the graph gives
+          await load.graphDrawn;
+          this.graphRetries = 0;
+        } else this.noGraph(graph, gen);
+        return this.data.isCurrent(gen);
+      };
+      if (this.state.view === 'chart') {
+        // ready without the graph; it is drawn once asked for (the graph view opened)
+        if (this.state.layer) await this.selectLayer(this.state.layer, null, true);
+        else this.side.showEmpty();
+        if (!this.data.isCurrent(gen)) return;
+        if (!this.top.showsReport(this.state.report)) void this.refreshReportList();
+        this.root.dataset.state = 'ready';
+        void withGraph().then(async (current) => {
+          if (!current) return;
+          if (this.state.layer) await this.views.graph.selectNode(this.views.graph.nodeIdForLayer(this.state.layer), true);
+          this.header.markSelected(this.state.layer);
+        }).catch(() => { /* aborted by a newer load */ });
+        return;
+      }
+      if (!(await withGraph())) return;
       if (this.state.layer) await this.selectLayer(this.state.layer, null, true);
       else this.side.showEmpty();
       if (!this.data.isCurrent(gen)) return;

@@ -657,3 +657,31 @@ def test_empty_logdir_explains_what_to_run(browser, tmp_path, tmp_path_factory):
     finally:
         ctx.close()
         srv.stop()
+
+
+def test_chart_view_does_not_wait_for_the_graph(panel):
+    """Opened on the chart view, a report's charts are drawn from `layers` alone: the panel does not ask for the graph
+    (the largest answer) until the graph view opens, and the graph is drawn then."""
+    reports = {r["name"]: r["id"] for r in panel.server.api("reports")["reports"]}
+    rid = reports["shift_negative/xquant_report"]
+    assert current_report(panel) != rid
+    asked = []
+    panel.page.on("request", lambda r: asked.append(urllib.parse.urlsplit(r.url)))
+
+    def asked_for(route):
+        return [u for u in asked if u.path.endswith("/" + route) and ("report=" + rid) in u.query]
+
+    f = panel.frame
+    f.evaluate("h => { location.hash = h; }", "#report=%s&view=chart" % rid)
+    f.wait_for_function("id => window.__xquant.state().report === id && document.querySelector('#xquant-root')"
+                        ".dataset.state === 'ready'", arg=rid)
+    f.wait_for_function("() => { const c = document.querySelector('canvas.chart-canvas'); return c && c.width > 0; }")
+    assert asked_for("layers") and asked_for("report")
+    assert not asked_for("graph"), "the chart view asked for the graph"
+    show_view(panel, "graph")
+    for _ in range(200):  # the request starts as the view opens
+        if asked_for("graph"):
+            break
+        panel.page.wait_for_timeout(50)
+    assert len(asked_for("graph")) == 1
+    f.wait_for_selector("canvas.graph-canvas[data-state=ready]")

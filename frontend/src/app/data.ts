@@ -8,18 +8,18 @@ import {MAX_ENCODED_LAYER_NAME} from '../constants';
 import {verdictLayerNames} from '../derived';
 import {type AppState, thresholdQuery} from '../state';
 
-/** The answers of one report load. A failed `layers`, `graph` or `compare` request leaves its error, shown as a
- *  problem; `compare` is null when there is nothing to compare with. */
+/** The answers of one report load but the graph (the charts and the summary need no graph). A failed `layers` or
+ *  `compare` request leaves its error, shown as a problem; `compare` is null when there is nothing to compare with. */
 export interface ReportAnswers {
   summary: ReportSummary;
   layers: LayersResponse | Error;
-  graph: GraphResponse | Error;
   compare: CompareResponse | Error | null;
 }
 
-/** A report load under way: its number, the drawing of its graph (started as soon as the graph arrives) and the
- *  answers (rejected with an AbortError when a newer load started, or with the `report` request's error). */
-export interface ReportLoad { gen: number; graphDrawn: Promise<void>; answers: Promise<ReportAnswers> }
+/** A report load under way: its number, the graph answer (a failed request leaves its error), the drawing of the
+ *  graph (started as soon as it arrives) and the other answers (rejected with an AbortError when a newer load
+ *  started, or with the `report` request's error), which do not wait for the graph. */
+export interface ReportLoad { gen: number; graph: Promise<GraphResponse | Error>; graphDrawn: Promise<void>; answers: Promise<ReportAnswers> }
 
 export class DataStore {
   reports: ReportRef[] = [];
@@ -94,13 +94,18 @@ export class DataStore {
   // ---------------------------------------------------------------- current report
   /** Start loading the state's report (and the comparison with `cmp`); `onGraph` gets the graph's nodes as soon as
    *  they arrive: drawing needs neither the summary nor the layers. */
-  loadReport(onGraph: (nodes: GraphNode[]) => Promise<void>): ReportLoad {
+  loadReport(onGraph: (nodes: GraphNode[]) => Promise<void>, graphNow = true): ReportLoad {
     const s = this.state();
     this.abort?.abort();
     const ac = this.abort = new AbortController();
     const gen = ++this.gen;
     const q = {report: s.report, ...this.params()};
-    const graph = getJson<GraphResponse>('graph', q, ac.signal).catch(keepError);
+    // `graphNow` false (the chart view): the graph is asked for once startGraph() is called (the graph view opens)
+    let start: () => void = () => {};
+    const started = new Promise<void>((resolve) => { start = resolve; });
+    this.startGraph = start;
+    if (graphNow) start();
+    const graph = started.then(() => getJson<GraphResponse>('graph', q, ac.signal)).catch(keepError);
     const graphDrawn = graph.then(async (g) => {
       if (gen === this.gen && !(g instanceof Error) && g.nodes?.length) await onGraph(g.nodes);
     });
@@ -108,18 +113,20 @@ export class DataStore {
     const answers = Promise.all([
       getJson<ReportSummary>('report', q, ac.signal),
       getJson<LayersResponse>('layers', q, ac.signal).catch(keepError),
-      graph,
       s.cmp && s.cmp !== s.report
         ? getJson<CompareResponse>('compare', {a: s.cmp, b: s.report, ...this.params()}, ac.signal).catch(keepError)
         : Promise.resolve(null),
-    ]).then(([summary, layers, graph, compare]) => ({summary, layers, graph, compare}));
-    return {gen, graphDrawn, answers};
+    ]).then(([summary, layers, compare]) => ({summary, layers, compare}));
+    return {gen, graph, graphDrawn, answers};
   }
+
+  /** Ask for the graph of the latest report load if it was started without (no-op once asked). */
+  startGraph: () => void = () => {};
 
   /** Whether `gen` is still the latest report load. */
   isCurrent(gen: number): boolean { return gen === this.gen; }
 
-  /** Keep a load's answers; returns the problems to show: the summary's, the failed requests', the graph's. */
+  /** Keep a load's answers; returns the problems to show: the summary's and the failed requests'. */
   accept(a: ReportAnswers): Problem[] {
     this.summary = a.summary;
     this.summaryJson = JSON.stringify(a.summary);
@@ -128,10 +135,13 @@ export class DataStore {
     this.compare = a.compare instanceof Error ? null : a.compare;
     const problems: Problem[] = [...(a.summary.problems ?? [])];
     if (a.layers instanceof Error) problems.push(errProblem('layers', a.layers));
-    if (a.graph instanceof Error) problems.push(errProblem('graph', a.graph));
     if (a.compare instanceof Error) problems.push(errProblem('compare', a.compare));
-    if (!(a.graph instanceof Error)) problems.push(...(a.graph.problems ?? []));
     return problems;
+  }
+
+  /** The graph answer's problems (a failed request, or what the graph answer says). */
+  graphProblems(g: GraphResponse | Error): Problem[] {
+    return g instanceof Error ? [errProblem('graph', g)] : [...(g.problems ?? [])];
   }
 
   /** A quant_report layer of the current report. */
