@@ -698,3 +698,29 @@ def test_prefetch_builds_reports_and_views_before_any_request(demo_logdir, scena
         b, _ = fresh.analysis(rid_, {})
         for route, view in views.ANALYSIS_VIEWS.items():
             assert json.loads(a.json_cache[route]) == json.loads(views.dumps(view(b)))
+
+
+# --------------------------------------------------------------------------------------------
+# replay (the panel's z control)
+# --------------------------------------------------------------------------------------------
+def test_replay_route_answers_what_the_outlier_verdict_measured(api, ids):
+    from tb_xquant_plugin.api import contract
+
+    r = rid(ids, "outlier")
+    verdict = next(v for v in api.json("verdicts", report=r)["verdicts"]
+                   if v["judge"] == "outlier_removal" and v["source"] == "computed" and v["numbers"]["actionable"])
+    layer, z = verdict["layers"][0], verdict["numbers"]["z_threshold"]
+    body = api.json("replay", report=r, layer=layer, clip_z=z)
+    assert contract.check(body, contract.ReplayResponse) == []
+    # the same replay the verdict carries, and the same sentence its message holds
+    assert body["replay"]["finding"] == verdict["numbers"]["replay"]["finding"] == "real_outlier_tail"
+    assert body["replay"]["threshold_with"] == verdict["numbers"]["replay"]["threshold_with"]
+    assert body["text"] in verdict["message"]
+    lo, hi = body["clip"]
+    assert lo < hi and body["z"] == z
+    far = api.json("replay", report=r, layer=layer, clip_z=body["max_zscore"] + 1)
+    assert far["replay"]["finding"] == "no_effect" and "not the cause" in far["text"]
+    for bad in ("abc", "inf", "-1", "1e400"):
+        assert "clip_z" in assert_error(api.get("replay", report=r, layer=layer, clip_z=bad), (400,))["error"]
+    assert_error(api.get("replay", report=r, layer="no such layer", clip_z=3), (404,))
+    assert_error(api.get("replay", report=r, clip_z=3), (400,))

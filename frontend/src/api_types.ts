@@ -391,6 +391,18 @@ export interface CompareResponse {
   general: Verdict[];
   thresholds: Thresholds;
 }
+export interface ReplayResponse {
+  layer: string;
+  /** the z asked for (clip_z) */
+  z: Num;
+  /** mu - z sigma, mu + z sigma: where the z window ends on the value axis */
+  clip: Num[];
+  max_zscore: Num;
+  /** the outlier judge's replay at z (the numbers of an outlier verdict's `replay`: finding, thresholds or ranges, noise with and without, body SQNR) */
+  replay: Record<string, unknown> | null;
+  /** the finding as a sentence */
+  text: string;
+}
 export interface ManualRef {
   id: string;
   title: string;

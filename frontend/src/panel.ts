@@ -1,6 +1,6 @@
 // Side panel for the selected layer: metrics vs thresholds, quantization config, activation histogram, verdicts
 // with their countermeasure (manual html, from our own `manual` route only) and a copyable snippet.
-import type {ConcatCheck, Histogram, LayerDetail, ReportSummary, Verdict} from './api';
+import type {ConcatCheck, Histogram, LayerDetail, ReplayResponse, ReportSummary, Verdict} from './api';
 import {fmt, num} from './api';
 import {CANVAS_FONT, DATASETS, HIST_LOG_COUNT} from './constants';
 import {joinFlagged, weightBits} from './derived';
@@ -55,7 +55,7 @@ export function verdictCard(v: Verdict, onLayer?: (l: string) => void, openManua
 }
 
 export function renderLayerPanel(el: HTMLElement, d: LayerDetail, summary: ReportSummary | null, z: number, onLayer: (l: string) => void,
-  known?: (l: string) => boolean, artifactUrl?: (id: string) => string) {
+  known?: (l: string) => boolean, artifactUrl?: (id: string) => string, replay?: (z: number) => Promise<ReplayResponse>) {
   clear(el);
   el.dataset.layer = d.name;
   el.appendChild(h('div', {class: 'panel-title'}, h('span', {class: 'layer-name', text: d.name}),
@@ -111,8 +111,12 @@ export function renderLayerPanel(el: HTMLElement, d: LayerDetail, summary: Repor
     if (Number.isFinite(num(hist.suggested_z_threshold))) legend.appendChild(h('span', {class: 'line-key suggested', text: `  — suggested z_threshold = ${fmt(hist.suggested_z_threshold)}`}));
     if (Number.isFinite(zCfg)) legend.appendChild(h('span', {class: 'line-key configured', text: `  — configured z_threshold = ${fmt(zCfg)}`}));
     legend.appendChild(h('span', {text: `  μ = ${fmt(hist.mu)}, σ = ${fmt(hist.sigma)}, max |z| = ${fmt(hist.max_zscore)}`}));
+    if (replay) legend.appendChild(h('span', {class: 'line-key clip', text: '  ┆ the z control below'}));
     el.appendChild(legend);
-    requestAnimationFrame(() => drawHistogram(c, hist, z, zCfg));
+    let clipZ = NaN;
+    const redraw = () => drawHistogram(c, hist, z, zCfg, clipZ);
+    requestAnimationFrame(redraw);
+    if (replay) el.appendChild(zControl(hist, zCfg, (zz) => { clipZ = zz; redraw(); }, replay));
   } else {
     el.appendChild(h('div', {class: 'muted small', text: 'No activation histogram for this layer (histograms are written by MCT when the report is run with a TensorBoard logger enabled: mct.set_log_folder(...)).'}));
   }
@@ -140,7 +144,46 @@ export function renderLayerPanel(el: HTMLElement, d: LayerDetail, summary: Repor
   }
 }
 
-function drawHistogram(c: HTMLCanvasElement, hist: Histogram, z: number, zCfg: number) {
+/** The z control under the histogram: drag to a z, see where it clips and what the replay of the quantizer's
+ *  threshold choice predicts for the noise (GET replay). */
+function zControl(hist: Histogram, zCfg: number, onZ: (z: number) => void, replay: (z: number) => Promise<ReplayResponse>): HTMLElement {
+  const maxZ = Math.max(1, Math.ceil(num(hist.max_zscore) + 1));
+  const start = [num(hist.suggested_z_threshold), zCfg, maxZ - 1].find((v) => Number.isFinite(v) && v > 0 && v <= maxZ) ?? 1;
+  const input = h('input', {type: 'range', min: '0.5', max: String(maxZ), step: 'any', value: String(start), id: 'z-control',
+    'aria-label': 'clip the activation at this z-score'}) as HTMLInputElement;
+  const shown = h('b', {text: fmt(start)});
+  const out = h('div', {class: 'small z-replay', id: 'z-replay', dataset: {state: 'idle'}});
+  let timer = 0, asked = 0;
+  const ask = () => {
+    const zz = Number(input.value);
+    shown.textContent = fmt(zz);
+    onZ(zz);
+    window.clearTimeout(timer);
+    timer = window.setTimeout(() => {
+      const mine = ++asked;
+      out.dataset.state = 'loading';
+      replay(zz).then((r) => {
+        if (mine !== asked) return;
+        clear(out);
+        const rp = (r.replay ?? {}) as Record<string, unknown>;
+        out.dataset.finding = String(rp.finding ?? '');
+        out.dataset.z = String(r.z);
+        out.appendChild(h('div', {text: r.text}));
+        const facts: string[] = [];
+        if (rp.noise_ratio !== undefined && rp.noise_ratio !== null) facts.push(`noise ×${fmt(rp.noise_ratio, 3)} over every value`);
+        if (rp.body_sqnr_db_without !== undefined && rp.body_sqnr_db_with !== undefined) facts.push(`SQNR inside the window ${fmt(rp.body_sqnr_db_without, 3)} → ${fmt(rp.body_sqnr_db_with, 3)} dB`);
+        if (rp.tail_fraction !== undefined && rp.tail_fraction !== null) facts.push(`${fmt(100 * num(rp.tail_fraction), 3)} % of the values clipped`);
+        if (facts.length) out.appendChild(h('div', {class: 'muted', text: facts.join(' · ')}));
+        out.dataset.state = 'ready';
+      }).catch((e) => { if (mine === asked) { out.textContent = (e as Error).message; out.dataset.state = 'error'; } });
+    }, 120);
+  };
+  input.addEventListener('input', ask);
+  requestAnimationFrame(ask);
+  return h('div', {class: 'z-control small'}, h('label', null, 'clip at z = ', shown, ' ', input), out);
+}
+
+function drawHistogram(c: HTMLCanvasElement, hist: Histogram, z: number, zCfg: number, clipZ = NaN) {
   const P = palette, dpr = window.devicePixelRatio || 1;
   const w = c.clientWidth || 320, hh = c.clientHeight || 170;
   c.width = w * dpr; c.height = hh * dpr;
@@ -161,6 +204,7 @@ function drawHistogram(c: HTMLCanvasElement, hist: Histogram, z: number, zCfg: n
   addZ(z, P.degraded, [4, 3]);
   addZ(num(hist.suggested_z_threshold), P.accent, [6, 3]);
   addZ(zCfg, P.muted, []);
+  addZ(clipZ, P.fg, [2, 2]);
   let x0 = Math.min(left(0), ...lines.map((l) => l.x)), x1 = Math.max(right(n - 1), ...lines.map((l) => l.x));
   if (!Number.isFinite(x0) || !Number.isFinite(x1) || x0 === x1) { x0 = 0; x1 = 1; }
   const pad = (x1 - x0) * 0.03; x0 -= pad; x1 += pad;

@@ -521,6 +521,17 @@ class StudyResponse(TypedDict):
     problems: Annotated[List[Problem], "attempts whose report is not listed"]
 
 
+class ReplayResponse(TypedDict):
+    layer: str
+    z: Annotated[Num, "the z asked for (clip_z)"]
+    clip: Annotated[List[Num], "mu - z sigma, mu + z sigma: where the z window ends on the value axis"]
+    max_zscore: Num
+    replay: Annotated[Optional[Dict[str, Any]], "the outlier judge's replay at z (the numbers of an outlier "
+                                                "verdict's `replay`: finding, thresholds or ranges, noise with and "
+                                                "without, body SQNR)"]
+    text: Annotated[str, "the finding as a sentence"]
+
+
 # Route -> answer type (GET <route>), in the order docs/api.md lists them.
 ROUTES: Dict[str, Any] = {
     "reports": ReportsResponse,
@@ -530,6 +541,7 @@ ROUTES: Dict[str, Any] = {
     "verdicts": VerdictsResponse,
     "layer": LayerDetail,
     "compare": CompareResponse,
+    "replay": ReplayResponse,
     "manual": ManualList,
     "manual?id": ManualEntry,
     "studies": StudiesResponse,

@@ -12,7 +12,8 @@ import numpy as np
 
 from tb_xquant_plugin.judges import compare as cmp
 from tb_xquant_plugin.judges.facts import facts_of
-from tb_xquant_plugin.judges.outlier import zscore_of
+from tb_xquant_plugin.judges import activation_noise as AN
+from tb_xquant_plugin.judges.outlier import finding_text, zscore_of
 from tb_xquant_plugin.judges.run import Analysis
 from tb_xquant_plugin.model import manifest as mf
 from tb_xquant_plugin.model.report import DATASETS, Report
@@ -323,3 +324,14 @@ def cached_gzip(a: Analysis, route: str) -> bytes:
         body = out.getvalue()
         a.gzip_cache[route] = body
     return body
+
+
+def z_replay(a: Analysis, name: str, z: float) -> Optional[Dict[str, Any]]:
+    """``GET replay``: what clipping one layer's activation at ``z`` would do (the outlier judge's replay of the
+    quantizer's threshold choice on the logged histogram), for the panel's z control; None without a histogram."""
+    zh = zscore_of(a.report, name)
+    if zh is None:
+        return None
+    own = AN.assess(a.report, name, z)
+    return safe({"layer": name, "z": z, "clip": [zh.mu - z * zh.sigma, zh.mu + z * zh.sigma],
+                 "max_zscore": zh.max_zscore, "replay": own, "text": finding_text(own, z)})

@@ -15,6 +15,7 @@ from tb_xquant_plugin import manual
 from tb_xquant_plugin.api import studies as study_api
 from tb_xquant_plugin.api import views
 from tb_xquant_plugin.producers.mct_files import MAX_PNG_BYTES
+from tb_xquant_plugin.model.thresholds import KNOB_BY_KEY, check_value
 from tb_xquant_plugin.readers import files
 from tb_xquant_plugin.server.store import ReportStore, threshold_args
 
@@ -69,6 +70,7 @@ class Routes:
             "/layer": self.layer,
             "/artifact": self.artifact,
             "/compare": self.compare,
+            "/replay": self.replay,
             "/manual": self.manual,
             "/studies": self.studies,
             "/study": self.study,
@@ -163,6 +165,23 @@ class Routes:
         d = views.layer_detail(a, name)
         if d is None:
             return _error(request, 404, "no layer named %r in this report" % name[:200], "Use a name from GET layers.")
+        return _json(request, d)
+
+    def replay(self, request):
+        a, err = self._analysis(request)
+        if err:
+            return err
+        name = request.args.get("layer")
+        if not name:
+            return _error(request, 400, "missing parameter 'layer'", "Use a layer name from GET layers.")
+        try:
+            z = check_value(KNOB_BY_KEY["z"], request.args.get("clip_z"))
+        except ValueError as e:
+            raise ValueError("clip_z" + str(e)[1:]) from None  # the knob's message, about this parameter
+        d = views.z_replay(a, name, z)
+        if d is None:
+            return _error(request, 404, "no activation histogram for layer %r" % name[:200],
+                          "The replay needs the layer's float histogram (GET layer shows whether it has one).")
         return _json(request, d)
 
     def compare(self, request):

@@ -366,3 +366,28 @@ def test_concat_joins_listed_with_ratio(panel):
             assert close(float(cell), c["ratio"], 3), (cell, c["ratio"])
         for inp in c["inputs"]:
             assert inp["name"] in row.locator("td").nth(1).inner_text()
+
+
+# ------------------------------------------------------------------------------------------------ z control
+def test_z_control_under_the_histogram_replays_the_clip(panel):
+    """Dragging the z control redraws the clip and shows the replay the backend computes for that z (GET replay):
+    at the outlier verdict's z_threshold a real outlier tail, far out in the tail no effect."""
+    rid = report_id(panel.server, "outlier")
+    select_report(panel, rid)
+    (v,) = [v for v in panel.server.api("verdicts", report=rid)["verdicts"]
+            if v["judge"] == "outlier_removal" and v["source"] == "computed" and v["numbers"].get("actionable")][:1]
+    layer, z = v["layers"][0], v["numbers"]["z_threshold"]
+    panel.frame.evaluate("l => window.__xquant.selectLayer(l)", layer)
+    f = panel.frame
+    f.wait_for_selector(f"#layer-panel[data-state=ready][data-layer='{layer}'] #z-control")
+    top = float(f.get_attribute("#z-control", "max"))  # beyond the largest z-score of the layer
+    for zz, finding in ((z, "real_outlier_tail"), (top, "no_effect")):
+        want = panel.server.api("replay", report=rid, layer=layer, clip_z=zz)
+        assert want["replay"]["finding"] == finding
+        f.evaluate("z => { const i = document.querySelector('#z-control'); i.value = String(z);"
+                   " i.dispatchEvent(new Event('input')); }", zz)
+        f.wait_for_function("z => { const o = document.querySelector('#z-replay');"
+                            " return o.dataset.state === 'ready' && Number(o.dataset.z) === z; }", arg=float(zz))
+        out = f.locator("#z-replay")
+        assert out.get_attribute("data-finding") == finding
+        assert out.locator("div").first.inner_text() == want["text"]

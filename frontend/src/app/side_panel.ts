@@ -1,6 +1,7 @@
 // The side panel (#layer-panel): nothing selected, a graph node without metrics, or the selected layer's detail
 // (loaded from GET layer and drawn by panel.ts).
-import {num, routeUrl} from '../api';
+import {getJson, num, routeUrl} from '../api';
+import type {ReplayResponse} from '../api';
 import {DEFAULT_ZSCORE} from '../constants';
 import {clear, h} from '../dom';
 import {renderLayerPanel} from '../panel';
@@ -31,8 +32,10 @@ export class SidePanel {
       const d = await answer;
       if (layer !== state().layer) return;
       const z = num(data.summary?.thresholds.zscore_outlier_removal ?? DEFAULT_ZSCORE);
+      const report = state().report;
       renderLayerPanel(this.el, d, data.summary, z, this.deps.onLayer, this.deps.known,
-        (id) => routeUrl('artifact', {report: state().report, id}));
+        (id) => routeUrl('artifact', {report, id}),
+        (zz) => getJson<ReplayResponse>('replay', {report, layer: d.name, clip_z: zz}));
       this.el.dataset.state = 'ready';
     } catch (e) {
       if ((e as Error).name === 'AbortError') return;
