@@ -23,6 +23,8 @@ class ReportFacts:
     outlier_evidence: Dict[Tuple[str, float], Dict[str, Any]] = dataclasses.field(default_factory=dict)
     # activation_noise: the threshold-independent parts of each activation's replay (one per histogram)
     replays: Dict[str, Any] = dataclasses.field(default_factory=dict)
+    detect_columns: Any = None  # detection: the metric values as columns (False: not plain numbers)
+    mixed_precision: Optional[bool] = None  # mixed_precision.is_mixed_precision
     shift_negative: Optional[List[Verdict]] = None  # shift_negative
     joins: Optional[List[Dict[str, Any]]] = None  # concat.measure
     # concat results per ratio threshold (bounded: MAX_PER_THRESHOLD ratios, oldest dropped)

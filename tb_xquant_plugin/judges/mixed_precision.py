@@ -16,6 +16,7 @@ from typing import Dict, List, Optional
 
 from tb_xquant_plugin import manual
 from tb_xquant_plugin.judges.base import CAUSE, Judge, JudgeContext
+from tb_xquant_plugin.judges.facts import facts_of
 from tb_xquant_plugin.judges.snippets import WEIGHTS_ATTR, render
 from tb_xquant_plugin.model import countermeasure as C
 from tb_xquant_plugin.model import manifest as mf
@@ -54,10 +55,13 @@ def snippet(layer: str, low: List[str], now_bits: Optional[int], pin: int, weigh
 
 def is_mixed_precision(report: Report) -> bool:
     """Whether mixed precision chose the bits of this run: a layer's weights had several bit-width candidates in
-    the stage graph, or the manifest recorded a resource-utilization target."""
-    if any(len(set(q.weights_nbits_candidates or [])) > 1 for q in report.quant.values()):
-        return True
-    return mf.weights_memory(report.manifest) is not None
+    the stage graph, or the manifest recorded a resource-utilization target.  Once per report (it reads every
+    layer's quantization parameters, and every new threshold runs this judge again)."""
+    f = facts_of(report)
+    if f.mixed_precision is None:
+        f.mixed_precision = any(len(set(q.weights_nbits_candidates or [])) > 1 for q in report.quant.values()) \
+            or mf.weights_memory(report.manifest) is not None
+    return f.mixed_precision
 
 
 def degraded_bits(report: Report, degraded: List[str]) -> Dict[str, Dict[str, Optional[int]]]:
