@@ -111,7 +111,7 @@ def _detect_columns(report: Report, th: Thresholds, cols: _Columns) -> Detection
                 order_idx.extend(np.flatnonzero(new).tolist())
                 seen |= hit
             if hit.any():
-                with np.errstate(divide="ignore", invalid="ignore"):
+                with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
                     if under:
                         s = np.where(v > 0, (abs(thr) + eps) / (np.abs(v) + eps), np.where(v <= thr, math.inf, 0.0))
                     else:
