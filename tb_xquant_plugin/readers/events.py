@@ -8,6 +8,7 @@ count, exactly as TensorBoard's histogram plugin stores them).
 from __future__ import annotations
 
 import logging
+import struct
 import threading
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
@@ -87,7 +88,84 @@ def bounded_buckets(arr: np.ndarray) -> np.ndarray:
     return np.stack([arr[starts, 0], arr[ends, 1], np.add.reduceat(arr[:, 2], starts)], axis=1)
 
 
+_DOUBLE = struct.Struct("<d")
+
+
+def _varint(buf, i):
+    shift = result = 0
+    while True:
+        b = buf[i]
+        i += 1
+        result |= (b & 0x7F) << shift
+        if not b & 0x80:
+            return result, i
+        shift += 7
+
+
+def _histogram_fields(data: bytes):
+    """(min, max, bucket_limit, bucket) of a serialized ``HistogramProto`` (its two repeated doubles packed), or
+    None for any other encoding."""
+    mn = mx = 0.0
+    limits = counts = None
+    i, n = 0, len(data)
+    while i < n:
+        key, i = _varint(data, i)
+        field, wire = key >> 3, key & 7
+        if wire == 1:  # 64-bit
+            if field in (6, 7):  # an unpacked repeated double
+                return None
+            if field == 1:
+                mn = _DOUBLE.unpack_from(data, i)[0]
+            elif field == 2:
+                mx = _DOUBLE.unpack_from(data, i)[0]
+            i += 8
+        elif wire == 2:  # length-delimited
+            size, i = _varint(data, i)
+            if field in (6, 7):
+                if size % 8:
+                    return None
+                arr = np.frombuffer(data, dtype="<f8", count=size // 8, offset=i)
+                if field == 6:
+                    if limits is not None:
+                        return None
+                    limits = arr
+                else:
+                    if counts is not None:
+                        return None
+                    counts = arr
+            i += size
+        elif wire == 0:
+            _, i = _varint(data, i)
+        elif wire == 5:
+            i += 4
+        else:
+            return None
+    if i != n:
+        return None
+    return mn, mx, limits if limits is not None else np.zeros(0), counts if counts is not None else np.zeros(0)
+
+
 def legacy_histogram_buckets(histo) -> np.ndarray:
+    """:func:`legacy_histogram_buckets_slow` with the two repeated fields read from the message's bytes at once (C
+    speed for MCT's 2,048 buckets) rather than one Python float at a time; the same arrays, bit for bit."""
+    fields = _histogram_fields(histo.SerializeToString())
+    if fields is None or len(fields[2]) != len(fields[3]):
+        return legacy_histogram_buckets_slow(histo)
+    mn, mx, limits, counts = fields
+    nonzero = np.flatnonzero(counts > 0)
+    if nonzero.size == 0:
+        return np.zeros((0, 3))
+    start, end = int(nonzero[0]), int(nonzero[-1])
+    out = np.empty((end - start + 1, 3), dtype=np.float64)
+    out[0, 0] = mn
+    out[1:, 0] = limits[start:end]
+    out[:-1, 1] = limits[start:end]
+    out[-1, 1] = mx
+    out[:, 2] = counts[start:end + 1]
+    return out.astype(np.float32).astype(np.float64)
+
+
+def legacy_histogram_buckets_slow(histo) -> np.ndarray:
     """``[k, 3]`` buckets (left edge, right edge, count) of a ``HistogramProto`` (what
     ``torch.utils.tensorboard`` and so MCT write), as TensorBoard's histogram plugin stores them
     (``tensorboard.data_compat``): empty buckets at both ends dropped, the outer edges replaced by
