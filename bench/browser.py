@@ -52,9 +52,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
-import statistics
 import sys
 import tempfile
 import time
@@ -65,291 +63,23 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from testkit.logdirs import ensure_model_logdir  # noqa: E402
-from testkit.procs import TensorBoardProcess  # noqa: E402
+# The shared helpers (Chromium, TensorBoard processes, the in-page recorder, opening the tabs, frames, tables) live in
+# bench/pages.py; bench/peers.py and bench/mct_pngs.py use them too (mct_pngs imports them from here).
+from bench.pages import (CHROMIUM, CHROMIUM_ARGS, POLL, RECORDER_JS, START_TAB, VIEWPORT, Browser,  # noqa: E402,F401
+                         TensorBoard, _load_tb_page, _mark, _pct, _start, ensure_model, environment, expand_all,
+                         fmt_ms, fmt_s, frame_stats, gesture, marks, median, nlogn, open_graphs_tab, open_xquant,
+                         report_dir_of, resource_timings, stop_on_sigterm, table, verdict, wait_until, xquant_frame)
 
-CHROMIUM = os.environ.get("TB_XQUANT_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-VIEWPORT = {"width": 1440, "height": 1000}
 DEFAULT_SIZES = (100, 1000, 5000, 20000)
 # Targets of the issue, at 5,000 layers; at 20,000 everything may take 4x.
 TARGET_GRAPH_S = 1.5
 TARGET_FRAME_MS = 16.0
 BIG_FACTOR = 4.0
-POLL = 0.25  # polling interval of deadline loops (never used as synchronisation)
-
-# --------------------------------------------------------------------------------------------
-# In-page recorder (installed in every frame before any page script runs)
-# --------------------------------------------------------------------------------------------
-RECORDER_JS = r"""
-(() => {
-  if (window.__bench) return;
-  const B = window.__bench = {marks: {}, frames: null, draws: null, stop: false};
-  const now = () => performance.timeOrigin + performance.now();   // epoch ms, comparable across frames
-  B.now = now;
-  B.mark = (k) => { if (!(k in B.marks)) B.marks[k] = now(); };
-  // the moment the user presses the mouse (a tab click), capture phase of the top page
-  if (window === window.top) window.addEventListener('mousedown', () => { if (B.armed) { B.armed = false; B.marks.click = now(); } }, true);
-  // querySelector through open shadow roots
-  const deep = (root, sel) => {
-    const r = root.querySelector(sel);
-    if (r) return r;
-    for (const el of root.querySelectorAll('*')) if (el.shadowRoot) { const x = deep(el.shadowRoot, sel); if (x) return x; }
-    return null;
-  };
-  B.deep = deep;
-  let scene = null;
-  const chartDrawn = (c) => {
-    if (c.offsetParent === null || !c.width || !c.height) return false;
-    try { return c.getContext('2d').getImageData(c.width >> 1, c.height >> 1, 1, 1).data[3] > 0; } catch (e) { return false; }
-  };
-  const check = () => {
-    const g = document.querySelector('canvas.graph-canvas');
-    if (g && g.dataset.state === 'ready') B.mark('graph');
-    const root = document.getElementById('xquant-root');
-    if (root && root.dataset.state === 'ready') B.mark('panel');
-    if (!('chart' in B.marks)) for (const c of document.querySelectorAll('canvas.chart-canvas')) if (chartDrawn(c)) { B.mark('chart'); break; }
-    if (window === window.top && location.hash.startsWith('#graphs') && !('tbgraph' in B.marks)) {
-      if (!scene) scene = deep(document, 'tf-graph-scene');
-      if (scene && scene.shadowRoot && scene.shadowRoot.querySelector('g.node')) {
-        B.mark('tbgraph');
-        B.tbNodes = scene.shadowRoot.querySelectorAll('g.node').length;
-      }
-    }
-  };
-  const loop = () => { if (B.stop) return; check(); requestAnimationFrame(loop); };
-  requestAnimationFrame(loop);
-
-  // Frame recorder for pan / zoom: per frame its start (rAF timestamp), its main-thread cost (until a message
-  // posted from our rAF callback is delivered, i.e. after the frame's callbacks, style, layout and paint) and
-  // the panel's draws (data-draw-ms mutations) that happened in it.
-  B.startFrames = () => {
-    B.frames = []; B.draws = [];
-    const rec = {on: true};
-    B._rec = rec;
-    const ch = new MessageChannel();
-    let pending = null;
-    ch.port1.onmessage = () => { if (pending) { const e = performance.now(); pending.cost = e - pending.s; pending.since_vsync = e - pending.t; pending = null; } };
-    const tick = (ts) => {
-      if (!rec.on) return;
-      // t: the frame's time stamp (vsync); s: when our callback, the frame's first rAF callback, started.
-      // cost = s -> after paint (input events are dispatched before rAF callbacks and are not in it;
-      // the panel's handlers only move the transform and request a draw).
-      pending = {t: ts, s: performance.now(), cost: null, draws: 0};
-      B.frames.push(pending);
-      ch.port2.postMessage(0);
-      requestAnimationFrame(tick);
-    };
-    requestAnimationFrame(tick);
-    const c = document.querySelector('canvas.graph-canvas');
-    if (c) {
-      rec.mo = new MutationObserver((recs) => {
-        for (const r of recs) {
-          const f = B.frames[B.frames.length - 1];
-          if (f) f.draws++;
-        }
-        B.draws.push(Number(c.dataset.drawMs));
-      });
-      rec.mo.observe(c, {attributes: true, attributeFilter: ['data-draw-ms']});
-    }
-  };
-  B.stopFrames = () => new Promise((resolve) => {
-    // let the last frame finish
-    requestAnimationFrame(() => setTimeout(() => {
-      const rec = B._rec; rec.on = false; if (rec.mo) rec.mo.disconnect();
-      resolve({frames: B.frames, draws: B.draws});
-    }, 50));
-  });
-})();
-"""
 
 
 # --------------------------------------------------------------------------------------------
-# TensorBoard processes
+# the first error chart
 # --------------------------------------------------------------------------------------------
-class TensorBoard(TensorBoardProcess):
-    """A real ``tensorboard --logdir X --host 127.0.0.1 --port P`` subprocess (default fast loader; testkit.procs),
-    started and answering once constructed.  Its log is a temporary file, deleted on ``stop()``."""
-
-    def __init__(self, logdir: str, extra_args: Optional[List[str]] = None, env: Optional[Dict[str, str]] = None):
-        super().__init__(str(logdir), extra_args=list(extra_args or []), env=env, delete_log=True)
-        self.start()
-
-    def get(self, path: str, timeout: float = 30.0) -> Tuple[int, bytes]:
-        status, _, body = self.request(path, timeout=timeout)
-        return status, body
-
-    def json(self, path: str, timeout: float = 30.0) -> Any:
-        return self.get_json(path, timeout=timeout)
-
-    def wait_loaded(self, run: str, deadline: float = 600.0, settle: float = 3.0, xquant: bool = False) -> float:
-        """Wait until the data provider lists ``run`` with its graph and the runs / graph / histogram listings
-        stayed unchanged for ``settle`` seconds (TensorBoard loads event files in the background).  With
-        ``xquant``, also until the plugin is listed (its discovery found the report) — without ever calling an
-        XQuant route, so that the first open of the tab stays cold.  Returns the seconds since the spawn."""
-        state = {"last": None, "since": None}
-
-        def settled():
-            info = self.json("/data/plugin/graphs/info")
-            hist = self.json("/data/plugin/histograms/tags")
-            runs = self.json("/data/runs")
-            ok = run in info and info[run].get("run_graph")
-            if xquant:
-                ok = ok and bool((self.xquant_listing() or {}).get("enabled"))
-            now = json.dumps([info, hist, runs], sort_keys=True)
-            if not (ok and now == state["last"]):
-                state["last"], state["since"] = now, time.monotonic()
-                return False
-            return time.monotonic() - state["since"] >= settle
-
-        self.poll("tensorboard on %s loaded" % self.logdir, settled, deadline)
-        return time.monotonic() - self.started
-
-
-# --------------------------------------------------------------------------------------------
-# Browser helpers
-# --------------------------------------------------------------------------------------------
-class Browser:
-    def __init__(self, chromium: str = CHROMIUM):
-        from playwright.sync_api import sync_playwright
-        if not os.path.exists(chromium):
-            raise SystemExit("%s not found: apt-get install -y chromium (or set TB_XQUANT_CHROMIUM)" % chromium)
-        self._pw = sync_playwright().start()
-        self.browser = self._pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
-        self.version = self.browser.version
-
-    def page(self):
-        ctx = self.browser.new_context(viewport=VIEWPORT)
-        ctx.add_init_script(RECORDER_JS)
-        page = ctx.new_page()
-        errors: List[str] = []
-        page.on("pageerror", lambda e: errors.append("pageerror: %s" % e))
-        ignored = lambda u: "/font-roboto/" in u or "favicon" in u  # noqa: E731 - TensorBoard's own missing assets
-        page.on("response", lambda r: errors.append("HTTP %s %s" % (r.status, r.url))
-                if r.status >= 400 and not ignored(r.url) else None)
-        return ctx, page, errors
-
-    def close(self):
-        try:
-            self.browser.close()
-        finally:
-            self._pw.stop()
-
-
-def wait_until(fn: Callable[[], Any], timeout: float, what: str, page=None) -> Any:
-    end = time.monotonic() + timeout
-    while True:
-        v = fn()
-        if v:
-            return v
-        if time.monotonic() > end:
-            raise TimeoutError(what)
-        if page is not None:
-            page.wait_for_timeout(50)
-        else:
-            time.sleep(0.05)
-
-
-def xquant_frame(page, timeout: float = 60.0):
-    def find():
-        return next((f for f in page.frames if "plugin_entry.html" in f.url and "name=xquant" in f.url), None)
-    return wait_until(find, timeout, "XQuant iframe never appeared", page)
-
-
-def marks(frame) -> Dict[str, float]:
-    try:
-        return frame.evaluate("window.__bench ? window.__bench.marks : {}")
-    except Exception:  # noqa: BLE001 - frame navigating
-        return {}
-
-
-def resource_timings(frame, needles: List[str]) -> Dict[str, float]:
-    """responseEnd (epoch ms) of the first resource whose URL contains each needle."""
-    js = """(needles) => { const out = {}; const t0 = performance.timeOrigin;
-      for (const e of performance.getEntriesByType('resource')) for (const n of needles)
-        if (!(n in out) && e.name.includes(n)) out[n] = t0 + e.responseEnd;
-      return out; }"""
-    try:
-        return frame.evaluate(js, needles)
-    except Exception:  # noqa: BLE001
-        return {}
-
-
-START_TAB = "text"   # a light dashboard both logdirs have (MCT writes text summaries); the tab is clicked from it
-
-
-def _load_tb_page(page, tb: TensorBoard, hash_: str, timeout: float = 120.0):
-    """Open TensorBoard's page at a dashboard and let it settle (its requests done)."""
-    page.goto("%s/#%s" % (tb.base, hash_), wait_until="load")
-    page.wait_for_selector("span.plugin-name[data-plugin-id]", timeout=timeout * 1000)
-    try:
-        page.wait_for_load_state("networkidle", timeout=15000)
-    except Exception:  # noqa: BLE001 - TensorBoard keeps polling; settle time is only a courtesy
-        pass
-    page.wait_for_timeout(300)
-
-
-def _start(page, tb: TensorBoard, plugin: str, mode: str) -> Tuple[float, Any]:
-    """Navigate (mode "nav": TensorBoard's page straight at the plugin's tab) or click the plugin's tab in an
-    already loaded TensorBoard (mode "click"). Returns (t0 epoch ms, marks getter of the top frame)."""
-    if mode == "nav":
-        page.goto("%s/#%s" % (tb.base, plugin), wait_until="commit")
-        return page.evaluate("performance.timeOrigin"), None
-    _load_tb_page(page, tb, START_TAB)
-    page.evaluate("window.__bench.armed = true")
-    page.click("span.plugin-name[data-plugin-id=%s]" % plugin)
-    return page.evaluate("window.__bench.marks.click"), None
-
-
-def _mark(frame, key: str, timeout: float, what: str, page) -> Dict[str, float]:
-    return wait_until(lambda: (lambda mm: mm if key in mm else None)(marks(frame)), timeout, what, page)
-
-
-def open_xquant(br: Browser, tb: TensorBoard, mode: str = "click", timeout: float = 300.0,
-                keep: bool = False) -> Dict[str, Any]:
-    """The XQuant tab (TensorBoard's page with the panel's iframe): time from opening the tab (mode "click":
-    the tab clicked in a loaded TensorBoard; mode "nav": navigation to ``/#xquant``) to the graph drawn."""
-    ctx, page, errors = br.page()
-    try:
-        t0, _ = _start(page, tb, "xquant", mode)
-        frame = xquant_frame(page)
-        m = _mark(frame, "graph", timeout, "XQuant graph not drawn after %ss" % timeout, page)
-        c = frame.locator("canvas.graph-canvas")
-        attrs = {k: c.get_attribute("data-" + k) for k in
-                 ("node-count", "visible-count", "model-ms", "layout-ms", "first-draw-ms", "layout-mode")}
-        frame_origin = frame.evaluate("performance.timeOrigin")
-        res = resource_timings(frame, ["static/index.js", "/reports", "/report?", "/layers?", "/graph?"])
-        rel = lambda k: (res[k] - t0) / 1000.0 if k in res else None  # noqa: E731
-        out = {"mode": mode, "graph_s": (m["graph"] - t0) / 1000.0, "iframe_start_s": (frame_origin - t0) / 1000.0,
-               "bundle_s": rel("static/index.js"), "reports_s": rel("/reports"), "graph_json_s": rel("/graph?"),
-               "report_json_s": rel("/report?"), "layers_json_s": rel("/layers?"),
-               "attrs": attrs, "errors": errors}
-        if keep:
-            out["_page"], out["_ctx"], out["_frame"] = page, ctx, frame
-        return out
-    finally:
-        if not keep:
-            ctx.close()
-
-
-def open_graphs_tab(br: Browser, tb: TensorBoard, timeout: float, mode: str = "click") -> Dict[str, Any]:
-    """TensorBoard's Graphs tab: time from opening the tab to the first SVG node of its scene drawn."""
-    ctx, page, errors = br.page()
-    try:
-        t0, _ = _start(page, tb, "graphs", mode)
-        try:
-            m = _mark(page.main_frame, "tbgraph", timeout, "graphs tab", page)
-        except TimeoutError:
-            return {"mode": mode, "graph_s": None, "timeout": timeout, "errors": errors}
-        res = resource_timings(page.main_frame, ["/data/plugin/graphs/graph?"])
-        g = res.get("/data/plugin/graphs/graph?")
-        return {"mode": mode, "graph_s": (m["tbgraph"] - t0) / 1000.0, "graph_json_s": (g - t0) / 1000.0 if g else None,
-                "svg_nodes": page.evaluate("window.__bench.tbNodes"), "errors": errors}
-    finally:
-        ctx.close()
-
-
 def open_chart(br: Browser, tb: TensorBoard, rid: str, timeout: float = 300.0) -> Dict[str, Any]:
     """The panel page itself with ``#report=ID&view=chart``: navigation to the first error chart drawn."""
     ctx, page, errors = br.page()
@@ -382,81 +112,8 @@ def open_tab_chart(br: Browser, tb: TensorBoard, timeout: float = 300.0) -> Dict
 
 
 # --------------------------------------------------------------------------------------------
-# pan / zoom frames
-# --------------------------------------------------------------------------------------------
-def _pct(xs: List[float], q: float) -> Optional[float]:
-    if not xs:
-        return None
-    s = sorted(xs)
-    i = min(len(s) - 1, max(0, int(math.ceil(q / 100.0 * len(s))) - 1))
-    return s[i]
-
-
-def frame_stats(rec: Dict[str, Any]) -> Dict[str, Any]:
-    frames = [f for f in rec["frames"] if f.get("cost") is not None]
-    drawn = [f for f in frames if f["draws"]]
-    costs = [f["cost"] for f in drawn]
-    since_vsync = [f["since_vsync"] for f in drawn if f.get("since_vsync") is not None]
-    ts = [f["t"] for f in rec["frames"]]
-    intervals = [b - a for a, b in zip(ts, ts[1:])]
-    draws = [d for d in rec["draws"] if d == d]
-    return {"frames": len(frames), "frames_with_draw": len(drawn),
-            "draw_ms": {"p50": _pct(draws, 50), "p95": _pct(draws, 95), "max": max(draws) if draws else None},
-            "frame_ms": {"p50": _pct(costs, 50), "p95": _pct(costs, 95), "max": max(costs) if costs else None},
-            "interval_ms": {"p50": _pct(intervals, 50), "p95": _pct(intervals, 95),
-                            "max": max(intervals) if intervals else None},
-            "since_vsync_ms": {"p50": _pct(since_vsync, 50), "p95": _pct(since_vsync, 95)},
-            "long_intervals": sum(1 for i in intervals if i > 1.5 * 16.7)}
-
-
-def gesture(page, frame, kind: str, steps: int = 60, pace: float = 0.016) -> Dict[str, Any]:
-    box = frame.locator("canvas.graph-canvas").bounding_box()
-    cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
-    page.mouse.move(cx, cy)
-    frame.evaluate("window.__bench.startFrames()")
-    if kind == "pan":
-        page.mouse.down()
-        for i in range(steps):
-            a = 2 * math.pi * i / steps
-            page.mouse.move(cx + 180 * math.sin(a), cy + 120 * (1 - math.cos(a)))
-            time.sleep(pace)
-        page.mouse.up()
-    else:
-        for i in range(steps):
-            page.mouse.wheel(0, -100 if (i // 10) % 2 == 0 else 100)
-            time.sleep(pace)
-    rec = frame.evaluate("window.__bench.stopFrames()")
-    return frame_stats(rec)
-
-
-def expand_all(page, frame, timeout: float = 600.0) -> Dict[str, Any]:
-    t0 = time.monotonic()
-    # the click handler sets data-state=layout synchronously; ready again once the new layout is drawn
-    frame.click("text=Expand all")
-    frame.wait_for_selector("canvas.graph-canvas[data-state=ready]", timeout=timeout * 1000)
-    c = frame.locator("canvas.graph-canvas")
-    return {"expand_s": time.monotonic() - t0, "visible": c.get_attribute("data-visible-count"),
-            "layout_ms": c.get_attribute("data-layout-ms")}
-
-
-# --------------------------------------------------------------------------------------------
 # the benchmark
 # --------------------------------------------------------------------------------------------
-def ensure_model(out: str, n: int, seed: int = 0, regenerate: bool = False) -> Tuple[str, float]:
-    """OUT/model_<N>, generated by bench.mct_format; reused while the generator's source and the seed are the
-    same. Returns (model dir, seconds spent generating)."""
-    return ensure_model_logdir(out, n, seed, regenerate=regenerate)
-
-
-def report_dir_of(mdir: str) -> str:
-    return os.path.join(mdir, "xquant_report")
-
-
-def median(xs: List[float]) -> Optional[float]:
-    xs = [x for x in xs if x is not None]
-    return statistics.median(xs) if xs else None
-
-
 def bench_size(br: Browser, out: str, n: int, repeat: int, graphs_timeout: float, do_expand: bool,
                log: Callable[[str], None], regenerate: bool = False) -> Dict[str, Any]:
     from tb_xquant_plugin.model.report import report_id
@@ -527,10 +184,6 @@ def bench_size(br: Browser, out: str, n: int, repeat: int, graphs_timeout: float
 # --------------------------------------------------------------------------------------------
 # report
 # --------------------------------------------------------------------------------------------
-def nlogn(n: int) -> float:
-    return n * math.log2(max(n, 2))
-
-
 def targets_for(n: int) -> Optional[Tuple[float, float]]:
     """(graph seconds, frame ms) targets, or None below 5,000 layers (only the Graphs-tab comparison applies)."""
     if n >= 20000:
@@ -538,24 +191,6 @@ def targets_for(n: int) -> Optional[Tuple[float, float]]:
     if n >= 5000:
         return TARGET_GRAPH_S, TARGET_FRAME_MS
     return None
-
-
-def fmt_s(x: Optional[float]) -> str:
-    return "-" if x is None else "%.2f" % x
-
-
-def fmt_ms(x: Optional[float]) -> str:
-    return "-" if x is None else "%.1f" % x
-
-
-def table(headers: List[str], rows: List[List[str]]) -> str:
-    w = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
-    line = lambda cells: "  ".join(c.rjust(w[i]) if i else c.ljust(w[i]) for i, c in enumerate(cells))  # noqa: E731
-    return "\n".join([line(headers), line(["-" * x for x in w])] + [line(r) for r in rows])
-
-
-def verdict(ok: Optional[bool]) -> str:
-    return "-" if ok is None else ("PASS" if ok else "MISS")
 
 
 def summarize(results: List[Dict[str, Any]], env: Dict[str, Any]) -> Tuple[str, Dict[str, Any]]:
@@ -700,15 +335,6 @@ def summarize(results: List[Dict[str, Any]], env: Dict[str, Any]) -> Tuple[str, 
     return "\n".join(out), checks
 
 
-def stop_on_sigterm():
-    """SIGTERM ends the run through the finally blocks, so the TensorBoard processes are stopped too."""
-    import signal
-
-    def handler(signum, frame):
-        raise SystemExit(128 + signum)
-    signal.signal(signal.SIGTERM, handler)
-
-
 # --------------------------------------------------------------------------------------------
 # --real: the first view of real models
 # --------------------------------------------------------------------------------------------
@@ -804,14 +430,6 @@ def summarize_real(results: List[Dict[str, Any]]) -> str:
             "dagre boxes expand all", "expand all (worker)", "expand all (end to end)",
             "374-node < %d ms" % REAL_TARGET_MS]
     return table(head, rows)
-
-
-def environment(br: Browser, repeat: int) -> Dict[str, Any]:
-    import platform
-
-    import tensorboard
-    return {"platform": platform.platform(terse=True), "cpus": os.cpu_count(), "chromium": br.version,
-            "tensorboard": tensorboard.__version__, "python": platform.python_version(), "repeat": repeat}
 
 
 def main(argv: Optional[List[str]] = None) -> int:

@@ -337,6 +337,44 @@ class DevServerProcess(ServerProcess):
         return cmd + self.extra_args
 
 
+# An HTTP(S) proxy nobody listens on (the discard port of 127.0.0.1): a server given it cannot reach the internet,
+# and its attempts fail at once
+OFFLINE_PROXY_ENV = {"HTTP_PROXY": "http://127.0.0.1:9", "HTTPS_PROXY": "http://127.0.0.1:9",
+                     "http_proxy": "http://127.0.0.1:9", "https_proxy": "http://127.0.0.1:9",
+                     "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost"}
+
+
+class ModelExplorerProcess(ServerProcess):
+    """``model-explorer GRAPH --node_data_paths ... --host 127.0.0.1 --port P --no_open_in_browser`` (Google's
+    Model Explorer, pip ``ai-edge-model-explorer``, next to this interpreter).  ``app_url()`` is the page URL it
+    prints.  ``offline=True`` gives it :data:`OFFLINE_PROXY_ENV`: its server asks pypi.python.org (and github.com)
+    for a newer version whenever a page loads (``/api/v1/check_new_version``); offline that fails at once."""
+
+    name = "model_explorer"
+    ready_path = "/check_health"
+
+    def __init__(self, graph: PathLike, node_data: Sequence[PathLike] = (), *, offline: bool = False, **kw):
+        self.graph, self.node_data = graph, list(node_data)
+        if offline:
+            kw["env"] = dict(OFFLINE_PROXY_ENV, **(kw.get("env") or {}))
+        super().__init__(**kw)
+
+    def command(self, port: int) -> List[str]:
+        exe = str(Path(sys.executable).with_name("model-explorer"))
+        cmd = [exe, str(self.graph)]
+        if self.node_data:
+            cmd += ["--node_data_paths", ",".join(str(p) for p in self.node_data)]
+        return cmd + ["--host", self.host, "--port", str(port), "--no_open_in_browser"]
+
+    def app_url(self, timeout: float = 120.0) -> str:
+        """The page URL the server prints (its ``data=`` parameter names the files to load)."""
+        import re
+
+        found = self.poll("the server's URL", lambda: re.search(r"(http://\S+/\?data=\S+)", self.output(20000)),
+                          timeout)
+        return found.group(1)
+
+
 # ------------------------------------------------------------------------------------------------
 def strict_json(body: Union[bytes, str]) -> Any:
     """``json.loads`` refusing bare NaN / Infinity tokens (the API encodes them as strings)."""

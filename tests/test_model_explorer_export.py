@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import importlib.util
 import json
-import re
 import sys
 import time
 import urllib.parse
@@ -26,7 +25,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from testkit.procs import ServerProcess  # noqa: E402
+from testkit.procs import ModelExplorerProcess  # noqa: E402,F401 - tests/browser/test_model_explorer_view.py
 
 RED, GREEN = mex.PAST_THRESHOLD, mex.WITHIN_THRESHOLD
 
@@ -149,27 +148,6 @@ def test_several_reports_get_a_folder_each(tmp_path, mct_format_logdir, generate
 # ------------------------------------------------------------------------------------------------------------
 # Model Explorer itself
 # ------------------------------------------------------------------------------------------------------------
-class ModelExplorerProcess(ServerProcess):
-    """``model-explorer GRAPH --node_data_paths ... --host 127.0.0.1 --port P --no_open_in_browser``."""
-
-    name = "model_explorer"
-    ready_path = "/check_health"
-
-    def __init__(self, graph: Path, node_data: List[Path], **kw):
-        self.graph, self.node_data = graph, node_data
-        super().__init__(**kw)
-
-    def command(self, port: int) -> List[str]:
-        exe = str(Path(sys.executable).with_name("model-explorer"))
-        return [exe, str(self.graph), "--node_data_paths", ",".join(str(p) for p in self.node_data),
-                "--host", self.host, "--port", str(port), "--no_open_in_browser"]
-
-    def app_url(self) -> str:
-        """The page URL the server prints (its ``data=`` parameter names the files to load)."""
-        text = self.poll("the server's URL", lambda: re.search(r"(http://\S+/\?data=\S+)", self.output(20000)))
-        return text.group(1)
-
-
 def _chromium():
     from tiers import skip_or_fail
 
