@@ -11,7 +11,6 @@ import importlib.util
 import json
 import sys
 import time
-import urllib.parse
 from pathlib import Path
 from typing import Dict, List
 
