@@ -10,7 +10,6 @@ import base64
 import importlib.util
 import json
 import sys
-import time
 from pathlib import Path
 from typing import Dict, List
 
