@@ -63,17 +63,6 @@ def enabled_listing(tb):
     return entry
 
 
-# KNOWN BUG (left open, see the closing note of session 22): through TensorBoard's data provider the structural
-# pairing of the PyTorch reports' quantized graph with MCT's stage graph leaves nodes unpaired ("N nodes of the
-# quantized graph found no counterpart in MCT's stage graph"), which reading the files directly does not.  That
-# problem is left out of the comparison until it is fixed; every other problem and field must match.
-PAIRING_PROBLEM = "found no counterpart in MCT's stage graph"
-
-
-def comparable(problems):
-    return [p for p in problems if PAIRING_PROBLEM not in p["what"]]
-
-
 def loaded_reports(tb, api):
     """Poll until every report has its graph, histograms, stage logs and problems as read directly from the files
     (the data provider loads event files in the background, the stage graphs after the report's own ones: until
@@ -91,9 +80,8 @@ def loaded_reports(tb, api):
         for name, r in by_name.items():
             w = want[name]
             for k in ("has_graph", "has_histograms", "stage_logs", "problems"):
-                got, exp = (r[k], w[k]) if k != "problems" else (comparable(r[k]), comparable(w[k]))
-                if got != exp:
-                    differ[name] = (k, got, exp)
+                if r[k] != w[k]:
+                    differ[name] = (k, r[k], w[k])
         return None if differ else by_name
 
     try:
@@ -104,9 +92,9 @@ def loaded_reports(tb, api):
         raise AssertionError("still different from the files: %r\n%s" % (differ, str(e)[:2000])) from None
     for name, r in reports.items():
         assert r["id"] == want[name]["id"]
-        assert comparable(r["problems"]) == comparable(want[name]["problems"])
+        assert r["problems"] == want[name]["problems"]
         # a complete report has no problems; a Keras one has its two notes (cs as +cosine, no MCT troubleshooting)
-        assert comparable(r["problems"]) == [] or (name.split("/")[0] in KERAS_SCENARIOS and len(r["problems"]) == 2), r
+        assert r["problems"] == [] or (name.split("/")[0] in KERAS_SCENARIOS and len(r["problems"]) == 2), r
     return reports
 
 
@@ -142,8 +130,6 @@ def assert_same_answers(tb, api, reports, mct_degraded):
         assert s["layer_count"] == want["layer_count"]
         graph = api.json("graph", report=r["id"])
         got = settled_answer(tb, "graph", graph, report=r["id"])
-        # the graph answer carries the report's problems: the known pairing problem is left out (PAIRING_PROBLEM)
-        got, graph = (dict(g, problems=comparable(g.get("problems", []))) for g in (got, graph))
         assert got == approx_tree(graph)
 
 
@@ -182,12 +168,7 @@ def test_generated_logdir_matches_werkzeug(tb_generated, generated_api, generate
     assert_static_and_errors(tb_generated, reports[generated_models["model_60"].rel]["id"])
 
 
-def test_plugin_listed_and_reports_match_werkzeug(tb, demo_api, scenarios, request):
-    if tb.load_fast == "false":
-        # KNOWN BUG (PAIRING_PROBLEM above): with TensorBoard's Python loader the stage-graph pairing of the PyTorch
-        # reports loses nodes, so their histograms and the outlier verdicts computed from them differ.  Left open.
-        request.applymarker(pytest.mark.xfail(reason="known bug: stage-graph pairing through the Python loader",
-                                              strict=False))
+def test_plugin_listed_and_reports_match_werkzeug(tb, demo_api, scenarios):
     enabled_listing(tb)
     reports = loaded_reports(tb, demo_api)
     assert_same_answers(tb, demo_api, reports, {sc.rel: sc.mct_degraded for sc in scenarios.values()})

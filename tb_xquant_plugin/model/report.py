@@ -181,6 +181,9 @@ class Report:
     mct_histograms: Dict[str, np.ndarray] = dataclasses.field(default_factory=dict, repr=False)
     mct_quant: Dict[str, QuantParams] = dataclasses.field(default_factory=dict, repr=False)
     inserted_by_mct: Dict[str, str] = dataclasses.field(default_factory=dict)
+    # The event runs whose graph or histograms the build read (set by the store): when TensorBoard's data
+    # provider loads more of any of them, the report is built again.
+    source_runs: Tuple[str, ...] = ()
 
     def __post_init__(self):
         self.layer_by_name: Dict[str, Layer] = {l.name: l for l in self.layers}

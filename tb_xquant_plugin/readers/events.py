@@ -42,6 +42,33 @@ class EventSource:
         return ()
 
 
+class RecordingSource(EventSource):
+    """Passes every call to ``inner`` and records the runs whose graph or histograms were read, in order: what a
+    report was built from, so that the store can tell when TensorBoard's data provider has loaded more of them."""
+
+    def __init__(self, inner: EventSource):
+        self.inner = inner
+        self.runs_read: List[str] = []
+
+    def _note(self, run: str) -> None:
+        if run not in self.runs_read:
+            self.runs_read.append(run)
+
+    def runs(self) -> List[str]:
+        return self.inner.runs()
+
+    def graph(self, run: str) -> Optional[bytes]:
+        self._note(run)
+        return self.inner.graph(run)
+
+    def histograms(self, run: str) -> Dict[str, np.ndarray]:
+        self._note(run)
+        return self.inner.histograms(run)
+
+    def fingerprint(self, runs: List[str]) -> tuple:
+        return self.inner.fingerprint(runs)
+
+
 def _is_event_file(name: str) -> bool:
     return "tfevents" in name
 

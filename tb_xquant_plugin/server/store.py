@@ -307,15 +307,24 @@ class ReportStore:
     FINGERPRINT_SECONDS = 1.0  # the data provider reloads every few seconds: ask it at most this often
 
     def _provider_fingerprint(self, rel: str, last: Optional[Report], producer: Producer) -> Tuple:
+        # Every run the last build read (its own events, the stage graphs, the stage it compared with), not only
+        # the report's own run: a stage TensorBoard had not loaded yet must not leave a half-paired report cached.
+        # The names of the runs beside the report count too: the stage logs are chosen by name among them, and a
+        # stage run TensorBoard has not listed yet must not leave the report built from another stage.
         own = producer.event_run(rel)
-        runs = ([own] if own else []) + ([last.stage_run] if last is not None and last.stage_run else [])
+        runs = list(dict.fromkeys(([own] if own else []) + (list(last.source_runs) if last is not None else [])))
         now = time.monotonic()
         with self._lock:
             hit = self._fingerprints.get(rel)
         if hit and hit[0] == runs and now - hit[1] < self.FINGERPRINT_SECONDS:
             return hit[2]
         try:
-            fp = (("provider",) + self._source_factory().fingerprint(runs),)
+            source = self._source_factory()
+            beside: Tuple[str, ...] = ()
+            if not isinstance(source, events.LocalEventSource):  # files read directly: their signature decides
+                scopes = {r.rsplit("/", 1)[0] + "/" for r in [rel] + runs if "/" in r}
+                beside = tuple(sorted(r for r in source.runs() if any(r.startswith(p) for p in scopes)))
+            fp = (("provider", beside) + source.fingerprint(runs),)
         except Exception:  # noqa: BLE001 - no fingerprint: the file signature alone decides
             fp = ()
         with self._lock:
@@ -324,14 +333,17 @@ class ReportStore:
 
     def _build(self, rid: str, rel: str, report_dir: str, producer: Producer) -> Report:
         try:
-            source = self._source_factory()
-            self._local_source = isinstance(source, events.LocalEventSource)
+            inner = self._source_factory()
+            self._local_source = isinstance(inner, events.LocalEventSource)
             try:
-                runs = self._canonical_runs(source)
+                runs = self._canonical_runs(inner)
             except Exception:  # noqa: BLE001 - fall back to the runs of the last discovery
                 with self._lock:
                     runs = list(self._runs)
-            return producer.build(source, self.logdir, rel, report_dir, runs)
+            source = events.RecordingSource(inner)
+            report = producer.build(source, self.logdir, rel, report_dir, runs)
+            report.source_runs = tuple(source.runs_read)
+            return report
         except Exception as e:  # noqa: BLE001 - one unreadable report must not take the others down
             logger.exception("tb-xquant: report %s could not be built", rel)
             return unreadable_report(rid, rel, report_dir, e)
