@@ -79,25 +79,12 @@ def from_tensorboard(buckets: Optional[np.ndarray]) -> Optional[MCTHistogram]:
 
 def z_filter(edges: np.ndarray, counts: np.ndarray, z_threshold: float) -> np.ndarray:
     """MCT's ``z_score_filter``: the counts with every bin of z-score above ``z_threshold`` zeroed."""
-    out = np.array(counts, dtype=np.float64)
-    if not math.isfinite(z_threshold):
-        return out
-    left = edges[:-1]
-    total = out.sum()
-    mu = np.sum(left * out) / total
-    sigma = math.sqrt(np.sum((left - mu) ** 2 * out) / total)
-    if not sigma > 0:
-        return out
-    out[np.abs(left - mu) / sigma > z_threshold] = 0.0
-    return out
+    return ThresholdReplay(MCTHistogram(edges, counts)).filtered(z_threshold)
 
 
 def zscores(edges: np.ndarray, counts: np.ndarray) -> np.ndarray:
-    left = edges[:-1]
-    total = counts.sum()
-    mu = np.sum(left * counts) / total
-    sigma = math.sqrt(np.sum((left - mu) ** 2 * counts) / total)
-    return np.abs(left - mu) / sigma if sigma > 0 else np.zeros_like(left)
+    """The z-score of every bin's left edge, under the histogram's own mean and deviation (0 without spread)."""
+    return ThresholdReplay(MCTHistogram(edges, counts)).zs
 
 
 def quantize(x: np.ndarray, threshold, n_bits: int, signed: bool) -> np.ndarray:
@@ -134,31 +121,11 @@ def auto_signed(edges: np.ndarray, counts: np.ndarray) -> bool:
 
 
 def select_threshold(hist: MCTHistogram, n_bits: int, signed: Optional[bool], z_threshold: float = math.inf,
-                     method: str = "MSE", l_p_value: float = 2.0, n_iter: int = HISTOGRAM_SEARCH_ITERATIONS,
-                     min_threshold: float = MIN_THRESHOLD) -> Tuple[float, bool]:
+                     method: str = "MSE", l_p_value: float = 2.0) -> Tuple[float, bool]:
     """(threshold, signed) MCT 2.6.1 picks for this histogram: ``z_score_filter`` then
     ``power_of_two_selection_histogram``.  ``signed=None``: automatic (from the filtered histogram).
     ValueError for an error method this does not replay (KL)."""
-    counts = z_filter(hist.edges, hist.counts, z_threshold)
-    if signed is None:
-        signed = auto_signed(hist.edges, counts)
-    if method == "NOCLIPPING":
-        kept = np.abs(hist.edges)[1:][counts > 0]
-        return power_of_two_ceil(float(kept.max()) if kept.size else 0.0, min_threshold), signed
-    if method == "LP":
-        power = float(l_p_value)
-    elif method in SEARCHED_METHODS:
-        power = SEARCHED_METHODS[method]
-    else:
-        raise ValueError("threshold selection with error method %s is not replayed" % method)
-    start = 2.0 * power_of_two_ceil(float(np.max(np.abs(hist.edges))), min_threshold)
-    candidates = start / np.power(2.0, np.arange(n_iter, dtype=np.float64))
-    total = counts.sum()
-    if not total > 0:
-        return float(max(candidates[0], min_threshold)), signed
-    err = np.abs(quantize(hist.edges[None, :], candidates[:, None], n_bits, signed) - hist.edges[None, :])[:, :-1]
-    errors = np.sum(err ** power * counts[None, :], axis=1) / total
-    return float(max(candidates[int(np.nanargmin(errors))], min_threshold)), signed
+    return ThresholdReplay(hist).select(n_bits, signed, z_threshold, method, l_p_value)
 
 
 @dataclasses.dataclass
@@ -173,7 +140,7 @@ class Noise:
 
 
 def noise_of(hist: MCTHistogram, threshold: float, n_bits: int, signed: bool, keep: np.ndarray) -> Noise:
-    return _noise(hist, quantize(hist.edges, threshold, n_bits, signed), threshold, signed, keep)
+    return ThresholdReplay(hist).noise(threshold, n_bits, signed, keep)
 
 
 def _noise(hist: MCTHistogram, q_edges: np.ndarray, threshold: float, signed: bool, keep: np.ndarray) -> Noise:
@@ -222,23 +189,14 @@ def z_effect(hist: MCTHistogram, z_threshold: float, n_bits: int, signed: Option
     """Replay MCT's threshold selection at ``base_z`` (the run's own z_threshold: none by default) and at
     ``z_threshold``.  ``signed`` is the signedness the run used (the stage graph's); with the filter it is
     recomputed as MCT does under automatic signedness when that reproduces the run's (else kept)."""
-    base_t, base_s = select_threshold(hist, n_bits, signed, base_z, method, l_p_value)
-    auto = signed is None or auto_signed(hist.edges, z_filter(hist.edges, hist.counts, base_z)) == signed
-    z_t, z_s = select_threshold(hist, n_bits, None if auto else signed, z_threshold, method, l_p_value)
-    keep = zscores(hist.edges, hist.counts) <= z_threshold
-    total = hist.counts.sum()
-    left = hist.edges[:-1]
-    return ZEffect(z_threshold, n_bits, method,
-                   noise_of(hist, base_t, n_bits, base_s, keep), noise_of(hist, z_t, n_bits, z_s, keep),
-                   float(hist.counts[~keep].sum() / total), float(np.sum(left ** 2 * hist.counts) / total))
+    return ThresholdReplay(hist).z_effect(z_threshold, n_bits, signed, method, l_p_value, base_z)
 
 
-class _Prepared:
-    """The threshold-independent parts of one activation's replay, computed once per report and layer (the
-    outlier judge replays hundreds of activations at every z it tries): the histogram, its z-scores, the search's
-    candidates, the error of every candidate on every bin and the quantized edges of each threshold chosen.  The
-    arithmetic is the one of :func:`select_threshold` and :func:`noise_of`, operation for operation, so that the
-    answers are the same to the last bit."""
+class ThresholdReplay:
+    """MCT 2.6.1's activation threshold selection replayed on one logged histogram, and the noise each choice
+    leaves.  The threshold-independent parts (z-scores, the search's candidates, every candidate's error on every
+    bin, the quantized edges of each threshold chosen) are computed once and kept: the outlier judge replays
+    hundreds of activations at every z it tries, and :func:`prepared` keeps one replay per report and layer."""
 
     __slots__ = ("hist", "left", "total", "zs", "sigma_ok", "candidates", "_errors", "_q", "_auto")
 
@@ -257,7 +215,7 @@ class _Prepared:
         self._auto: dict = {}
 
     def filtered(self, z_threshold: float) -> np.ndarray:
-        """``z_filter(edges, counts, z_threshold)``."""
+        """The counts with every bin of z-score above ``z_threshold`` zeroed (MCT's ``z_score_filter``)."""
         out = np.array(self.hist.counts, dtype=np.float64)
         if not math.isfinite(z_threshold) or not self.sigma_ok:
             return out
@@ -272,7 +230,7 @@ class _Prepared:
 
     def select(self, n_bits: int, signed: Optional[bool], z_threshold: float, method: str,
                l_p_value: float = 2.0) -> Tuple[float, bool]:
-        """``select_threshold(hist, n_bits, signed, z_threshold, method, l_p_value)``."""
+        """See :func:`select_threshold`."""
         edges = self.hist.edges
         counts = self.filtered(z_threshold)
         if signed is None:
@@ -302,7 +260,7 @@ class _Prepared:
         return float(max(candidates[int(np.nanargmin(errors))], MIN_THRESHOLD)), signed
 
     def noise(self, threshold: float, n_bits: int, signed: bool, keep: np.ndarray) -> Noise:
-        """``noise_of(hist, threshold, n_bits, signed, keep)``."""
+        """The noise of one (threshold, signed) choice over every value, the kept ones and the tail."""
         key = (threshold, n_bits, signed)
         q = self._q.get(key)
         if q is None:
@@ -313,7 +271,7 @@ class _Prepared:
 
     def z_effect(self, z_threshold: float, n_bits: int, signed: Optional[bool], method: str = "MSE",
                  l_p_value: float = 2.0, base_z: float = math.inf) -> ZEffect:
-        """``z_effect(hist, ...)``."""
+        """See :func:`z_effect`."""
         hist = self.hist
         base_t, base_s = self.select(n_bits, signed, base_z, method, l_p_value)
         auto = signed is None or self.auto_signed(base_z) == signed
@@ -329,14 +287,14 @@ class _Prepared:
 _NO_HISTOGRAM = object()
 
 
-def prepared(report, name: str) -> Optional[_Prepared]:
+def prepared(report, name: str) -> Optional[ThresholdReplay]:
     """The replay's threshold-independent parts for one activation of a report (once per report and name), or None
     without a usable histogram."""
     cache = facts_of(report).replays
     hit = cache.get(name)
     if hit is None:
         hist = from_tensorboard(report.histogram(name))
-        hit = _Prepared(hist) if hist is not None and hist.counts.sum() > 0 else _NO_HISTOGRAM
+        hit = ThresholdReplay(hist) if hist is not None and hist.counts.sum() > 0 else _NO_HISTOGRAM
         cache[name] = hit
     return None if hit is _NO_HISTOGRAM else hit
 
