@@ -25,6 +25,7 @@ import torch
 
 from demo import models as M
 from demo.keras_env import KERAS_SCENARIOS, keras_python, start_keras_scenarios
+from demo.onnx_demo import ONNX_SCENARIOS
 
 SCENARIOS: Dict[str, str] = {
     "clean": "ReLU ConvNet at 8 bits: no degraded layer, general troubleshoots apply",
@@ -36,6 +37,8 @@ SCENARIOS: Dict[str, str] = {
     "majority_degraded": "representative data normalised twice (preprocessing mismatch): most layers degrade",
     # MCT for Keras (demo/keras_demo.py, run in the TensorFlow 2.15 venv that demo/keras_env.py finds)
     **KERAS_SCENARIOS,
+    # QDQ ONNX models from ONNX Runtime, AMD Quark and a PPQ-style export (demo/onnx_demo.py, the [onnx] extra)
+    **ONNX_SCENARIOS,
 }
 
 ORDER = list(SCENARIOS)
@@ -81,11 +84,11 @@ class Scenario:
 
 
 def build_clean(data):
-    return M.train(M.seeded(lambda: M.ConvNet()), data)
+    return M.trained("ConvNet", lambda: M.ConvNet(), data)
 
 
 def build_outlier(data):
-    model = M.train(M.seeded(lambda: M.BottleneckNet()), data)
+    model = M.trained("BottleneckNet", lambda: M.BottleneckNet(), data)
     with torch.no_grad():
         # One channel of the expansion block gets a large offset and spread (1 channel in 32 far
         # from the others): its ReLU output is quantized with a coarse 8-bit step.
@@ -148,7 +151,8 @@ def generate(out_root: str, names: List[str]) -> Dict[str, float]:
     keras = [n for n in names if n in KERAS_SCENARIOS]
     # The Keras scenarios run in their own interpreter (TensorFlow 2.15), alongside the PyTorch ones.
     keras_proc = start_keras_scenarios(out_root, keras) if keras else None
-    for name in (n for n in names if n not in KERAS_SCENARIOS):
+    onnx = [n for n in names if n in ONNX_SCENARIOS]
+    for name in (n for n in names if n not in KERAS_SCENARIOS and n not in ONNX_SCENARIOS):
         t0 = time.time()
         sc = Scenario(name, out_root, data)
         if name == "clean":
@@ -178,6 +182,13 @@ def generate(out_root: str, names: List[str]) -> Dict[str, float]:
         else:
             raise SystemExit("unknown scenario %r; choose from %s" % (name, ", ".join(ORDER)))
         timings[name] = time.time() - t0
+    if onnx:
+        from demo import onnx_demo
+
+        # Quark prints its whole configuration on stdout; keep the demo's own lines readable
+        with contextlib.redirect_stdout(io.StringIO()) if os.environ.get("TB_XQUANT_DEMO_VERBOSE") != "1" \
+                else contextlib.nullcontext():
+            timings.update(onnx_demo.generate(out_root, onnx, data))
     if keras_proc is not None:
         timings.update(_keras_timings(keras_proc, keras))
     return timings
@@ -235,6 +246,13 @@ def main(argv: Optional[List[str]] = None) -> int:
         print("Keras scenarios left out (%s): no interpreter with tensorflow 2.15 + MCT 2.6.1; run "
               "scripts/setup_keras.sh or set TB_XQUANT_KERAS_PYTHON" % ", ".join(KERAS_SCENARIOS))
         names = [n for n in names if n not in KERAS_SCENARIOS]
+    if not args.scenarios:
+        from demo.onnx_demo import available
+
+        missing = {n: why for n, why in available().items() if why}
+        if missing:
+            print("ONNX scenarios left out: %s" % "; ".join("%s %s" % (n, why) for n, why in missing.items()))
+            names = [n for n in names if n not in missing]
     if "outlier_fixed" in names and "outlier" not in names and not os.path.isdir(
             os.path.join(args.out, "outlier", "xquant_report")):
         names = ["outlier"] + names

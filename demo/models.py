@@ -88,6 +88,21 @@ def train(model: nn.Module, data: DigitsData, epochs: int = 12, seed: int = 0) -
     return model
 
 
+_TRAINED: dict = {}
+
+
+def trained(key: str, make, data: DigitsData, **kw) -> nn.Module:
+    """``train(seeded(make), data, **kw)``, trained once per process for ``key`` and this ``data``: each call gets
+    its own copy (the demo changes some models after training; PyTorch's CPU training is deterministic, so the
+    copy holds the weights a second training would give)."""
+    import copy
+
+    k = (key, id(data), tuple(sorted(kw.items())))
+    if k not in _TRAINED:
+        _TRAINED[k] = (data, train(seeded(make), data, **kw))  # data kept alive: its id stays its own
+    return copy.deepcopy(_TRAINED[k][1])
+
+
 class ConvNet(nn.Module):
     """Conv-BN-activation stem, two blocks, pooling and a classifier (ReLU by default)."""
 

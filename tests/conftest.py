@@ -29,13 +29,18 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # the demo package (demo/) lives at the repository root, next to tests/
     sys.path.insert(0, str(REPO))
 from demo.keras_env import KERAS_SCENARIOS, keras_python  # noqa: E402 - imports no TensorFlow
+from demo.onnx_demo import ONNX_SCENARIOS, available as onnx_available  # noqa: E402 - imports no onnx
 
 PYTORCH_SCENARIOS = ("clean", "outlier", "outlier_fixed", "shift_negative", "unbalanced_concat", "mixed_precision",
                      "majority_degraded")
 # The demo's MCT-for-Keras scenarios (demo/keras_demo.py), in the same logdir, when a TensorFlow 2.15 interpreter
 # (.venv-keras, scripts/setup_keras.sh) can generate them; tests/test_keras.py checks them.
 KERAS_DEMO = tuple(KERAS_SCENARIOS) if keras_python() else ()
-SCENARIOS = PYTORCH_SCENARIOS + KERAS_DEMO
+# The demo's QDQ ONNX scenarios (demo/onnx_demo.py: ONNX Runtime, AMD Quark, a PPQ-style export), in the same logdir
+# when the [onnx] extra is installed; tests/test_onnx_demo.py checks them.  They are reports of the logdir like the
+# MCT ones (DemoScenario.onnx), without stage logs or troubleshoot_report.json.
+ONNX_DEMO = tuple(n for n, why in onnx_available().items() if why is None)
+SCENARIOS = PYTORCH_SCENARIOS + KERAS_DEMO + ONNX_DEMO
 REPORT_SUBDIR = "xquant_report"
 GENERATE_TIMEOUT = 1200  # seconds; the demo takes ~1-2 min on 2 cores
 
@@ -134,6 +139,8 @@ def mct_degraded_layers(quant_report: dict, cfg: dict) -> list:
         for ds in ("repr", "val"):
             for layer, values in quant_report["intermediate_similarity_metrics_" + ds].items():
                 q = values[metric]
+                if isinstance(q, str):  # the ONNX reports write a non-finite value as "NaN" / "Infinity" (onnx_run)
+                    q = float(q)
                 hit = q <= thr[metric] if under.get(metric, False) else q >= thr[metric]  # missing direction: above
                 if hit and layer not in degraded:
                     degraded.append(layer)
@@ -168,6 +175,11 @@ class DemoScenario:
         return self.name in KERAS_SCENARIOS
 
     @property
+    def onnx(self) -> bool:
+        """A QDQ ONNX report (demo/onnx_demo.py): no stage logs, no troubleshoot_report.json, onnx_qdq.json."""
+        return self.name in ONNX_SCENARIOS
+
+    @property
     def mct_degraded(self) -> list:
         """MCT's rule on quant_report.json.  Keras: on the values as the tab shows them -- cs as +cosine (MCT for
         Keras writes -cosine), layers by their Keras names (docs/keras.md); tests/test_keras.py checks both."""
@@ -181,10 +193,10 @@ class DemoScenario:
 
     def report(self):
         """The plugin's Report of this scenario, read from the files (no data provider)."""
-        from tb_xquant_plugin.producers import mct_keras, mct_pytorch
+        from tb_xquant_plugin.producers import mct_keras, mct_pytorch, onnx_qdq
         from tb_xquant_plugin.readers.events import LocalEventSource
 
-        build = mct_keras.build_report if self.keras else mct_pytorch.build_report
+        build = mct_keras.build_report if self.keras else onnx_qdq.build_report if self.onnx else mct_pytorch.build_report
         return build(LocalEventSource(str(self.logdir)), str(self.logdir), self.rel, str(self.dir))
 
 

@@ -60,6 +60,10 @@ def test_reports_lists_every_scenario(api, scenarios, demo_logdir):
         sc = scenarios[r["name"].split("/")[0]]
         if sc.keras:
             continue  # the Keras scenarios' entries (with their cs and no-troubleshooting problems): test_keras.py
+        if sc.onnx:  # no stage logs; CLE / XINT8 carry their notes as problems (tests/test_onnx_demo.py)
+            assert r["has_quant_report"] and r["has_graph"] and r["has_histograms"], r
+            assert r["layer_count"] == len(sc.quant_report["intermediate_similarity_metrics_repr"])
+            continue
         assert r["path"] == r["name"]
         assert r["has_quant_report"] is True
         assert r["has_troubleshoot_report"] == (sc.dir / "troubleshoot_report.json").is_file()
@@ -505,16 +509,18 @@ def test_concurrent_requests(demo_logdir, make_api):
     api = make_api(str(demo_logdir))  # cold caches: builds happen under concurrency
     reports = Client(api.app).get(api.PREFIX + "reports")
     ids = [r["id"] for r in json.loads(reports.get_data(as_text=True))["reports"]]
-    reference = {}
+    reference, first_layer = {}, {}
     for i in ids:
-        reference[i] = json.loads(make_api(str(demo_logdir)).get("report", report=i).get_data(as_text=True))
+        cold = make_api(str(demo_logdir))
+        reference[i] = json.loads(cold.get("report", report=i).get_data(as_text=True))
+        first_layer[i] = cold.json("layers", report=i)["layers"][0]["name"]  # "head" in MCT's, "input" in ONNX's
 
     urls = []
     for i in ids:
         urls += ["report?report=%s" % i, "layers?report=%s" % i, "graph?report=%s" % i, "verdicts?report=%s" % i,
                  "report?report=%s&thr.mse=0.01" % i, "layers?report=%s&ratio=0.9" % i,
                  "layer?report=%s&layer=%s" % (i, urllib.parse.quote(reference[i]["degraded_layers"][0]
-                                                                      if reference[i]["degraded_layers"] else "head"))]
+                                                                      if reference[i]["degraded_layers"] else first_layer[i]))]
     urls += ["reports", "manual", "compare?a=%s&b=%s" % (ids[0], ids[1]), "static/index.js"]
     errors = []
     counts = [0] * 8
@@ -624,7 +630,8 @@ def test_one_failing_report_does_not_take_the_others_down(demo_logdir, make_api,
     assert broken["has_graph"] is False
     for name, r in by_name.items():
         if name != "outlier/xquant_report":
-            assert (r["problems"] == [] or scenarios[name.split("/")[0]].keras) and r["has_graph"]
+            sc = scenarios[name.split("/")[0]]
+            assert (r["problems"] == [] or sc.keras or sc.onnx) and r["has_graph"]
             assert api.json("graph", report=r["id"])["nodes"]
     assert api.json("graph", report=broken["id"])["nodes"] == []
     assert api.json("layers", report=broken["id"])["layers"] == []

@@ -81,7 +81,7 @@ def test_keras_reports_are_discovered_by_the_keras_adapter(keras, scenarios, dem
     found = producers.discover(str(demo_logdir), LocalEventSource(str(demo_logdir)).runs())
     assert set(found) == {sc.rel for sc in scenarios.values()}
     for name, sc in scenarios.items():
-        assert found[sc.rel][1].toolchain == ("mct-keras" if sc.keras else "mct-pytorch"), name
+        assert found[sc.rel][1].toolchain == ("mct-keras" if sc.keras else "onnx-qdq" if sc.onnx else "mct-pytorch"), name
     for sc in keras.values():
         assert sc.manifest["toolchain"] == "mct-keras" and sc.manifest["troubleshoot"] is False
         assert sc.troubleshoot is None and not list(sc.dir.glob("*.png"))  # MCT writes neither for Keras

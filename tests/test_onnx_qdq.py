@@ -10,7 +10,6 @@ Concat): per-tensor activation ranges then lose the other channels, and the Conc
 from __future__ import annotations
 
 import ast
-import copy
 import json
 import os
 
@@ -22,82 +21,37 @@ pytestmark = pytest.mark.onnx
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 
+from demo import onnx_demo  # noqa: E402 - the CNN, its twins and the quantizer calls, shared with the demo
 from tb_xquant_plugin import producers  # noqa: E402
 from tb_xquant_plugin.judges.run import analyse  # noqa: E402
 from tb_xquant_plugin.judges import snippets  # noqa: E402
 from tb_xquant_plugin.model.report import ONNX_ORT, ONNX_PPQ, ONNX_QUARK  # noqa: E402
-from tb_xquant_plugin.model.thresholds import Thresholds  # noqa: E402
 from tb_xquant_plugin.onnx_run import onnx_xquant_report  # noqa: E402
 from tb_xquant_plugin.producers.onnx_qdq import OnnxQDQ  # noqa: E402
+from testkit.flags import flagged  # noqa: E402
 
 N_REPR, N_VAL = 64, 128
 
 
 def _quark():
-    try:
-        import quark.onnx  # noqa: F401 - compiles its custom ops at first import (g++)
-    except Exception:  # noqa: BLE001
-        return None
-    return quark.onnx
+    return onnx_demo.quark()  # compiles its custom ops at first import (g++)
 
 
 @pytest.fixture(scope="module")
 def work(tmp_path_factory):
     """The float models (clean, outlier), the data files and a few helpers, in one folder."""
-    torch = pytest.importorskip("torch")
+    pytest.importorskip("torch")
     sklearn = pytest.importorskip("sklearn.datasets")
-    nn = torch.nn
     root = tmp_path_factory.mktemp("onnx_qdq")
     digits = sklearn.load_digits()
     X = (digits.images / 16.0).astype(np.float32)[:, None]
     y = digits.target
-
-    class Net(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.c1 = nn.Conv2d(1, 8, 3, padding=1)
-            self.c2 = nn.Conv2d(8, 16, 3, padding=1)
-            self.c3 = nn.Conv2d(16, 8, 1)
-            self.c4 = nn.Conv2d(16, 8, 1)
-            self.c5 = nn.Conv2d(16, 16, 3, padding=1)
-            self.fc = nn.Linear(16, 10)
-
-        def forward(self, x):
-            x = torch.relu(self.c2(torch.relu(self.c1(x))))
-            a, b = torch.relu(self.c3(x)), nn.functional.silu(self.c4(x))
-            return self.fc(torch.relu(self.c5(torch.cat([a, b], 1))).mean((2, 3)))
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        torch.manual_seed(0)
-        model = Net()
-        opt = torch.optim.Adam(model.parameters(), 1e-2)
-        xt, yt = torch.tensor(X[:1400]), torch.tensor(y[:1400])
-        for _ in range(15):
-            for i in range(0, 1400, 100):
-                opt.zero_grad()
-                nn.functional.cross_entropy(model(xt[i:i + 100]), yt[i:i + 100]).backward()
-                opt.step()
-        model.eval()
-        outlier = copy.deepcopy(model)
-        with torch.no_grad():
-            outlier.c1.weight[0] *= 60.0
-            outlier.c1.bias[0] *= 60.0
-            outlier.c2.weight[:, 0] /= 60.0
-            outlier.c3.weight *= 40.0
-            outlier.c3.bias *= 40.0
-            outlier.c5.weight[:, :8] /= 40.0
-            xv = torch.tensor(X[1400:])
-            assert float((outlier(xv) - model(xv)).abs().max()) < 1e-3  # the same function
-        paths = {}
-        for name, m in (("clean", model), ("outlier", outlier)):
-            paths[name] = str(root / ("%s.onnx" % name))
-            torch.onnx.export(m, (torch.tensor(X[:1]),), paths[name], dynamo=False, opset_version=17,
-                              input_names=["input"], output_names=["logits"],
-                              dynamic_axes={"input": {0: "n"}, "logits": {0: "n"}})
-    finally:
-        torch.set_num_threads(threads)
+    # demo/onnx_demo.py's CNN and its rescaled twin (the same function), trained on the first 1400 images
+    model = onnx_demo.train_cnn(X[:1400], y[:1400])
+    outlier = onnx_demo.rescaled_twin(model, X[1400:], channel_factor=60.0, branch_factor=40.0)
+    paths = {}
+    for name, m in (("clean", model), ("outlier", outlier)):
+        paths[name] = onnx_demo.export_onnx(m, str(root / ("%s.onnx" % name)), X)
     np.save(root / "repr.npy", X[:N_REPR])
     np.save(root / "val.npy", X[1400:1400 + N_VAL])
     np.save(root / "labels.npy", y[1400:1400 + N_VAL])
@@ -108,20 +62,11 @@ def work(tmp_path_factory):
         pass
 
     w = Work()
-    w.root, w.logdir, w.paths, w.X = root, logdir, paths, X
+    w.root, w.logdir, w.paths, w.X, w.y = root, logdir, paths, X, y
     w.repr, w.val, w.labels = str(root / "repr.npy"), str(root / "val.npy"), str(root / "labels.npy")
 
     def reader():
-        from onnxruntime.quantization import CalibrationDataReader
-
-        class Reader(CalibrationDataReader):
-            def __init__(self):
-                self.items = iter([{"input": X[i:i + 1]} for i in range(N_REPR)])
-
-            def get_next(self):
-                return next(self.items, None)
-
-        return Reader()
+        return onnx_demo.calibration_reader(X[:N_REPR], 1)
 
     w.reader = reader
 
@@ -136,38 +81,11 @@ def work(tmp_path_factory):
 
 
 def ort_quantize(w, float_path, out_name, **kw):
-    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
-
-    out = str(w.root / out_name)
-    args = dict(quant_format=QuantFormat.QDQ, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
-    args.update(kw)
-    quantize_static(float_path, out, w.reader(), **args)
-    return out
+    return onnx_demo.ort_quantize(float_path, str(w.root / out_name), w.reader(), **kw)
 
 
 def quark_quantize(w, float_path, out_name, config):
-    q = _quark()
-    out = str(w.root / out_name)
-    cwd = os.getcwd()
-    os.chdir(w.root)  # Quark writes quantized_info.csv into the working directory
-    try:
-        q.ModelQuantizer(config).quantize_model(float_path, out, w.reader())
-    finally:
-        os.chdir(cwd)
-    return out
-
-
-def flagged(layer_metrics, th: Thresholds):
-    """Layers MCT's rule flags on these metrics ({layer: {ds: {metric: value}}})."""
-    out = set()
-    for layer, by_ds in layer_metrics.items():
-        for ds, values in by_ds.items():
-            for m, v in values.items():
-                if m in th.quantize_error and isinstance(v, (int, float)):
-                    thr, under = th.quantize_error[m], th.detect_under.get(m, False)
-                    if (v <= thr) if under else (v >= thr):
-                        out.add(layer)
-    return out
+    return onnx_demo.quark_quantize(float_path, str(w.root / out_name), w.reader(), config)
 
 
 def qr_metrics(out_dir):
@@ -318,22 +236,7 @@ def test_ppq_style_renamed_model_pairs_by_structure_not_name(work):
     if not (work.logdir / "outlier_ort").exists():
         q = ort_quantize(work, work.paths["outlier"], "outlier_ort.onnx")
         work.report(work.paths["outlier"], q, "outlier_ort")
-    m = onnx.load(q)
-    keep = {i.name for i in m.graph.input} | {o.name for o in m.graph.output} | {i.name for i in m.graph.initializer}
-    names = {}
-    for k, n in enumerate(m.graph.node):
-        n.name = "PPQ_Operation_%d" % k
-        for i, t in enumerate(n.output):
-            if t not in keep:
-                names.setdefault(t, "PPQ_Variable_%d" % len(names))
-                n.output[i] = names[t]
-    for n in m.graph.node:
-        for i, t in enumerate(n.input):
-            if t in names:
-                n.input[i] = names[t]
-    m.producer_name = "PPL Quantization Tool"
-    renamed = str(work.root / "outlier_ppq_style.onnx")
-    onnx.save(m, renamed)
+    renamed = onnx_demo.ppq_style_rename(q, str(work.root / "outlier_ppq_style.onnx"))
     summary, rep, a = work.report(work.paths["outlier"], renamed, "outlier_ppq_style")
     st = summary["pairing"]
     assert st["unpaired"] == 0 and st["paired_structurally"] == st["compare_points"]
@@ -384,8 +287,7 @@ def quark(work):
 
 
 def test_quark_cle_rescaling_is_not_reported_as_degradation(work, quark):
-    cfg = quark.QConfig(global_config=quark.QLayerConfig(activation=quark.UInt8Spec(), weight=quark.Int8Spec()),
-                        algo_config=[quark.CLEConfig(cle_steps=-1)])
+    cfg = onnx_demo.quark_a8w8([quark.CLEConfig(cle_steps=-1)])
     q = quark_quantize(work, work.paths["outlier"], "outlier_quark_cle.onnx", cfg)
     summary, rep, a = work.report(work.paths["outlier"], q, "outlier_quark_cle", thresholds="ppq")
     assert rep.toolchain == ONNX_QUARK
@@ -400,6 +302,39 @@ def test_quark_cle_rescaling_is_not_reported_as_degradation(work, quark):
     # After CLE the outlier layer and the layer after it match their float outputs.
     _, layers = qr_metrics(str(work.logdir / "outlier_quark_cle"))
     assert layers["/c1/Conv"]["val"]["cs"] > 0.999 and layers["/c2/Conv"]["val"]["cs"] > 0.999
+    assert any("rescaled per channel" in p.what for p in rep.problems)
+
+
+def test_quark_smoothquant_rescaling_is_not_reported_as_degradation(work, quark):
+    """Quark's SmoothQuant (0.13: MatMul with constant weights only) divides each MatMul input by a per-channel
+    factor in an inserted Mul and multiplies the weights' rows by it.  On the token MLP whose hidden channel 0 is
+    30x the others (the same function), the smoothed tensors look broken against their float tensors until the
+    Mul's factor is undone; after that no layer is degraded, and the output is better than without SmoothQuant."""
+    from tb_xquant_plugin.judges.compare import compare
+
+    mlp = onnx_demo.train(onnx_demo.digits_mlp, work.X[:1400], work.y[:1400])
+    f = onnx_demo.export_onnx(onnx_demo.smooth_twin(mlp, work.X[1400:], 30.0), str(work.root / "mlp.onnx"), work.X)
+    plain = quark_quantize(work, f, "mlp_quark.onnx", onnx_demo.quark_a8w8())
+    sq = quark_quantize(work, f, "mlp_quark_sq.onnx", onnx_demo.quark_a8w8([quark.SmoothQuantConfig(alpha=0.75)]))
+    _, rep0, a0 = work.report(f, plain, "mlp_quark")
+    summary, rep, a = work.report(f, sq, "mlp_quark_sq")
+    assert rep.toolchain == ONNX_QUARK
+    st = summary["pairing"]
+    assert st["unpaired"] == 0 and st["paired_structurally"] == st["compare_points"]
+    assert len(summary["inserted_nodes"]) == 2  # one smoothing Mul before each MatMul
+    rescaled = {n: l for n, l in summary["layers"].items() if "unadjusted_metrics" in l}
+    assert rescaled and all("smooth_mul" in l["rescaled"]["from"] for l in rescaled.values())
+    hidden = [l for l in rescaled.values() if l["rescaled"]["channels"] == 32]
+    assert hidden and hidden[0]["rescaled"]["undone"] and hidden[0]["rescaled"]["factor_min"] < 0.1  # the 30x channel
+    raw = {n: l["unadjusted_metrics"] for n, l in rescaled.items()}
+    assert flagged(raw, rep.defaults) - set(a.degraded), "measured as written, a smoothed tensor would be flagged"
+    # the smoothed MatMuls' outputs are not rescaled (the input's factor is undone before reading their weights)
+    assert all(summary["layers"][n].get("rescaled") is None for n in ("/l1/MatMul", "/l2/MatMul"))
+    for ds in ("repr", "val"):
+        assert rep.output_metrics[ds]["mse"] < rep0.output_metrics[ds]["mse"]  # SmoothQuant helped the output
+    assert a.degraded == []
+    c = compare(a0, a)
+    assert not [r["name"] for r in c.rows if r["status"] == "improved" and r["degraded_b"]]
     assert any("rescaled per channel" in p.what for p in rep.problems)
 
 

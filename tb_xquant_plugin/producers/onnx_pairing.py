@@ -556,6 +556,9 @@ def _rescale(fg: Graph, folded: Folded, nmap: Dict[str, str], tmap: Dict[str, st
         result: Optional[Tuple[np.ndarray, int, str]] = None
         if qn.name in inserted_set:
             result = ins[0] if ins else None
+            scaled = _inserted_scale(folded, qn, result)
+            if scaled is not None:
+                result = scaled
         elif qn.op in WEIGHTED and qn.name in nmap:
             fn = fnodes[nmap[qn.name]]
             wq_name = next((t for t in qn.inputs[1:2] if t and _is_const(folded, t)), None)
@@ -606,6 +609,37 @@ def _rescale(fg: Graph, folded: Folded, nmap: Dict[str, str], tmap: Dict[str, st
             out[t] = {"factor": r, "axis": axis, "from": why, "channels": int(r.size),
                       "factor_min": float(r.min()), "factor_max": float(r.max())}
     return out
+
+
+def _inserted_scale(folded: Folded, qn: Node, r_in: Optional[Tuple[np.ndarray, int, str]]
+                    ) -> Optional[Tuple[np.ndarray, int, str]]:
+    """The per-channel factor of an inserted ``Mul`` / ``Div`` by a constant vector (SmoothQuant's ``x * 1/s``
+    before a MatMul, when the quantizer does not fold it into a previous op): the tensor it writes is its input
+    times that vector, channel by channel.  The vector's axis: the last one for a 1-D constant (it broadcasts
+    along the last axis), else the one axis of size > 1 of a ``(C, 1, ...)`` constant (counted from the end).
+    None for a scalar or any other shape (a uniform scale changes no channel's share of the range)."""
+    if qn.op not in SCALING:
+        return None
+    consts = [t for t in qn.inputs if t and _is_const(folded, t)]
+    if len(consts) != 1 or (qn.op == "Div" and qn.inputs[1:2] != consts):
+        return None
+    c = _const(folded, consts[0])
+    if c is None:
+        return None
+    c = np.asarray(c, np.float64)
+    big = [i for i, d in enumerate(c.shape) if d > 1]
+    if len(big) != 1 or c.size < 2 or not np.all(np.isfinite(c)) or np.any(c == 0):
+        return None
+    axis = big[0] - c.ndim  # from the end: broadcasting aligns the trailing axes
+    v = c.reshape(-1)
+    v = 1.0 / v if qn.op == "Div" else v
+    if not np.all(v > 0) or np.allclose(v, 1.0, rtol=RESCALE_MIN):
+        return None  # a sign flip is not a rescale the ops after it carry; a factor of ~1 changes nothing
+    if r_in is not None:  # the input was rescaled already: both factors, when they are on the same channels
+        if r_in[0].shape != v.shape or r_in[1] != axis:
+            return None
+        v = v * r_in[0]
+    return v, axis, "constant of %s" % qn.name
 
 
 def _fold_absorbed_bn(fg: Graph, fnodes: Dict[str, Node], absorbed: List[str], op: str, wf: np.ndarray,
