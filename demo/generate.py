@@ -5,7 +5,9 @@
 
 Each scenario folder holds ``mct_logs/`` (from ``mct.set_log_folder``: the stage graphs under
 ``logs_<time>/tensorboard_logs/<stage>/``) and ``xquant_report/`` (MCT's report dir with
-``xquant/`` events, ``quant_report.json``, ``troubleshoot_report.json``, PNGs, and our manifest).
+``xquant/`` events, ``quant_report.json``, ``troubleshoot_report.json``, PNGs, and our manifest).  The Keras
+scenarios run in their own interpreter (demo/keras_env.py); the ONNX ones (demo/onnx_demo.py) run here after the
+PyTorch ones, each folder holding ``models/`` (float and QDQ ``.onnx``) and ``xquant_report/``.
 """
 from __future__ import annotations
 

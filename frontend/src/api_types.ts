@@ -339,6 +339,12 @@ export interface CompareLayer {
   delta: Record<string, Num>;
   degraded_a: boolean;
   degraded_b: boolean;
+  /** the layer's name in A (null: only in B) */
+  name_a: string | null;
+  /** the layer's name in B (null: only in A); `name` is B's name when there is one */
+  name_b: string | null;
+  /** the module key the two layers paired by (null when paired by name) */
+  key: string | null;
 }
 export interface CompareAccuracy {
   a: Accuracy | null;
@@ -377,6 +383,17 @@ export interface Countermeasure {
   did_not_improve: boolean;
   reason: string;
 }
+export interface ComparePairing {
+  /** by name (same toolchain family), by module key (MCT vs ONNX) */
+  method: 'name' | 'module key';
+  paired: number;
+  /** A's layers with no partner in B (at most 50) */
+  only_a: string[];
+  /** B's layers with no partner in A (at most 50) */
+  only_b: string[];
+  /** what the pairs compare when the toolchains differ */
+  notes: string[];
+}
 export interface CompareResponse {
   a: string;
   b: string;
@@ -390,6 +407,7 @@ export interface CompareResponse {
   countermeasure: Countermeasure;
   general: Verdict[];
   thresholds: Thresholds;
+  pairing: ComparePairing;
 }
 export interface ReplayResponse {
   layer: string;

@@ -36,6 +36,8 @@ export function compareMarks(rows: CompareLayer[], th: Thresholds | null): Map<s
     } else if (l.status === 'only_a') badge = 'only in A';
     else if (l.status === 'only_b') badge = 'only in B';
     const lines = [`compare A → B: ${STATUS_TEXT[l.status] ?? l.status}` + (l.degraded_a !== l.degraded_b ? (l.degraded_b ? ', now degraded' : ', no longer degraded') : '')];
+    // paired across toolchains (MCT vs ONNX): the layer's name in A differs from the one on this graph
+    if (l.name_a && l.name_b && l.name_a !== l.name_b) lines.push(`A's layer: ${l.name_a}` + (l.key ? ` (module ${l.key})` : ''));
     for (const k of Object.keys(l.delta ?? {})) {
       lines.push(`Δ ${k} ${signed(num(l.delta[k]), 4)} (${fmt(compareValue(l, 'a', k), 4)} → ${fmt(compareValue(l, 'b', k), 4)})${k === key && badge ? ' ◀' : ''}`);
     }

@@ -353,6 +353,9 @@ class CompareLayer(TypedDict):
     delta: Annotated[Dict[str, Num], "\"metric.dataset\" -> b - a"]
     degraded_a: bool
     degraded_b: bool
+    name_a: Annotated[Optional[str], "the layer's name in A (null: only in B)"]
+    name_b: Annotated[Optional[str], "the layer's name in B (null: only in A); `name` is B's name when there is one"]
+    key: Annotated[Optional[str], "the module key the two layers paired by (null when paired by name)"]
 
 
 class SettingChange(TypedDict):
@@ -396,6 +399,14 @@ class CompareAccuracy(TypedDict):
     b: Optional[Accuracy]
 
 
+class ComparePairing(TypedDict):
+    method: Annotated[Literal["name", "module key"], "by name (same toolchain family), by module key (MCT vs ONNX)"]
+    paired: int
+    only_a: Annotated[List[str], "A's layers with no partner in B (at most 50)"]
+    only_b: Annotated[List[str], "B's layers with no partner in A (at most 50)"]
+    notes: Annotated[List[str], "what the pairs compare when the toolchains differ"]
+
+
 class CompareResponse(TypedDict):
     a: str
     b: str
@@ -409,6 +420,7 @@ class CompareResponse(TypedDict):
     countermeasure: Countermeasure
     general: List[Verdict]
     thresholds: Thresholds
+    pairing: ComparePairing
 
 
 # -- GET manual ---------------------------------------------------------------------------------------------

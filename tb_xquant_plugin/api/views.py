@@ -283,7 +283,7 @@ def compare(a: Analysis, b: Analysis) -> Dict[str, Any]:
     return {"a": a.report.id, "b": b.report.id, "a_name": a.report.rel, "b_name": b.report.rel,
             "metrics": c.metrics, "layers": c.rows, "summary": c.counts, "output_delta_val": c.output_delta_val,
             "accuracy": c.accuracy, "countermeasure": c.outcome, "general": [v.to_json() for v in c.general],
-            "thresholds": a.thresholds.to_json()}
+            "thresholds": a.thresholds.to_json(), "pairing": c.pairing}
 
 
 def cli_report(a: Analysis) -> Dict[str, Any]:

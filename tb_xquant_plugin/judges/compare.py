@@ -3,7 +3,15 @@
 B applied a countermeasure when its manifest declares one (``extra.countermeasure``) or a
 quantization setting differs between the two stage graphs (or recorded bit widths).  It improved
 when it has fewer degraded layers, better output metrics or a higher quantized accuracy; only when
-a countermeasure was applied and none of the three got better is the verdict "did not improve"."""
+a countermeasure was applied and none of the three got better is the verdict "did not improve".
+
+Layers pair by name when both reports come from the same family of toolchains (MCT, or QDQ ONNX).  An MCT report
+and an ONNX report of the same model name their layers differently -- MCT after the torch.fx nodes
+(``blocks_0_conv``, ``project_conv_bn`` for a Conv with its BatchNorm folded), the ONNX report after the float
+ONNX nodes (``/blocks/0/conv/Conv``) -- so they pair by *module key* (:func:`module_key`): the module path the
+name comes from, written with ``_`` (``blocks_0_conv``); an MCT name pairs with the longest key it equals or
+extends by ``_...`` (``project_conv_bn`` -> ``project_conv``).  A key two layers of one report share pairs
+nothing.  The comparison says which pairing it used and which layers stayed unpaired."""
 from __future__ import annotations
 
 import dataclasses
@@ -14,7 +22,7 @@ from tb_xquant_plugin.judges.base import COMPARE, Judge, JudgeContext
 from tb_xquant_plugin.judges.general import general as general_verdict
 from tb_xquant_plugin.model import manifest as mf
 from tb_xquant_plugin.model import verdict as V
-from tb_xquant_plugin.model.report import DATASETS, LAYER_METRICS, Report
+from tb_xquant_plugin.model.report import DATASETS, LAYER_METRICS, ONNX_TOOLCHAINS, Report
 
 if TYPE_CHECKING:  # pragma: no cover
     from tb_xquant_plugin.judges.run import Analysis
@@ -29,6 +37,118 @@ class Comparison:
     accuracy: Dict[str, Any]
     outcome: Dict[str, Any]
     general: List[V.Verdict]
+    pairing: Dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------------------------------
+# Pairing the layers of two reports
+# --------------------------------------------------------------------------------------------------
+BY_NAME = "name"
+BY_MODULE = "module key"
+# Top-level functional ONNX ops and the torch.fx node names of the same calls (``torch.cat`` -> ``cat``,
+# ``x + y`` -> ``add``); the k-th call carries ``_k`` in both (``/Add_1``, ``add_1``).
+FX_FUNCTION = {"Add": "add", "Sub": "sub", "Mul": "mul", "Div": "truediv", "Concat": "cat", "Flatten": "flatten",
+               "ReduceMean": "mean", "MatMul": "matmul", "Relu": "relu", "Sigmoid": "sigmoid", "Softmax": "softmax"}
+MAX_UNPAIRED_LISTED = 50
+
+
+def family(r: Report) -> str:
+    """``onnx`` for a QDQ ONNX report, ``mct`` for the others: names are comparable within a family."""
+    return "onnx" if r.toolchain in ONNX_TOOLCHAINS else "mct"
+
+
+def module_key(r: Report, name: str) -> Optional[str]:
+    """The module path an ONNX layer's name comes from, ``_``-joined: ``/blocks/0/conv/Conv`` -> ``blocks_0_conv``
+    (torch.onnx.export names a node ``/<module path>/<Op>``); a top-level functional op gets its torch.fx name
+    (``/Concat`` -> ``cat``, ``/Add_1`` -> ``add_1``); an MCT layer's key is its name (already the fx name).
+    None when the name says nothing about a module (a graph input, a renamed node)."""
+    if family(r) != "onnx":
+        return name
+    base = name.split(":", 1)[0]
+    if not base.startswith("/"):
+        return None
+    parts = [p for p in base.split("/") if p]
+    if len(parts) >= 2:
+        return "_".join(p.replace(".", "_") for p in parts[:-1])
+    if len(parts) == 1:
+        op, _, k = parts[0].partition("_")
+        fn = FX_FUNCTION.get(op)
+        if fn and (not k or k.isdigit()):
+            return fn + ("_" + k if k else "")
+    return None
+
+
+def _unique_keys(r: Report) -> Dict[str, str]:
+    """key -> layer name, for the keys exactly one layer of ``r`` has."""
+    seen: Dict[str, List[str]] = {}
+    for l in r.layers:
+        k = module_key(r, l.name)
+        if k:
+            seen.setdefault(k, []).append(l.name)
+    return {k: names[0] for k, names in seen.items() if len(names) == 1}
+
+
+def _mct_match(mct_name: str, onnx_keys: Dict[str, str]) -> Optional[str]:
+    """The ONNX key an MCT layer name stands for: equal, else the longest key it extends by ``_...`` (MCT names a
+    Conv with its BatchNorm folded ``<conv>_bn``)."""
+    if mct_name in onnx_keys:
+        return mct_name
+    best = None
+    for k in onnx_keys:
+        if mct_name.startswith(k + "_") and (best is None or len(k) > len(best)):
+            best = k
+    return best
+
+
+def pair_layers(a: Report, b: Report) -> Dict[str, Any]:
+    """How the layers of A and B pair: ``method`` (``name`` or ``module key``), ``pairs`` [(name in A, name in B,
+    key)] in A's order, the names left unpaired on each side, and notes on what the pairs compare."""
+    fa, fb = family(a), family(b)
+    notes: List[str] = []
+    if fa == fb:
+        pairs = [(l.name, l.name, None) for l in a.layers if l.name in b.layer_by_name]
+        method = BY_NAME
+    else:
+        method = BY_MODULE
+        onnx_r, mct_r = (a, b) if fa == "onnx" else (b, a)
+        onnx_keys = _unique_keys(onnx_r)
+        matched: Dict[str, str] = {}  # mct name -> onnx name
+        used = set()
+        for mct_name in _unique_keys(mct_r).values():
+            k = _mct_match(mct_name, onnx_keys)
+            if k is not None and k not in used:
+                used.add(k)
+                matched[mct_name] = onnx_keys[k]
+        key_of = {v: k for k, v in onnx_keys.items()}
+        if fa == "onnx":
+            inverse = {o: m for m, o in matched.items()}
+            pairs = [(l.name, inverse[l.name], key_of[l.name]) for l in a.layers if l.name in inverse]
+        else:
+            pairs = [(l.name, matched[l.name], key_of[matched[l.name]]) for l in a.layers if l.name in matched]
+        absorbed = []
+        for na, nb, _ in pairs:
+            onnx_name = na if fa == "onnx" else nb
+            layer = onnx_r.layer_by_name[onnx_name]
+            node = onnx_r.node_by_id.get(layer.node or onnx_name)
+            if node is not None and node.attrs.get("absorbed"):
+                absorbed.append(onnx_name)
+        notes.append("%s and %s name layers differently: paired by module key (the module path of the ONNX node "
+                     "name, the torch.fx name of the MCT layer); a key two layers of one report share pairs nothing."
+                     % (a.toolchain or fa, b.toolchain or fb))
+        notes.append("MCT measures a weighted layer's output before its activation; an ONNX compare point is the "
+                     "quantized tensor, after the activation the quantizer fused into the layer%s: the deltas of "
+                     "those pairs compare different tensors (and MCT's mse / sqnr are not on the same scale as the "
+                     "ONNX report's after a Relu)."
+                     % (" (%d of the pairs: %s)" % (len(absorbed), ", ".join(absorbed[:6])) if absorbed else ""))
+        if not pairs:
+            notes.append("No layer paired: the two reports may not be of the same model, or the ONNX model was not "
+                         "exported with torch.onnx.export's module-scoped node names.")
+    in_a = {p[0] for p in pairs}
+    in_b = {p[1] for p in pairs}
+    only_a = [l.name for l in a.layers if l.name not in in_a]
+    only_b = [l.name for l in b.layers if l.name not in in_b]
+    return {"method": method, "pairs": pairs, "paired": len(pairs), "only_a": only_a, "only_b": only_b,
+            "notes": notes}
 
 
 # Settings of B's stage graph (and manifest bit widths) compared with A's to tell whether B applied a
@@ -158,14 +278,23 @@ def compare(a: "Analysis", b: "Analysis") -> Comparison:
     rows = []
     counts = {"improved": 0, "worse": 0, "unchanged": 0, "only_a": 0, "only_b": 0}
     deg_a, deg_b = set(a.degraded), set(b.degraded)
-    names = [l.name for l in a.report.layers] + [l.name for l in b.report.layers if l.name not in a.report.layer_by_name]
-    for name in names:
-        la, lb = a.report.layer_by_name.get(name), b.report.layer_by_name.get(name)
+    pairing = pair_layers(a.report, b.report)
+    partner = {na: (nb, key) for na, nb, key in pairing["pairs"]}
+    # in A's order (its unpaired layers where they are), then B's unpaired layers
+    entries = [(l.name,) + partner.get(l.name, (None, None)) for l in a.report.layers]
+    entries += [(None, n, None) for n in pairing["only_b"]]
+    for name_a, name_b, key in entries:
+        la = a.report.layer_by_name.get(name_a) if name_a is not None else None
+        lb = b.report.layer_by_name.get(name_b) if name_b is not None else None
+        # the row is drawn on B's graph (the report on screen): B's name when it has one
+        name = name_b if name_b is not None else name_a
+        ids = {"name_a": name_a, "name_b": name_b, "key": key}
         if la is None or lb is None:
             status = "only_b" if la is None else "only_a"
             counts[status] += 1
-            rows.append({"name": name, "status": status, "a": la.metrics if la else None, "b": lb.metrics if lb else None,
-                         "delta": {}, "degraded_a": name in deg_a, "degraded_b": name in deg_b})
+            rows.append(dict({"name": name, "status": status, "a": la.metrics if la else None,
+                              "b": lb.metrics if lb else None, "delta": {}, "degraded_a": name_a in deg_a,
+                              "degraded_b": name_b in deg_b}, **ids))
             continue
         delta, better, worse = {}, 0, 0
         for m in metrics:
@@ -184,8 +313,8 @@ def compare(a: "Analysis", b: "Analysis") -> Comparison:
                 worse += not good
         status = "unchanged" if not (better or worse) else ("improved" if better >= worse else "worse")
         counts[status] += 1
-        rows.append({"name": name, "status": status, "a": la.metrics, "b": lb.metrics, "delta": delta,
-                     "degraded_a": name in deg_a, "degraded_b": name in deg_b})
+        rows.append(dict({"name": name, "status": status, "a": la.metrics, "b": lb.metrics, "delta": delta,
+                          "degraded_a": name_a in deg_a, "degraded_b": name_b in deg_b}, **ids))
     counts["degraded_a"], counts["degraded_b"] = len(deg_a), len(deg_b)
     general: List[V.Verdict] = []
     out_a, out_b = a.report.output_metrics.get("val", {}), b.report.output_metrics.get("val", {})
@@ -206,7 +335,10 @@ def compare(a: "Analysis", b: "Analysis") -> Comparison:
             accuracy_after=outcome["accuracy_b"], countermeasure=outcome["declared"],
             changes=outcome["changes"][:10]))
     acc = {"a": mf.accuracy(a.report.manifest), "b": mf.accuracy(b.report.manifest)}
-    return Comparison(metrics, rows, counts, out_delta, acc, outcome, general)
+    summary = {k: pairing[k] for k in ("method", "paired", "notes")}
+    summary["only_a"] = pairing["only_a"][:MAX_UNPAIRED_LISTED]
+    summary["only_b"] = pairing["only_b"][:MAX_UNPAIRED_LISTED]
+    return Comparison(metrics, rows, counts, out_delta, acc, outcome, general, summary)
 
 
 def run(ctx: JudgeContext) -> List[V.Verdict]:

@@ -157,9 +157,18 @@ function compareSummary(cmp: CompareResponse, c: SummaryInput): HTMLElement {
       h('tr', null, h('th', {text: 'layer'}), h('th', {text: 'status'}), ...keys.map((k) => h('th', {text: 'Δ ' + k}))));
     for (const l of rows.slice(0, DELTA_TABLE_MAX)) {
       t.appendChild(h('tr', {class: 'delta-row ' + l.status, dataset: {layer: l.name}, onclick: () => c.onLayer(l.name)},
-        h('td', {text: l.name}), h('td', {text: l.status}), ...keys.map((k) => h('td', {text: fmt(l.delta?.[k], 3)}))));
+        h('td', {text: l.name_a && l.name_a !== l.name ? `${l.name} ↔ ${l.name_a}` : l.name}), h('td', {text: l.status}), ...keys.map((k) => h('td', {text: fmt(l.delta?.[k], 3)}))));
     }
     box.appendChild(h('details', {class: 'delta-details'}, h('summary', {text: `Per-layer deltas (${rows.length} changed)`}), t));
+  }
+  const pairing = cmp.pairing;
+  if (pairing && pairing.method !== 'name') {
+    // an MCT report against an ONNX report: layers paired by module key, with what stayed unpaired and why it matters
+    const unpaired = (side: string, names: string[]) => names.length ? `${names.length} only in ${side} (${names.slice(0, 6).join(', ')}${names.length > 6 ? ', …' : ''})` : '';
+    const parts = [unpaired('A', pairing.only_a ?? []), unpaired('B', pairing.only_b ?? [])].filter((x) => x);
+    box.appendChild(h('div', {class: 'compare-pairing', id: 'compare-pairing', dataset: {method: pairing.method, paired: String(pairing.paired)}},
+      h('div', {text: `Layers paired by ${pairing.method}: ${pairing.paired} pairs` + (parts.length ? '; ' + parts.join('; ') : '')}),
+      ...(pairing.notes ?? []).map((n) => h('div', {class: 'note', text: n}))));
   }
   for (const v of cmp.general ?? []) box.appendChild(verdictCard(v, c.onLayer, true, c.known));
   return box;
