@@ -25,9 +25,9 @@ Scenarios (torchvision models, ``weights=None``, trained on digits upscaled to 6
 trained weights are cached in ``OUT/weights``):
 
 - ``natural``: as trained;
-- ``outlier``: one channel scaled 3000x / 300x with the float function unchanged (``inject_outlier_channel``): at a linear
+- ``outlier``: one channel scaled 300x with the float function unchanged (``inject_outlier_channel``): at a linear
   bottleneck (MobileNetV2's last projection conv + BN, the next 1x1 conv's input channel divided back) or, in
-  ResNet18, at ``layer4.1.bn1`` -> ReLU -> ``conv2``;
+  ResNet18, at the bn1 -> ReLU -> conv2 of the block whose conv2 output has the widest z-score (``layer3.1``);
 - ``tight_mp``: mixed precision with every other Conv / Linear pinned at 8 bits and a weights-memory target with
   room for the classifier at 2 bits only (``tight_mp_config``);
 - ``concat``: SqueezeNet's first Fire module with its 3x3 expand branch 40x wider than its 1x1 branch, the next
@@ -52,7 +52,7 @@ ARCHS = ("resnet18", "mobilenet_v2", "mobilenet_v3_small", "squeezenet1_1", "eff
          "regnet_x_400mf", "densenet121")
 NEGATIVE_ACTIVATIONS = ("SiLU", "Hardswish", "GELU", "PReLU", "ELU")
 OUTLIER_SCALE = 300.0  # the ReLU chain: the next layer degrades through its coarse input step
-BOTTLENECK_OUTLIER_SCALE = 3000.0  # the linear bottleneck degrades through its own scaled channel only
+BOTTLENECK_OUTLIER_SCALE = 300.0  # at 3000x MobileNetV2 falls to chance and no z_threshold brings it back
 CONCAT_SCALE = 40.0
 REPR_BATCHES, VAL_BATCHES = 2, 2
 SCENARIOS = ("natural", "outlier", "tight_mp", "concat", "silu_off")
@@ -106,18 +106,34 @@ def _is_relu(mods, n) -> bool:
     return isinstance(_mod(mods, n), nn.ReLU) or (n.op == "call_function" and getattr(n.target, "__name__", "") == "relu")
 
 
-def inject_outlier_channel(model, scale: Optional[float] = None) -> Optional[Dict[str, Any]]:
+def _max_zscore(model, module, images) -> float:
+    """max |x - mean| / std over a module's float outputs on ``images`` (the z-score MCT's outlier judge reads)."""
+    import torch
+
+    got = []
+    h = module.register_forward_hook(lambda _m, _i, out: got.append(out.detach().flatten()))
+    try:
+        with torch.no_grad():
+            model(images)
+    finally:
+        h.remove()
+    x = torch.cat(got).double()
+    sd = float(x.std())
+    return float((x - x.mean()).abs().max()) / sd if sd > 0 else 0.0
+
+
+def inject_outlier_channel(model, scale: Optional[float] = None, images=None) -> Optional[Dict[str, Any]]:
     """One activation outlier channel, the float function unchanged (exactly: only positive scalings through
     linear maps and ReLUs).
 
     Preferred: a **linear bottleneck** (MobileNetV2's projection conv + BN feeding the next block's 1x1 conv with
-    nothing in between; the widest such BN): BN channel 0 times ``scale`` (3000: the layer's absolute MSE must pass
-    MCT's 0.1 through its own scaled channel), the next convolution's input channel 0
-    divided by it.  The projection's own output (logged, quantized) carries the outlier; its error grows with the
-    scaled channel, and its activation quantizer's coarse step shows in the next convolution.
-    Else (ResNet): the **last** BN -> ReLU -> Conv chain (``layer4.1``: bn1 -> relu -> conv2): the ReLU output
-    carries the outlier and conv2 (a linear layer before the residual add, logged) degrades because its input
-    step is coarse.  Returns what was scaled, or None when the model has neither."""
+    nothing in between; the widest such BN): BN channel 0 times ``scale``, the next convolution's input channel 0
+    divided by it.  The projection's own output (logged, quantized) carries the outlier; its absolute MSE grows
+    with the square of the factor (MCT's 0.1 must be passed through that channel alone), and its activation
+    quantizer's coarse step shows in the next convolution.
+    Else (ResNet): a BN -> ReLU -> Conv chain (bn1 -> relu -> conv2 of a BasicBlock; with ``images``, the one
+    whose conv2 + bn2 output has the largest float z-score, else the last): the ReLU output carries the outlier
+    and conv2 (a linear layer before the residual add, logged) degrades because its input step is coarse.  Returns what was scaled, or None when the model has neither."""
     import torch
     import torch.nn as nn
 
@@ -138,11 +154,19 @@ def inject_outlier_channel(model, scale: Optional[float] = None) -> Optional[Dic
             (c,) = u.users
             conv = _mod(mods, c)
             if isinstance(conv, nn.Conv2d) and conv.groups == 1:
-                relu_chain.append((src.num_features, n.target, c.target))
+                after = [u for u in c.users if isinstance(_mod(mods, u), nn.BatchNorm2d)] if len(c.users) == 1 else []
+                relu_chain.append((src.num_features, n.target, c.target, after[0].target if after else c.target))
     if linear:
         kind, (_, bn_name, conv_name) = "linear bottleneck", max(linear)
     elif relu_chain:
-        kind, (_, bn_name, conv_name) = "bn-relu-conv", relu_chain[-1]
+        # the chain whose convolution's own output has the widest z-score: an outlier verdict fires only on a
+        # degraded layer whose logged histogram reaches z >= 5 (the degraded layer is the convolution; the outlier
+        # is in its input), so the injection goes where both judges can see it
+        pick = relu_chain[-1]
+        if images is not None:
+            zs = [(_max_zscore(model, mods[c[3]], images), c) for c in relu_chain]
+            pick = max(zs, key=lambda t: t[0])[1]
+        kind, (_, bn_name, conv_name, _after) = "bn-relu-conv", pick
     else:
         return None
     bn, conv = mods[bn_name], mods[conv_name]
@@ -292,7 +316,7 @@ def torchvision_cases(arch: str, steps: Optional[int], cache_dir: Optional[str],
     cases = []
     if "outlier" in scenarios:
         out = copy.deepcopy(base)
-        where = inject_outlier_channel(out)
+        where = inject_outlier_channel(out, images=data.x_train[:64])
         if where is not None and where["kind"] == "linear bottleneck" or arch == "resnet18":
             cases.append(("outlier", out, None, None, data, dict(where or {}, float_accuracy=data.accuracy(out))))
     if "tight_mp" in scenarios and arch in MP_ARCHS:
@@ -457,7 +481,8 @@ def tally(rows: List[Dict[str, Any]]) -> Dict[Tuple[str, str], Dict[str, int]]:
             if o is None or not o["ok"]:
                 continue
             t["tried"] += 1
-            for k in ("target_improved", "model_improved", "accuracy_lowered", "changed_nothing"):
+            t["target_improved"] += int(src.get("target_improved", o["target_improved"]))
+            for k in ("model_improved", "accuracy_lowered", "changed_nothing"):
                 t[k] += int(o[k])
     return out
 
@@ -528,11 +553,11 @@ def run_case(label: str, model, core, ru, data, out_root: str, max_attempts: int
     repr_gen = data.representative(REPR_BATCHES) if small else data.representative()
     val_gen = data.validation(VAL_BATCHES) if small else data.validation()
 
-    def study(m, sub: str, attempts: int):
+    def study(m, sub: str, attempts: int, core_=core, ru_=ru):
         d = os.path.join(folder, sub) if sub else folder
         return d, try_countermeasures(m, repr_gen, val_gen, XQuantConfig(report_dir=d),
-                                      out_dir=d, evaluate=data.accuracy, core_config=core,
-                                      target_resource_utilization=ru, max_attempts=attempts, proposals="all",
+                                      out_dir=d, evaluate=data.accuracy, core_config=core_,
+                                      target_resource_utilization=ru_, max_attempts=attempts, proposals="all",
                                       general=False, model_name=label, progress=None)
 
     _, s = study(model, "", max_attempts)
@@ -550,7 +575,17 @@ def run_case(label: str, model, core, ru, data, out_root: str, max_attempts: int
     by_id = {a["id"]: a for a in s["attempts"]}
     rows: List[Dict[str, Any]] = []
 
+    def judge_source(src, judge, att):
+        """Each verdict behind a tried countermeasure is judged at its own layers."""
+        if src.get("layers"):
+            pts = target_points(base_rep, judge, list(src["layers"]))
+            src["target_improved"] = bool(improved(mse_at(base_rep, pts), mse_at(rep_of(att["_dir"], att["id"]), pts)))
+
+    attempt_of: Dict[str, Dict[str, Any]] = {}
+
     def add_row(att, judge, layers, sources, label_, extra=None):
+        if att is not None:
+            attempt_of[str(len(rows))] = att
         o, tgt = None, None
         if att is not None and att.get("status") == "ok":
             pts = target_points(base_rep, judge, layers)
@@ -559,6 +594,8 @@ def run_case(label: str, model, core, ru, data, out_root: str, max_attempts: int
             tgt = {"points": pts, "before": before, "after": after, "improved": improved(before, after),
                    "study_rule": att.get("target_improved")}
             o = outcome(base, att, tgt["improved"])
+            for src in sources:
+                judge_source(src, judge, att)
         rows.append(dict({"case": label, "attempt": att and att["id"], "label": label_, "judge": judge,
                           "layers": layers[:5], "sources": sources, "outcome": o, "target": tgt,
                           "error": att and att.get("error")}, **(extra or {})))
@@ -570,7 +607,15 @@ def run_case(label: str, model, core, ru, data, out_root: str, max_attempts: int
         if not v or a.get("source") != "verdict":
             continue
         a["_dir"] = folder
-        tried_rows[a["id"]] = add_row(a, v["judge"], v["layers"], list(v.get("sources") or []), a["label"])
+        note, aid = None, a["id"]
+        cm = a.get("countermeasure") or {}
+        if a.get("status") != "ok" and cm.get("kind") == "bit_width" and "at least one array" in (a.get("error") or ""):
+            # MCT 2.6.1's mixed-precision search raises when no layer is left configurable (our tight_mp pins every
+            # other layer): the same pin applied without the search, the memory raised as the countermeasure says
+            a, note = _pinned_without_search(study, model, core, cm, a), "applied without MCT's search (%s)" % (
+                a.get("error") or "")[:80]
+        tried_rows[aid] = add_row(a, v["judge"], v["layers"], list(v.get("sources") or []), a["label"],
+                                      {"note": note} if note else None)
     for p in s.get("proposed", [])[len(tried_rows):]:  # proposed but not tried (budget)
         add_row(None, p["verdict"]["judge"], p["verdict"]["layers"], p["verdict"].get("sources", []), p["label"],
                 {"not_tried": "max_attempts"})
@@ -581,7 +626,11 @@ def run_case(label: str, model, core, ru, data, out_root: str, max_attempts: int
         src = {"source": v.source, "actionable": None, "layers": list(v.layers)[:5]}
         aid = _mct_equivalent(v, s["attempts"])
         if aid is not None and aid in tried_rows:
-            tried_rows[aid]["sources"].append(src)
+            row = tried_rows[aid]
+            row["sources"].append(src)
+            att = attempt_of.get(str(rows.index(row)))
+            if att is not None and att.get("status") == "ok":
+                judge_source(src, v.judge, att)
         else:
             add_row(None, v.judge, list(v.layers), [src], "MCT: %s" % v.judge,
                     {"not_tried": "its countermeasure is in force or none was proposed by a computed verdict"})
@@ -615,6 +664,44 @@ def run_case(label: str, model, core, ru, data, out_root: str, max_attempts: int
     return rows
 
 
+def _pinned_without_search(study, model, core, cm: Dict[str, Any], failed: Dict[str, Any]) -> Dict[str, Any]:
+    import copy
+
+    import model_compression_toolkit as mct
+
+    pinned = mct.core.CoreConfig(bit_width_config=copy.deepcopy(core.bit_width_config))
+    pinned.bit_width_config.set_manual_weights_bit_width(
+        mct.core.network_editor.NodeNameFilter(cm["layer"]), cm["bits"], cm.get("attr") or "weight")
+    d, s2 = study(model, "pinned_" + failed["id"], 0, pinned, None)
+    return dict(s2["attempts"][0], id="baseline", _dir=d, label=failed["label"], verdict=failed.get("verdict"))
+
+
+def rejudge_sources(rows: List[Dict[str, Any]], out_dir: str) -> None:
+    """Per-verdict targets for rows saved without them (runs before ``judge_source``): each source of a tried
+    study attempt judged at its own layers from the reports on disk."""
+    from tb_xquant_plugin import producers
+
+    cache: Dict[str, Any] = {}
+
+    def rep(d, aid):
+        key = os.path.join(d, aid)
+        if key not in cache:
+            cache[key] = producers.build_report_dir(os.path.join(key, "xquant_report"), d)
+        return cache[key]
+
+    for r in rows:
+        if not (r.get("outcome") and r["outcome"]["ok"] and r.get("attempt") and r["attempt"] != "baseline"):
+            continue
+        d = os.path.join(out_dir, r["case"])
+        if not os.path.isdir(os.path.join(d, r["attempt"])):
+            continue
+        for src in r["sources"]:
+            if "target_improved" in src or not src.get("layers"):
+                continue
+            pts = target_points(rep(d, "baseline"), r["judge"], list(src["layers"]))
+            src["target_improved"] = bool(improved(mse_at(rep(d, "baseline"), pts), mse_at(rep(d, r["attempt"]), pts)))
+
+
 def C_describe(cm) -> str:
     from tb_xquant_plugin.model import countermeasure as C
 
@@ -633,13 +720,16 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--threads", type=int, default=1, help="torch threads (1: on a shared machine, run two benches "
                    "on different --arch lists instead, then --from-json A/advice.json B/advice.json)")
     p.add_argument("--from-json", nargs="*", metavar="ADVICE_JSON",
-                   help="print the table of saved runs (several: merged) instead of running")
+                   help="print the table of saved runs (several: merged, a case in a later file replacing the same case of an earlier one) instead of running")
     args = p.parse_args(argv)
     if args.from_json:
         rows = []
-        for path in args.from_json:
+        for path in args.from_json:  # a case in a later file replaces the same case of an earlier one
             with open(path, encoding="utf-8") as f:
-                rows += json.load(f)["rows"]
+                got = json.load(f)["rows"]
+            rejudge_sources(got, os.path.dirname(os.path.abspath(path)))
+            cases = {r["case"] for r in got}
+            rows = [r for r in rows if r["case"] not in cases] + got
         counts = tally(rows)
         print(table(counts))
         print()
