@@ -61,13 +61,13 @@ def module_key(r: Report, name: str) -> Optional[str]:
     """The module path an ONNX layer's name comes from, ``_``-joined: ``/blocks/0/conv/Conv`` -> ``blocks_0_conv``
     (torch.onnx.export names a node ``/<module path>/<Op>``); a top-level functional op gets its torch.fx name
     (``/Concat`` -> ``cat``, ``/Add_1`` -> ``add_1``); an MCT layer's key is its name (already the fx name).
-    None when the name says nothing about a module (a graph input, a renamed node)."""
+    None when the name says nothing about a module (a graph input, a renamed node) and for a node's second
+    compare point (``/Mul_1:out1``: an inserted op's output or a second output, which MCT has no layer for)."""
     if family(r) != "onnx":
         return name
-    base = name.split(":", 1)[0]
-    if not base.startswith("/"):
+    if ":" in name or not name.startswith("/"):
         return None
-    parts = [p for p in base.split("/") if p]
+    parts = [p for p in name.split("/") if p]
     if len(parts) >= 2:
         return "_".join(p.replace(".", "_") for p in parts[:-1])
     if len(parts) == 1:

@@ -221,6 +221,11 @@ def build_report(source: EventSource, logdir: str, rel: str, report_dir: str,
         if m not in metrics:
             metrics.append(m)
 
+    # In the layers' order, whatever order the event source lists the tags in (TensorBoard's data provider and the
+    # files differ): the judges walk the histograms, and their messages must not depend on who read them.
+    rank = {l.name: i for i, l in enumerate(layers)}
+    histograms = dict(sorted(histograms.items(), key=lambda kv: (rank.get(kv[0], len(rank)), kv[0])))
+
     defaults, refused = Thresholds.from_config(mf.xquant_config(manifest))
     for msg in refused:
         problems.append(Problem("manifest threshold ignored: %s" % msg, "Fix xquant_config in %s." % mf.FILENAME))

@@ -18,7 +18,7 @@ from tb_xquant_plugin.api import studies as study_views
 from tb_xquant_plugin.api import views
 from tb_xquant_plugin.judges.run import Analysis, analyse
 from tb_xquant_plugin.model import study as study_model
-from tb_xquant_plugin.model.report import Problem, Report, report_id, unreadable_report
+from tb_xquant_plugin.model.report import STAGE_GRAPHS, Problem, Report, report_id, unreadable_report
 from tb_xquant_plugin.model.thresholds import is_threshold_key
 from tb_xquant_plugin.producers.base import Producer
 from tb_xquant_plugin.readers import events, files
@@ -62,7 +62,9 @@ def _provisional(report: Report, producer: Producer, local: bool, logdir: str) -
     """Whether a build may lack event data TensorBoard's data provider has not loaded yet.  Never for a source that
     reads the files itself (``local``: it read all there is), nor for a run holding an event file the plugin does
     not read (waiting changes nothing: the build says so in a problem)."""
-    if local or _completeness(report) == 3:
+    # complete: a graph, histograms and, for a producer with stage graphs (MCT's), the stage run; a QDQ ONNX report
+    # has no stage run, and waiting for one would leave it "still loading" for good
+    if local or _completeness(report) == 2 + int(STAGE_GRAPHS in producer.supplies):
         return False
     run = producer.event_run(".")
     if not run or run == ".":
