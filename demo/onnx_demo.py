@@ -53,11 +53,16 @@ ONNX_SCENARIOS: Dict[str, str] = {
                       "no false degradation where the output got better",
     "onnx_ppq_style_outlier": "PPQ-style export (NOT esp-ppq: ONNX Runtime's QDQ model of the outlier model renamed "
                               "PPQ_Variable_N / PPQ_Operation_N, PPQ's thresholds): paired by structure, not name",
+    "onnx_ppq_outlier": "a real esp-ppq 1.3.12 run (the PPQ family; quantized in .venv-ppq, scripts/setup_ppq.sh) "
+                        "on the same outlier BottleneckNet, TRT_INT8 (percentile activation observer), exported as "
+                        "QDQ: the percentile clips the wide channel and no layer passes PPQ's thresholds -- compare "
+                        "it with onnx_ort_outlier (min-max)",
     "onnx_ort_mct_clean": "the MCT 'clean' scenario's ConvNet (same weights) exported to ONNX and quantized by ONNX "
                           "Runtime: compare it with clean/xquant_report across toolchains",
 }
 
 QUARK_SCENARIOS = frozenset(n for n in ONNX_SCENARIOS if n.startswith("onnx_quark_"))
+PPQ_SCENARIOS = frozenset({"onnx_ppq_outlier"})  # quantized by esp-ppq in its own interpreter (demo/ppq_env.py)
 
 
 def available() -> Dict[str, Optional[str]]:
@@ -67,9 +72,13 @@ def available() -> Dict[str, Optional[str]]:
     base = [m for m in ("onnx", "onnxruntime") if importlib.util.find_spec(m) is None]
     quark = importlib.util.find_spec("quark") is None
     out: Dict[str, Optional[str]] = {}
+    from demo.ppq_env import why_unavailable as ppq_missing
+
     for name in ONNX_SCENARIOS:
         missing = base + (["amd-quark"] if name in QUARK_SCENARIOS and quark else [])
         out[name] = ("needs %s (pip install -e '.[onnx]')" % ", ".join(missing)) if missing else None
+        if name in PPQ_SCENARIOS and out[name] is None:
+            out[name] = ppq_missing()
     return out
 
 
@@ -439,6 +448,15 @@ def generate(out_root: str, names: List[str], data=None) -> Dict[str, float]:
             run.report(f, ppq_style_rename(plain, q), quantizer="ppq", thresholds="ppq",
                        extra={"ppq_style": "ONNX Runtime's QDQ model renamed as PPQ's exporter names tensors and "
                                            "nodes; not an esp-ppq run (esp-ppq pins onnx<1.20)"})
+        elif name == "onnx_ppq_outlier":
+            from demo.ppq_env import ppq_quantize
+
+            f = float_file(run, "outlier")
+            calib = run.path("calibration.npy")
+            np.save(calib, d.repr)
+            info = ppq_quantize(f, calib, q, platform="TRT_INT8", steps=64)
+            run.report(f, q, quantizer="ppq", thresholds="ppq",
+                       extra={"quantization_config": {"platform": info["platform"], "calib_steps": info["samples"]}})
         elif name == "onnx_ort_mct_clean":
             from demo.generate import build_clean
 

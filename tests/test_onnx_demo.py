@@ -152,6 +152,23 @@ def test_ppq_style_scenario_is_labelled_and_uses_ppq_thresholds(onnx_runs):
         assert {l.name for l in a.report.layers} == {l.name for l in ort.layers}
 
 
+def test_real_esp_ppq_scenario_percentile_observer_clips_the_outlier(onnx_runs):
+    """The real esp-ppq run on the outlier model: PPQ's TRT_INT8 percentile observer clips the wide channel that
+    ONNX Runtime's min-max range keeps, so the layer min-max leaves degraded is not degraded here."""
+    need("onnx_ppq_outlier")
+    a, details = onnx_runs["onnx_ppq_outlier"]
+    assert a.report.toolchain == ONNX_PPQ and "ppq_style" not in a.report.manifest["extra"]
+    assert a.report.manifest["extra"]["quantization_config"]["platform"] == "TRT_INT8"
+    assert details["pairing"]["name_pairing_agrees"] <= 1  # PPQ renames every tensor but the graph input
+    assert a.thresholds.quantize_error["snr"] == 0.1 and a.thresholds.quantize_error["cs"] == 0.99
+    assert a.degraded == []
+    if "onnx_ort_outlier" in onnx_runs:
+        ort = onnx_runs["onnx_ort_outlier"][0]
+        assert "/mix_conv/Conv" in ort.degraded
+        ppq_out, ort_out = a.report.output_metrics["val"], ort.report.output_metrics["val"]
+        assert ppq_out["mse"] < ort_out["mse"]
+
+
 def test_tab_routes_give_the_same_verdicts(demo_api, onnx_runs):
     """The HTTP routes (what the panel reads) on the ONNX scenarios: the same degraded layers and judges."""
     ids = demo_api.report_ids()

@@ -258,21 +258,20 @@ def test_ppq_style_renamed_model_pairs_by_structure_not_name(work):
 
 
 def test_real_esp_ppq_export(work):
-    esp_ppq = pytest.importorskip("esp_ppq", reason="esp-ppq pins onnx < 1.20 and is not in the [onnx] extra")
-    torch = pytest.importorskip("torch")
-    import esp_ppq.api.interface as ppq_interface
-    from esp_ppq.api import export_ppq_graph, quantize_onnx_model
-    from esp_ppq.core import TargetPlatform
+    """esp-ppq itself (in .venv-ppq: it pins onnx < 1.20): its QDQ export pairs by structure, every compare point."""
+    from demo.ppq_env import ppq_quantize, why_unavailable
+    from tiers import skip_or_fail
 
-    ppq_interface.FORMATTER_FUSE_SWISH = False
-    data = [torch.tensor(work.X[i:i + 1]) for i in range(32)]
-    g = quantize_onnx_model(work.paths["clean"], data, calib_steps=32, input_shape=[1, 1, 8, 8],
-                            platform=TargetPlatform.TRT_INT8, collate_fn=lambda x: x, device="cpu")
+    if why_unavailable():
+        skip_or_fail(why_unavailable())
     out = str(work.root / "clean_espppq.onnx")
-    export_ppq_graph(g, platform=TargetPlatform.ONNXRUNTIME, graph_save_to=out)
+    info = ppq_quantize(work.paths["clean"], work.repr, out, platform="TRT_INT8", steps=32)
+    assert info["esp_ppq"] == "1.3.12"
     summary, rep, _ = work.report(work.paths["clean"], out, "clean_espppq")
-    assert summary["pairing"]["unpaired"] == 0 and rep.toolchain == ONNX_PPQ
-    assert esp_ppq is not None
+    assert rep.toolchain == ONNX_PPQ and rep.manifest["quantizer"] == "ppq"
+    assert summary["pairing"]["unpaired"] == 0
+    assert summary["pairing"]["paired_structurally"] == summary["pairing"]["compare_points"] >= 5
+    assert summary["pairing"]["name_pairing_agrees"] <= 1  # PPQ renames every tensor but the graph input
 
 
 # --------------------------------------------------------------------------------------------------
