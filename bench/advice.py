@@ -506,7 +506,7 @@ def targets(counts: Dict[Tuple[str, str], Dict[str, int]], rows: List[Dict[str, 
     tried = sum(c["tried"] for c in act)
     better = sum(c["target_improved"] for c in act)
     ours = [r for r in rows if r["outcome"] and r["outcome"]["ok"] and
-            any(source_kind(s) != KIND_MCT for s in r["sources"])]
+            any(source_kind(s) == KIND_ACTIONABLE for s in r["sources"])]
     worst = min((r["outcome"]["d_accuracy_points"] for r in ours if r["outcome"]["d_accuracy_points"] is not None),
                 default=None)
     ntc = [c for (j, k), c in counts.items() if k == KIND_NOT_THE_CAUSE]
@@ -518,7 +518,7 @@ def targets(counts: Dict[Tuple[str, str], Dict[str, int]], rows: List[Dict[str, 
                    "target >= 90 %%)" % ("PASS" if better >= 0.9 * tried else "MISS", better, tried,
                                          100.0 * better / tried))
     if worst is not None:
-        out.append("%s  largest accuracy change of a fix we proposed: %+.2f points (target: no drop over 0.5)" % (
+        out.append("%s  largest accuracy drop of an actionable verdict's fix: %+.2f points (target: none over 0.5)" % (
             "PASS" if worst >= -0.5 else "MISS", worst))
     if ntc_tried:
         out.append("%s  %d of %d 'not the cause' countermeasures changed nothing measurable" % (
