@@ -52,7 +52,7 @@ ARCHS = ("resnet18", "mobilenet_v2", "mobilenet_v3_small", "squeezenet1_1", "eff
          "regnet_x_400mf", "densenet121")
 NEGATIVE_ACTIVATIONS = ("SiLU", "Hardswish", "GELU", "PReLU", "ELU")
 OUTLIER_SCALE = 300.0  # the ReLU chain: the next layer degrades through its coarse input step
-BOTTLENECK_OUTLIER_SCALE = 300.0  # at 3000x MobileNetV2 falls to chance and no z_threshold brings it back
+BOTTLENECK_OUTLIER_SCALE = 300.0  # enough for the layer to degrade; MobileNetV2 already falls to chance at 300x
 CONCAT_SCALE = 40.0
 REPR_BATCHES, VAL_BATCHES = 2, 2
 SCENARIOS = ("natural", "outlier", "tight_mp", "concat", "silu_off")
