@@ -463,7 +463,7 @@ def generate(out_root: str, names: List[str], data=None) -> Dict[str, float]:
             model = build_clean(d.data)  # seeded training: the weights of the MCT 'clean' scenario
             f = export_onnx(model, run.path("float.onnx"), d.repr)
             run.report(f, ort_quantize(f, q, run.reader()), quantizer="onnxruntime",
-                       extra={"compare_to": "clean/" + REPORT_SUBDIR, "weights_sha256_16": _state_hash(model),
+                       extra={"same_model_as": "clean/" + REPORT_SUBDIR, "weights_sha256_16": _state_hash(model),
                               "float_modules": [[n, type(m).__name__] for n, m in model.named_modules() if n]})
         else:
             raise SystemExit("unknown ONNX scenario %r; choose from %s" % (name, ", ".join(ONNX_SCENARIOS)))
