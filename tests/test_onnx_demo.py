@@ -24,7 +24,7 @@ from testkit.flags import flagged  # noqa: E402
 
 def need(name):
     if name not in ONNX_DEMO:
-        pytest.skip("%s is not generated here (needs the [onnx] extra)" % name)
+        pytest.skip("%s is not generated here: %s" % (name, available().get(name) or "unknown scenario"))
 
 
 @pytest.fixture(scope="module")
