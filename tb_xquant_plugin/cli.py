@@ -176,8 +176,8 @@ def _sn_kind(n: dict) -> Tuple[str, str]:
     if advice == "raise_ratio":
         return ("raise_ratio", "the correction was on but MCT did not shift them (|min| / threshold over "
                                "shift_negative_ratio): raise shift_negative_ratio")
-    if advice == "params_search":
-        return ("params_search", "MCT shifted them; the next knob is shift_negative_params_search=True")
+    if advice == "nothing_left" and n.get("shifted"):
+        return ("shifted", "MCT shifted them (the correction is in force): nothing left for this cause")
     if isinstance(n.get("needed_ratio"), (int, float)) and n["needed_ratio"] > 0.5 and advice == "nothing_left" \
             and not n.get("shifted") and n.get("corrects"):
         return ("too_negative", "their negative part is too large a share of their range for a shift "
