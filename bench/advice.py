@@ -711,6 +711,38 @@ def C_describe(cm) -> str:
     return C.describe(cm)
 
 
+def reclassify(rows: List[Dict[str, Any]], out_dir: str) -> int:
+    """Our verdicts' actionable / "not the cause" flags as the judges give them now: each case's baseline report on
+    disk analysed again, and each computed source given the flag of today's verdicts on its layers (a judge change
+    is measured on saved runs without quantizing again).  Returns how many flags changed."""
+    from tb_xquant_plugin import producers
+    from tb_xquant_plugin.judges.run import analyse
+
+    analyses: Dict[str, Any] = {}
+    changed = 0
+    for r in rows:
+        case = r["case"]
+        if case not in analyses:
+            base = os.path.join(out_dir, case, "baseline")
+            rd = os.path.join(base, "xquant_report")
+            analyses[case] = analyse(producers.build_report_dir(rd, base)) if os.path.isdir(rd) else None
+        a = analyses[case]
+        if a is None:
+            continue
+        for src in r["sources"]:
+            if src.get("source") != "computed" or not src.get("layers"):
+                continue
+            now = [v for v in a.verdicts
+                   if v.judge == r["judge"] and v.source == "computed" and set(v.layers) & set(src["layers"])]
+            if not now:
+                continue
+            flag = any(v.numbers.get("actionable", True) is not False for v in now)
+            if flag != (src.get("actionable") is not False):
+                changed += 1
+            src["actionable"] = flag
+    return changed
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", required=False)
@@ -723,6 +755,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--threads", type=int, default=1, help="torch threads (1: on a shared machine, run two benches "
                    "on different --arch lists instead, then --from-json A/advice.json B/advice.json)")
     p.add_argument("--drop", nargs="*", default=[], metavar="CASE", help="with --from-json: cases left out")
+    p.add_argument("--rejudge", action="store_true", help="with --from-json: our verdicts' actionable / 'not the "
+                   "cause' flags from today's judges, the saved baselines analysed again (reclassify)")
     p.add_argument("--from-json", nargs="*", metavar="ADVICE_JSON",
                    help="print the table of saved runs (several: merged, a case in a later file replacing the same case of an earlier one) instead of running")
     args = p.parse_args(argv)
@@ -732,6 +766,9 @@ def main(argv: Optional[List[str]] = None) -> int:
             with open(path, encoding="utf-8") as f:
                 got = json.load(f)["rows"]
             rejudge_sources(got, os.path.dirname(os.path.abspath(path)))
+            if args.rejudge:
+                n = reclassify(got, os.path.dirname(os.path.abspath(path)))
+                print("%s: %d verdict flags changed with today's judges" % (path, n), file=sys.stderr)
             cases = {r["case"] for r in got}
             rows = [r for r in rows if r["case"] not in cases] + [r for r in got if r["case"] not in args.drop]
         counts = tally(rows)
