@@ -20,7 +20,7 @@ class XQuantPlugin(base_plugin.TBPlugin):
             from tensorboard import context as tb_context
 
             def source():
-                return DataProviderSource(provider, tb_context.RequestContext(), "")
+                return DataProviderSource(provider, tb_context.RequestContext(), "", logdir=self._logdir or None)
         else:
             def source():
                 return LocalEventSource(self._logdir)

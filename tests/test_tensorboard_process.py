@@ -171,13 +171,7 @@ def test_generated_logdir_matches_werkzeug(tb_generated, generated_api, generate
     assert_static_and_errors(tb_generated, reports[generated_models["model_60"].rel]["id"])
 
 
-def test_plugin_listed_and_reports_match_werkzeug(tb, demo_api, scenarios, request):
-    if tb.load_fast == "false":
-        # KNOWN BUG, left open: with TensorBoard's Python loader, some PyTorch reports of a freshly generated demo
-        # keep "N nodes of the quantized graph found no counterpart in MCT's stage graph" (reading the same files
-        # directly, or through the same multiplexer in process once loaded, gives none; the Rust loader none).
-        request.applymarker(pytest.mark.xfail(reason="known bug: stage-graph pairing through the Python loader",
-                                              strict=False))
+def test_plugin_listed_and_reports_match_werkzeug(tb, demo_api, scenarios):
     enabled_listing(tb)
     reports = loaded_reports(tb, demo_api)
     assert_same_answers(tb, demo_api, reports, {sc.rel: sc.mct_degraded for sc in scenarios.values()})

@@ -283,12 +283,31 @@ class LocalEventSource(EventSource):
 
 
 class DataProviderSource(EventSource):
-    """Reads through TensorBoard's data provider (works with the Rust data server and remote logdirs)."""
+    """Reads through TensorBoard's data provider (works with the Rust data server and remote logdirs).
 
-    def __init__(self, provider, ctx, experiment_id: str = ""):
+    ``logdir``: where a run's graph is read from its event files when the provider has none for it although the
+    run is listed.  TensorBoard's Python loader (``--load_fast=false``) can keep a run's GraphDef in its
+    accumulator yet list no ``__run_graph__`` for it (seen with MCT's stage-log runs while the plugin reads them
+    during the loader's reloads): without the fallback such a report is paired with no stage graph for good."""
+
+    def __init__(self, provider, ctx, experiment_id: str = "", logdir: Optional[str] = None):
         self.provider = provider
         self.ctx = ctx
         self.eid = experiment_id
+        self.logdir = logdir
+
+    def _graph_from_files(self, run: str) -> Optional[bytes]:
+        if not self.logdir:
+            return None
+        try:
+            folder = self.logdir if run == "." else join(self.logdir, *run.split("/"))
+            for path in reversed(event_files(folder, self.logdir)):
+                graph = last_graph_in_file(path, self.logdir)
+                if graph:
+                    return graph
+        except Exception as e:  # noqa: BLE001 - an unreadable folder: no graph, as from the provider
+            logger.warning("tb-xquant: no graph read from the event files of run %s: %s", run, e)
+        return None
 
     def runs(self) -> List[str]:
         return sorted(r.run_name for r in self.provider.list_runs(self.ctx, experiment_id=self.eid))
@@ -304,11 +323,9 @@ class DataProviderSource(EventSource):
             run_tag_filter=dp.RunTagFilter(runs=[run], tags=[RUN_GRAPH_TAG]),
         )
         data = seqs.get(run, {}).get(RUN_GRAPH_TAG)
-        if not data:
-            return None
-        blobs = data[-1].values
+        blobs = data[-1].values if data else None
         if not blobs:
-            return None
+            return self._graph_from_files(run)
         return self.provider.read_blob(self.ctx, blob_key=blobs[0].blob_key)
 
     def histograms(self, run: str) -> Dict[str, np.ndarray]:
