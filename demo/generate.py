@@ -148,6 +148,8 @@ def generate(out_root: str, names: List[str]) -> Dict[str, float]:
     _quiet()
     import model_compression_toolkit as mct
 
+    from tb_xquant_plugin.mct_study import core_config_with
+
     data = M.DigitsData()
     timings = {}
     keras = [n for n in names if n in KERAS_SCENARIOS]
@@ -162,10 +164,9 @@ def generate(out_root: str, names: List[str]) -> Dict[str, float]:
         elif name == "outlier":
             sc.run(build_outlier(data))
         elif name == "outlier_fixed":
-            z = _proposed_z_threshold(os.path.join(out_root, "outlier", "xquant_report"))
-            core = mct.core.CoreConfig(mct.core.QuantizationConfig(z_threshold=z))
-            sc.run(build_outlier(data), core_config=core,
-                   extra={"countermeasure": {"z_threshold": z}, "compare_to": "outlier/xquant_report"})
+            cm = _proposed_countermeasure(os.path.join(out_root, "outlier", "xquant_report"))
+            sc.run(build_outlier(data), core_config=core_config_with(cm),
+                   extra={"countermeasure": dict(cm["fields"]), "compare_to": "outlier/xquant_report"})
         elif name == "shift_negative":
             core = mct.core.CoreConfig(mct.core.QuantizationConfig(shift_negative_activation_correction=False))
             sc.run(build_shift_negative(data), core_config=core,
@@ -223,16 +224,18 @@ def _tight_weights_memory(model: torch.nn.Module) -> float:
     return total
 
 
-def _proposed_z_threshold(report_dir: str) -> float:
-    """The z_threshold the outlier-removal verdict proposes for the 'outlier' report."""
+def _proposed_countermeasure(report_dir: str) -> dict:
+    """The countermeasure of the 'outlier' report's outlier-removal verdict (the smallest z_threshold proposed):
+    a QuantizationConfig z_threshold, or the same z on the outlier layers only (network editor)."""
     from tb_xquant_plugin.api import analyse_report_dir
 
     analysis = analyse_report_dir(report_dir)
-    zs = [v.numbers["z_threshold"] for v in analysis.verdicts
-          if v.judge == "outlier_removal" and v.source == "computed"]
-    if not zs:
-        raise SystemExit("the outlier scenario produced no outlier-removal verdict; cannot build outlier_fixed")
-    return float(min(zs))
+    cms = [v.countermeasure for v in analysis.verdicts
+           if v.judge == "outlier_removal" and v.source == "computed" and v.countermeasure]
+    if not cms:
+        raise SystemExit("the outlier scenario produced no actionable outlier-removal verdict; cannot build "
+                         "outlier_fixed")
+    return min(cms, key=lambda cm: cm["fields"]["z_threshold"])
 
 
 def main(argv: Optional[List[str]] = None) -> int:

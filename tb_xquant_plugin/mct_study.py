@@ -42,7 +42,7 @@ from typing import Any, Callable, Dict, List, Optional
 from tb_xquant_plugin.model import countermeasure as C
 from tb_xquant_plugin.model import study as S
 
-__all__ = ["try_countermeasures"]
+__all__ = ["core_config_with", "try_countermeasures"]
 
 
 def _slug(text: str) -> str:
@@ -64,6 +64,14 @@ def _apply(cm: Optional[Dict[str, Any]], core_config: Any, ru: Any, float_model:
                 if not hasattr(core.quantization_config, k):
                     raise ValueError("QuantizationConfig has no field %r" % k)
                 setattr(core.quantization_config, k, v)
+        elif kind == C.LAYER_ACTIVATION:
+            ne = mct.core.network_editor
+            if core.debug_config is None:
+                core.debug_config = mct.core.DebugConfig()
+            core.debug_config.network_editor = list(core.debug_config.network_editor or []) + [
+                ne.EditRule(filter=ne.NodeNameFilter(layer),
+                            action=ne.ChangeCandidatesActivationQuantConfigAttr(**part["fields"]))
+                for layer in part["layers"]]
         elif kind == C.GENERAL and part["step"] == C.WORST_LAYER_16_BITS:
             ne = mct.core.network_editor
             flt = ne.NodeNameFilter(part["layer"])
@@ -95,6 +103,18 @@ def _apply(cm: Optional[Dict[str, Any]], core_config: Any, ru: Any, float_model:
         else:
             raise ValueError("cannot apply a %s countermeasure to an MCT run" % kind)
     return core, ru, gptq, epochs, more
+
+
+def core_config_with(cm: Optional[Dict[str, Any]], core_config: Any = None) -> Any:
+    """MCT's ``CoreConfig`` with one countermeasure applied (a deep copy of ``core_config``; a fresh one without
+    it): what a verdict's snippet runs, for callers that quantize themselves.  ValueError for a countermeasure that
+    is not a configuration change (GPTQ, more data, a model change, a weights pin that must raise a memory target)."""
+    if cm and any(p["kind"] == C.BIT_WIDTH and p.get("target") == "weights" for p in C.parts_of(cm)):
+        raise ValueError("a weights pin needs the run's resource target: use try_countermeasures")
+    core, _, gptq, _, more = _apply(cm, core_config, None, None)
+    if gptq or more:
+        raise ValueError("%s is not a CoreConfig change" % C.describe(cm))
+    return core
 
 
 def _weights_count(float_model: Any, node_name: str) -> Optional[int]:
@@ -291,7 +311,9 @@ def try_countermeasures(
                                                         "weights_bytes": size}}}
             if cm is not None:
                 extra["countermeasure"] = {"label": rec["label"], **({"fields": cm["fields"]}
-                                                                     if cm.get("kind") == C.QUANTIZATION_CONFIG else {})}
+                                                                     if cm.get("kind") in (C.QUANTIZATION_CONFIG,
+                                                                                           C.LAYER_ACTIVATION)
+                                                                     else {})}
             xquant_report_with_manifest(model, q, representative_data_gen, validation_data_gen, cfg,
                                         model_name=study["model_name"], evaluate=evaluate, extra=extra,
                                         core_config=core)
@@ -408,8 +430,9 @@ def try_countermeasures(
 def _proposals(analysis: Any, everything: bool = False) -> List[Any]:
     """(countermeasure, verdict summary) of the computed actionable verdicts, the same countermeasure once.  With
     ``everything``: also the z_threshold a computed outlier verdict found not to be the cause (``actionable``
-    False), and what MCT's own verdicts propose (``source`` "mct": its outlier z_threshold; its mixed-precision
-    verdict is ours); each summary lists every verdict that proposed the countermeasure."""
+    False), set on that verdict's layer only (the claim is about that layer), and what MCT's own verdicts propose
+    (``source`` "mct": its outlier z_threshold, global as MCT advises it; its mixed-precision verdict is ours); each
+    summary lists every verdict that proposed the countermeasure."""
     out: Dict[str, Any] = {}
     for v in analysis.verdicts:
         numbers = v.numbers or {}
@@ -418,7 +441,9 @@ def _proposals(analysis: Any, everything: bool = False) -> List[Any]:
         if v.source == "computed" and C.is_applicable(cm) and actionable:
             pass
         elif everything and v.judge == "outlier_removal" and isinstance(numbers.get("z_threshold"), (int, float)):
-            cm = C.quantization_config(z_threshold=float(numbers["z_threshold"]))
+            z = float(numbers["z_threshold"])
+            cm = (C.layer_activation(v.layers, z_threshold=z) if v.source == "computed" and v.layers
+                  else C.quantization_config(z_threshold=z))
             actionable = v.source == "computed" and actionable
         else:
             continue

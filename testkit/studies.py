@@ -54,14 +54,18 @@ def write_demo_study(demo_logdir: Path, study_dir: Path, model_name: Optional[st
     fixed = attempt_numbers(study_dir / FIXED / REPORT)
     verdict = next(v for v in base.pop("_analysis").verdicts if v.judge == "outlier_removal" and v.source == "computed")
     fixed.pop("_analysis")
-    z = _json(study_dir / FIXED / REPORT / "tb_xquant_manifest.json")["extra"]["countermeasure"]["z_threshold"]
-    cm = {"kind": "quantization_config", "fields": {"z_threshold": z}}
+    from tb_xquant_plugin.model import countermeasure as C
+
+    cm = verdict.countermeasure  # what outlier_fixed applied (demo.generate)
+    declared = _json(study_dir / FIXED / REPORT / "tb_xquant_manifest.json")["extra"]["countermeasure"]
+    if cm is None or cm["fields"] != declared:
+        raise ValueError("outlier_fixed did not apply the outlier verdict's countermeasure: %r vs %r" % (cm, declared))
     attempts = [
         dict(base, id=BASELINE, dir=BASELINE, report=BASELINE + "/" + REPORT, parent=None, countermeasure=None,
              label="baseline", source="baseline", verdict=None, status=S.OK, error=None, time_s=4.08,
              peak_rss_mb=1080.0, size_bytes=15824.0),
         dict(fixed, id=FIXED, dir=FIXED, report=FIXED + "/" + REPORT, parent=BASELINE, countermeasure=cm,
-             label="z_threshold=%s" % z, source="verdict",
+             label=C.describe(cm), source="verdict",
              verdict={"judge": verdict.judge, "layers": list(verdict.layers), "message": verdict.message[:500]},
              status=S.OK, error=None, time_s=2.81, peak_rss_mb=1084.7, size_bytes=15824.0, helped=True),
         {"id": FAILED, "dir": FAILED, "report": FAILED + "/" + REPORT, "parent": BASELINE,

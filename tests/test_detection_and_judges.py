@@ -233,11 +233,14 @@ def test_outlier_verdict_on_mct_layer(scenarios, demo_reports, analyses):
 def test_outlier_fixed_has_no_degraded_layer(scenarios, demo_reports, analyses):
     before, after = scenarios["outlier"], scenarios["outlier_fixed"]
     cm = after.manifest["extra"]["countermeasure"]
-    proposed = [v.numbers["z_threshold"] for v in verdicts(analyses["outlier"], V.OUTLIER_REMOVAL, "computed")]
-    assert cm["z_threshold"] == pytest.approx(min(proposed))
-    # MCT's stage graph of the fixed run recorded that z_threshold for its activations
-    zs = {q.z_threshold for q in demo_reports["outlier_fixed"].quant.values() if q.z_threshold is not None}
-    assert zs and all(z == pytest.approx(cm["z_threshold"], rel=1e-6) for z in zs)
+    (v,) = verdicts(analyses["outlier"], V.OUTLIER_REMOVAL, "computed")
+    assert cm["z_threshold"] == pytest.approx(v.numbers["z_threshold"])
+    # the verdict sets the z_threshold on the outlier layers only (a global one would clip other layers' normal
+    # tails), and MCT's stage graph of the fixed run recorded it for those activations and no other
+    assert v.countermeasure["kind"] == "layer_activation"
+    zs = {k: q.z_threshold for k, q in demo_reports["outlier_fixed"].quant.items() if q.z_threshold is not None}
+    assert {k for k, z in zs.items() if math.isfinite(z)} == set(v.countermeasure["layers"])
+    assert all(zs[k] == pytest.approx(cm["z_threshold"], rel=1e-6) for k in v.countermeasure["layers"])
     assert {q.z_threshold for q in demo_reports["outlier"].quant.values()} == {math.inf}
     # the README's claim: with the proposed z_threshold MCT reports no degraded layer at all (the outlier
     # run had some), so its troubleshooting has nothing to judge, and neither do we

@@ -246,8 +246,10 @@ def test_layer_route(api, ids, scenarios, demo_reports):
         "shift_negative_activation"][0])
     assert act["is_layer"] is False and act["histogram"] is not None
     assert any(v["judge"] == "shift_negative_activation" for v in act["verdicts"])
-    # fixed run: the stage graph's z_threshold is the countermeasure's
+    # fixed run: the stage graph's z_threshold is the countermeasure's on the layer the verdict set it on
     fixed = scenarios["outlier_fixed"]
+    computed = next(v for v in d["verdicts"] if v["judge"] == "outlier_removal" and v["source"] == "computed")
+    assert layer in computed["countermeasure"]["layers"]
     d2 = api.json("layer", report=rid(ids, "outlier_fixed"), layer=layer)
     assert d2["quant"]["z_threshold"] == pytest.approx(fixed.manifest["extra"]["countermeasure"]["z_threshold"])
 

@@ -419,7 +419,7 @@ def test_outlier_countermeasure_changes_mcts_result_as_claimed(keras, keras_work
     assert after.toolchain == "mct-keras"
     z = keras_worker["verdict"].numbers["z_threshold"]
     layer = keras_worker["verdict"].layers[0]
-    # MCT used the z_threshold: its stage graph records it for every quantized activation ...
+    # MCT used the z_threshold: its stage graph records it for the flagged activation ...
     assert after.quant[layer].z_threshold == pytest.approx(z, rel=1e-6)
     assert before.quant[layer].z_threshold == math.inf
     # ... and cut the tail: a narrower activation range for the flagged layer, a wider one for none

@@ -17,6 +17,7 @@ import pytest
 from tb_xquant_plugin import cli
 from tb_xquant_plugin.api import contract
 from tb_xquant_plugin.api.studies import MAX_STUDY_BYTES, study_id
+from tb_xquant_plugin.model import countermeasure as C
 from tb_xquant_plugin.model import study as S
 from tb_xquant_plugin.model.report import report_id
 from testkit.procs import strict_json
@@ -91,7 +92,8 @@ def test_get_study_maps_every_attempt_to_its_report(api, study_json, scenarios):
         assert summary["degraded_layers"] == a["degraded"]
     assert by_id[BASELINE]["degraded_count"] > 0 and by_id[FIXED]["degraded_count"] == 0
     assert by_id[FIXED]["helped"] is True and by_id[BASELINE]["helped"] is None
-    assert by_id[FIXED]["countermeasure"] == {"kind": "quantization_config", "fields": {"z_threshold": 3.62}}
+    assert by_id[FIXED]["countermeasure"] == study_json["attempts"][1]["countermeasure"]
+    assert by_id[FIXED]["countermeasure"]["fields"] == {"z_threshold": 3.62}
     assert by_id[FIXED]["verdict"]["judge"] == "outlier_removal"
     assert s["winning_snippet"] == study_json["winning_snippet"] and "z_threshold=3.62" in s["winning_snippet"]
     # the attempt against the baseline: the compare route on the two report ids
@@ -129,7 +131,8 @@ def test_cli_study_text(study_logdir, study_json, capsys):
     # a failed attempt's error: its first line only
     assert "! " + HTML_ERROR.splitlines()[0] in out and HTML_ERROR.splitlines()[1].strip() not in out
     # the winning snippet, pasteable as printed
-    assert "winning configuration: z_threshold=3.62 (%s)" % FIXED in out
+    assert "winning configuration: %s (%s)" % (C.describe(study_json["winning_countermeasure"]), FIXED) in out
+    assert "winning configuration: z_threshold=3.62 on project_conv_bn" in out
     assert study_json["winning_snippet"].rstrip("\n") in out
 
 

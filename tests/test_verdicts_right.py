@@ -98,8 +98,9 @@ def ptq(mct, model, data_gen, **qc):
     return mct.ptq.pytorch_post_training_quantization(model, data_gen, core_config=core)[0]
 
 
-def run_report(out, float_model, data_gen, val_gen, *, manifest=True, qc=None, xq=None, evaluate=None):
-    """PTQ (with ``mct.set_log_folder``) and the XQuant troubleshooting report into ``out``; the built Report."""
+def run_report(out, float_model, data_gen, val_gen, *, manifest=True, qc=None, xq=None, evaluate=None, cm=None):
+    """PTQ (with ``mct.set_log_folder``) and the XQuant troubleshooting report into ``out``; the built Report.
+    ``cm``: a verdict's countermeasure, applied as the study applies it (``mct_study.core_config_with``)."""
     import model_compression_toolkit as mct
     from model_compression_toolkit.xquant import XQuantConfig, xquant_report_troubleshoot_pytorch_experimental
 
@@ -112,6 +113,10 @@ def run_report(out, float_model, data_gen, val_gen, *, manifest=True, qc=None, x
     with quiet_mct():
         mct.set_log_folder(os.path.join(out, "mct_logs"))
         core = mct.core.CoreConfig(mct.core.QuantizationConfig(**(qc or {})))
+        if cm is not None:
+            from tb_xquant_plugin.mct_study import core_config_with
+
+            core = core_config_with(cm, core)
         quantized = mct.ptq.pytorch_post_training_quantization(float_model, data_gen, core_config=core)[0]
         cfg = XQuantConfig(report_dir=os.path.join(out, "xquant_report"), **(xq or {}))
         if manifest:
@@ -174,16 +179,22 @@ def test_outlier_verdict_carries_the_replay(demo_reports):
         in v.message
     assert "z_threshold=%r" % n["z_threshold"] in v.snippet
     assert [i["layer"] for i in n["inputs"]] == ["expand_act"] and n["inputs"][0]["finding"] == AN.REAL_OUTLIER
-    # z_threshold is global: the other activations whose threshold the replay moves are the ones MCT moved when the
-    # demo re-quantized with it (outlier -> outlier_fixed stage graphs)
+    # a global z_threshold would also clip other activations' normal tails, so the verdict sets it on the outlier
+    # layers only; the demo re-quantized with that (outlier -> outlier_fixed) and MCT moved no other threshold
+    assert n["side_effects"]["changed"] and n["side_effects"]["normal_tails"]
+    assert v.countermeasure == {"kind": "layer_activation", "layers": ["project_conv_bn", "expand_act"],
+                                "fields": {"z_threshold": n["z_threshold"]}}
+    assert "the snippet sets it on project_conv_bn, expand_act only" in v.message
+    assert "ne.NodeNameFilter('project_conv_bn')" in v.snippet
     fixed = demo_reports["outlier_fixed"].quant
     moved = {k for k, q in demo_reports["outlier"].quant.items() if k in fixed and q.activation_threshold and
              q.activation_threshold != fixed[k].activation_threshold}
-    assert moved - {"project_conv_bn", "expand_act"} == set(n["side_effects"]["layers"])
-    assert "z_threshold is global" in v.message
+    assert moved <= {"project_conv_bn", "expand_act"} and "project_conv_bn" in moved
     (m,) = verdicts(a, V.OUTLIER_REMOVAL, "mct")
     assert m.numbers["finding"] == n["finding"] and m.numbers["z_threshold"] == n["z_threshold"]
     assert m.numbers["replay"] == rep and "Replayed on its histogram: real outlier tail" in m.message
+    # MCT's own verdict proposes the global z_threshold: its message names the layers it would also clip
+    assert "a global z_threshold would also move the thresholds of" in m.message
     # the report's own producer verdict is not changed (analyses share it)
     assert "finding" not in demo_reports["outlier"].producer_verdicts[0].numbers
 
@@ -249,9 +260,11 @@ def test_following_the_outlier_verdict_helps_the_targeted_layer(tmp_path_factory
     # the manifest wrapper recorded the float model's modules and the run's QuantizationConfig
     assert ["expand_bn", "BatchNorm2d"] in before.manifest["float_modules"]
     assert before.manifest["quantization_config"]["shift_negative_activation_correction"] is True
-    after = run_report(out / "after", model, data.representative(), data.validation(), qc={"z_threshold": z})
-    zs = {q.z_threshold for q in after.quant.values() if q.z_threshold is not None}
-    assert zs and all(x == pytest.approx(z, rel=1e-6) for x in zs)
+    after = run_report(out / "after", model, data.representative(), data.validation(), cm=v.countermeasure)
+    # MCT used the z_threshold where the countermeasure sets it (every activation, or the outlier layers only)
+    layers = v.countermeasure.get("layers") or list(after.quant)
+    assert target in layers
+    assert all(after.quant[k].z_threshold == pytest.approx(z, rel=1e-6) for k in layers if k in after.quant)
     # the replay predicted the thresholds the new run chose for the layer
     assert after.quant[target].activation_threshold == v.numbers["replay"]["threshold_with"]
     assert _layer_mse(after, target) < 0.5 * _layer_mse(before, target), (
@@ -275,8 +288,11 @@ def test_a_normal_tail_is_not_the_cause(tmp_path_factory, digits):
     v = computed["project_conv_bn"]
     assert v.numbers["finding"] in (AN.NORMAL_TAIL, AN.NO_EFFECT) and not v.numbers["actionable"], v.message
     assert v.snippet is None and "not the cause" in v.message
+    # the claim is about this layer: the z_threshold set on it alone (what the study tries for the claim)
     after = run_report(out / "after", model, data.representative(), data.validation(),
-                       xq={"threshold_zscore_outlier_removal": 3.0}, qc={"z_threshold": v.numbers["z_threshold"]})
+                       xq={"threshold_zscore_outlier_removal": 3.0},
+                       cm={"kind": "layer_activation", "layers": ["project_conv_bn"],
+                           "fields": {"z_threshold": v.numbers["z_threshold"]}})
     assert _layer_mse(after, "project_conv_bn") >= 0.9 * _layer_mse(before, "project_conv_bn")
 
 

@@ -80,7 +80,7 @@ export interface VerdictGroup {
   source: 'computed' | 'mct';
   /** the judge's finding, when it names one (outlier_removal: `numbers.finding`, e.g. real_outlier_tail / normal_tail); else null */
   cause: string | null;
-  /** the kind of its countermeasure (quantization_config, bit_width, model_change, onnx_option...); null for verdicts without one */
+  /** the kind of its countermeasure (quantization_config, bit_width, layer_activation, model_change, onnx_option...); null for verdicts without one */
   advice: string | null;
   /** verdicts in the group */
   count: number;

@@ -205,8 +205,8 @@ class VerdictGroup(TypedDict):
     source: Literal["computed", "mct"]
     cause: Annotated[Optional[str], "the judge's finding, when it names one (outlier_removal: `numbers.finding`, "
                                     "e.g. real_outlier_tail / normal_tail); else null"]
-    advice: Annotated[Optional[str], "the kind of its countermeasure (quantization_config, bit_width, model_change, "
-                                     "onnx_option...); null for verdicts without one"]
+    advice: Annotated[Optional[str], "the kind of its countermeasure (quantization_config, bit_width, "
+                                     "layer_activation, model_change, onnx_option...); null for verdicts without one"]
     count: Annotated[int, "verdicts in the group"]
     layers: Annotated[List[str], "the first few layers its verdicts name (at most 8), in verdict order"]
     layer_count: Annotated[int, "distinct layers its verdicts name"]

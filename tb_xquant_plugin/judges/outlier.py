@@ -14,7 +14,8 @@ from tb_xquant_plugin import manual
 from tb_xquant_plugin.judges import activation_noise as AN
 from tb_xquant_plugin.judges.base import CAUSE, Judge, JudgeContext
 from tb_xquant_plugin.judges.facts import facts_of
-from tb_xquant_plugin.judges.snippets import config_countermeasure, render
+from tb_xquant_plugin.judges.snippets import PTQ_FUNCTION, config_countermeasure, render
+from tb_xquant_plugin.model import countermeasure as C
 from tb_xquant_plugin.model.report import HISTOGRAMS, LAYER_METRICS, Report
 from tb_xquant_plugin.model.verdict import COMPUTED, OUTLIER_REMOVAL, Verdict
 
@@ -188,17 +189,42 @@ def evidence(report: Report, layer: str, z: float) -> Dict[str, Any]:
                 text = ("z_threshold=%g helps through its input: %s. Its own output: %s"
                         % (z, about_input, text.replace(": not the cause", "")))
         side = side_effects(report, z, {layer} | {a["layer"] for a in inputs}) if real else None
+        side_text = None
         if side and side["changed"]:
-            text += ("; z_threshold is global: it also moves the thresholds of %d other activation%s%s, %d of them "
-                     "normal tails it would clip (%s)" % (
-                         side["changed"], "" if side["changed"] == 1 else "s",
-                         " (of the first %d scanned)" % side["scanned"] if side["truncated"] else "",
-                         side["normal_tails"], ", ".join(side["examples"]) or "-"))
+            side_text = ("a global z_threshold would also move the thresholds of %d other activation%s%s, %d of them "
+                         "normal tails it would clip (%s)" % (
+                             side["changed"], "" if side["changed"] == 1 else "s",
+                             " (of the first %d scanned)" % side["scanned"] if side["truncated"] else "",
+                             side["normal_tails"], ", ".join(side["examples"]) or "-"))
         while len(cache) >= MAX_EVIDENCE:
             cache.pop(next(iter(cache)))
         cache[key] = {"own": own, "inputs": inputs, "actionable": bool(real), "side_effects": side,
+                      "real_layers": [a["layer"] for a in real], "side_text": side_text,
                       "finding": AN.REAL_OUTLIER if real else (own or {}).get("finding"), "text": text}
     return cache[key]
+
+
+def countermeasure(report: Report, ev: Dict[str, Any], z: float) -> Optional[Dict[str, Any]]:
+    """What an actionable outlier verdict proposes: MCT's global ``z_threshold`` when it moves no other activation's
+    threshold; otherwise the same z on the outlier layers only, through MCT's network editor, so that no other
+    layer's tail is clipped (a QDQ ONNX model: its quantizer's percentile calibration)."""
+    if not ev["actionable"]:
+        return None
+    if report.toolchain in PTQ_FUNCTION and ev["side_effects"] and ev["side_effects"]["changed"]:
+        return C.layer_activation(ev["real_layers"], z_threshold=z)
+    return config_countermeasure(report.toolchain, z_threshold=z)
+
+
+def scope_text(ev: Dict[str, Any], cm: Optional[Dict[str, Any]], producer: bool = False) -> str:
+    """The sentence on where the z_threshold applies: global (MCT's advice) or on the outlier layers only."""
+    if not ev.get("side_text"):
+        return ""
+    if cm and cm.get("kind") == C.LAYER_ACTIVATION:
+        return "; the snippet sets it on %s only (MCT's network editor): %s" % (", ".join(cm["layers"]),
+                                                                             ev["side_text"])
+    if producer and ev["actionable"]:
+        return "; %s (tb-xquant's verdict sets it on %s only)" % (ev["side_text"], ", ".join(ev["real_layers"]))
+    return "; " + ev["side_text"]
 
 
 MAX_SIDE_SCAN = 400  # activations replayed per verdict for the side effects of a global z_threshold
@@ -254,9 +280,9 @@ def judge(report: Report, degraded: List[str], z_threshold: float) -> List[Verdi
             "inputs": ev["inputs"],
             "side_effects": ev["side_effects"],
         }
-        msg = ("Layer %s has float outputs up to %.1f standard deviations from the mean (z-score >= %g): %s."
-               % (name, zh.max_zscore, z_threshold, ev["text"]))
-        cm = config_countermeasure(report.toolchain, z_threshold=suggestion) if ev["actionable"] else None
+        cm = countermeasure(report, ev, suggestion)
+        msg = ("Layer %s has float outputs up to %.1f standard deviations from the mean (z-score >= %g): %s%s."
+               % (name, zh.max_zscore, z_threshold, ev["text"], scope_text(ev, cm)))
         out.append(Verdict(OUTLIER_REMOVAL, COMPUTED, [name], numbers, manual.JUDGE_TO_MANUAL[OUTLIER_REMOVAL], msg,
                            render(cm, report.toolchain), cm))
     return out
@@ -277,8 +303,8 @@ def annotate_producer(report: Report, producer: List[Verdict], z_threshold: floa
         numbers = dict(v.numbers, max_zscore=round(zh.max_zscore, 4), z_threshold=z, finding=ev["finding"],
                        actionable=ev["actionable"], replay=ev["own"], inputs=ev["inputs"],
                        side_effects=ev["side_effects"])
-        out.append(dataclasses.replace(v, numbers=numbers, message="%s Replayed on its histogram: %s." % (
-            v.message, ev["text"])))
+        out.append(dataclasses.replace(v, numbers=numbers, message="%s Replayed on its histogram: %s%s." % (
+            v.message, ev["text"], scope_text(ev, None, producer=True))))
     return out
 
 

@@ -261,15 +261,30 @@ def render(cm: Any, toolchain: str) -> Optional[str]:
         return None
     if kind == C.MODEL_CHANGE and cm.get("change") == C.SCALE_BRANCH:
         return scale_branch_snippet(cm["join"], cm["narrow_input"], float(cm["factor"]), toolchain)
-    if kind not in (C.BIT_WIDTH, "combined"):
+    if kind not in (C.BIT_WIDTH, C.LAYER_ACTIVATION, "combined"):
         return None
     return bit_width_snippet(C.parts_of(cm), toolchain)
 
 
+def network_editor_lines(edits: list) -> list:
+    """``rules = [...]``: MCT network-editor rules that set activation quantization fields on named layers only
+    (``layer_activation`` countermeasures; names as string literals, values as numbers)."""
+    lines = ["# Set on these layers only (MCT's node names); every other activation keeps the run's settings.",
+             "ne = mct.core.network_editor", "rules = ["]
+    for e in edits:
+        args = quantization_config_args(**e["fields"])
+        for name in e["layers"]:
+            lines.append("    ne.EditRule(filter=ne.NodeNameFilter(%s)," % py_str(name))
+            lines.append("                action=ne.ChangeCandidatesActivationQuantConfigAttr(%s))," % args)
+    lines.append("]")
+    return lines
+
+
 def bit_width_snippet(parts: list, toolchain: str) -> Optional[str]:
-    """PTQ again with layers pinned through MCT's BitWidthConfig (and any QuantizationConfig fields among
-    ``parts``); pinned weights raise the memory target by what they cost, so the old allocation still fits.  One
-    pinned layer is ``last_layer`` (mixed precision's verdict is about the last layer), several ``layer_1``..."""
+    """PTQ again with layers pinned through MCT's BitWidthConfig, per-layer activation fields through MCT's network
+    editor, and any QuantizationConfig fields among ``parts``; pinned weights raise the memory target by what they
+    cost, so the old allocation still fits.  One pinned layer is ``last_layer`` (mixed precision's verdict is about
+    the last layer), several ``layer_1``..."""
     from tb_xquant_plugin.model import countermeasure as C
 
     call = ptq_call(toolchain)
@@ -280,8 +295,16 @@ def bit_width_snippet(parts: list, toolchain: str) -> Optional[str]:
         if p["kind"] == C.QUANTIZATION_CONFIG:
             fields.update(p["fields"])
     pins = [p for p in parts if p["kind"] == C.BIT_WIDTH]
-    if not pins:
+    edits = [p for p in parts if p["kind"] == C.LAYER_ACTIVATION]
+    if not pins and not edits:
         return core_config_snippet(toolchain, **fields)
+    qc = "mct.core.QuantizationConfig(%s), " % quantization_config_args(**fields) if fields else ""
+    debug = "debug_config=mct.core.DebugConfig(network_editor=rules)" if edits else ""
+    if not pins:
+        return "\n".join(["import model_compression_toolkit as mct", ""] + network_editor_lines(edits) + [
+            "core_config = mct.core.CoreConfig(%s%s)" % (qc, debug),
+            "quantized_model, quantization_info = %s(" % call,
+            "    float_model, representative_data_gen, core_config=core_config)"]) + "\n"
     lines = ["import model_compression_toolkit as mct", ""]
     for p in pins:
         now = py_num(p["from_bits"]) if p.get("from_bits") is not None else "None"
@@ -314,12 +337,13 @@ def bit_width_snippet(parts: list, toolchain: str) -> Optional[str]:
         else:
             lines += ["bit_width_config.set_manual_activation_bit_width(",
                       "    mct.core.network_editor.NodeNameFilter(%s), %d)" % (var, int(p["bits"]))]
-    qc = "mct.core.QuantizationConfig(%s), " % quantization_config_args(**fields) if fields else ""
+    if edits:
+        lines += network_editor_lines(edits)
     lines += ["quantized_model, quantization_info = %s(" % call,
               "    float_model, representative_data_gen,",
               ("    target_resource_utilization=mct.core.ResourceUtilization(weights_memory=new_target)," if costs else
                "    target_resource_utilization=target_resource_utilization,  # the target of the run in this report"),
-              "    core_config=mct.core.CoreConfig(%sbit_width_config=bit_width_config))" % qc]
+              "    core_config=mct.core.CoreConfig(%sbit_width_config=bit_width_config%s))" % (qc, ", " + debug if debug else "")]
     return "\n".join(lines) + "\n"
 
 

@@ -11,6 +11,10 @@ and the run the study makes cannot differ.  Every countermeasure is a JSON objec
     ``layer`` (MCT's node name), ``target`` ``"weights"`` or ``"activation"``, ``bits``, ``from_bits`` (what the
     run gave it), ``attr`` (the weights attribute), ``weights_memory`` (the run's target in bytes, when known:
     it is raised by what the wider layer costs, so the old allocation still fits).
+``layer_activation``
+    MCT activation quantization fields set on named layers only, through MCT's network editor
+    (``ChangeCandidatesActivationQuantConfigAttr``): ``layers`` (MCT's node names), ``fields`` (e.g.
+    ``{"z_threshold": 3.62}``).  The same field as ``quantization_config`` would apply to every activation.
 ``onnx_option``
     a QDQ ONNX quantizer's own option (``change``: one of ``judges.snippets.ONNX_CHANGES``), with ``layers``
     and, for clipping, ``percentile``.
@@ -29,10 +33,11 @@ from typing import Any, Dict, List, Mapping, Optional
 
 QUANTIZATION_CONFIG = "quantization_config"
 BIT_WIDTH = "bit_width"
+LAYER_ACTIVATION = "layer_activation"
 ONNX_OPTION = "onnx_option"
 MODEL_CHANGE = "model_change"
 GENERAL = "general"
-KINDS = (QUANTIZATION_CONFIG, BIT_WIDTH, ONNX_OPTION, MODEL_CHANGE, GENERAL)
+KINDS = (QUANTIZATION_CONFIG, BIT_WIDTH, LAYER_ACTIVATION, ONNX_OPTION, MODEL_CHANGE, GENERAL)
 # Model changes with a snippet: scale a join's narrow input (``join``, ``narrow_input``, ``factor``).
 SCALE_BRANCH = "scale_branch"
 
@@ -48,13 +53,24 @@ WORST_LAYER_16_BITS = "worst_layer_16_bits"
 GENERAL_STEPS = (MORE_REPRESENTATIVE_DATA, BIAS_CORRECTION_OFF, GPTQ, WORST_LAYER_16_BITS)
 
 
-def quantization_config(**fields: Any) -> Dict[str, Any]:
+def _checked_fields(fields: Mapping[str, Any]) -> Dict[str, Any]:
     for k, v in fields.items():
         if not k.isidentifier():
             raise ValueError("not a field name: %r" % k)
         if not isinstance(v, (bool, int, float)) or (isinstance(v, float) and not math.isfinite(v)):
             raise ValueError("not a finite number or bool: %s=%r" % (k, v))
-    return {"kind": QUANTIZATION_CONFIG, "fields": dict(fields)}
+    return dict(fields)
+
+
+def quantization_config(**fields: Any) -> Dict[str, Any]:
+    return {"kind": QUANTIZATION_CONFIG, "fields": _checked_fields(fields)}
+
+
+def layer_activation(layers: Any, **fields: Any) -> Dict[str, Any]:
+    names = [str(l) for l in (layers or [])]
+    if not names:
+        raise ValueError("a layer_activation countermeasure names at least one layer")
+    return {"kind": LAYER_ACTIVATION, "layers": names, "fields": _checked_fields(fields)}
 
 
 def bit_width(layer: str, target: str, bits: int, from_bits: Optional[int] = None, attr: Optional[str] = None,
@@ -88,14 +104,15 @@ def general(step: str, **params: Any) -> Dict[str, Any]:
 
 def is_applicable(cm: Optional[Mapping[str, Any]]) -> bool:
     """Whether code can apply it (a model change cannot)."""
-    return bool(cm) and cm.get("kind") in (QUANTIZATION_CONFIG, BIT_WIDTH, ONNX_OPTION, GENERAL)
+    return bool(cm) and cm.get("kind") in (QUANTIZATION_CONFIG, BIT_WIDTH, LAYER_ACTIVATION, ONNX_OPTION, GENERAL)
 
 
 def combine(cms: List[Mapping[str, Any]]) -> Optional[Dict[str, Any]]:
     """Several MCT countermeasures as one: the union of their QuantizationConfig fields (the first value of a field
-    wins) and their bit-width pins.  None when there is nothing to combine (fewer than two, or an ONNX / model /
+    wins), their bit-width pins and their per-layer activation edits.  None when there is nothing to combine (fewer than two, or an ONNX / model /
     general one among them)."""
-    if len(cms) < 2 or any(c.get("kind") not in (QUANTIZATION_CONFIG, BIT_WIDTH, "combined") for c in cms):
+    if len(cms) < 2 or any(c.get("kind") not in (QUANTIZATION_CONFIG, BIT_WIDTH, LAYER_ACTIVATION, "combined")
+                           for c in cms):
         return None
     fields: Dict[str, Any] = {}
     pins: List[Dict[str, Any]] = []
@@ -126,6 +143,10 @@ def describe(cm: Optional[Mapping[str, Any]]) -> str:
         return ", ".join("%s=%s" % (k, v) for k, v in cm["fields"].items())
     if kind == BIT_WIDTH:
         return "%s %s at %d bits" % (cm["layer"], cm["target"], cm["bits"])
+    if kind == LAYER_ACTIVATION:
+        layers = cm.get("layers") or []
+        return "%s on %s%s" % (", ".join("%s=%s" % (k, v) for k, v in cm["fields"].items()), ", ".join(layers[:3]),
+                               " and %d more" % (len(layers) - 3) if len(layers) > 3 else "")
     if kind == ONNX_OPTION:
         return "%s%s" % (cm["change"], " on %s" % ", ".join(cm["layers"][:3]) if cm.get("layers") else "")
     if kind == MODEL_CHANGE:
