@@ -372,6 +372,11 @@ def _verdict(report: Report, row: Dict[str, Any], rows: List[Dict[str, Any]], pa
                 text += ("; it would need shift_negative_ratio >= %g (|min| / threshold = %s), but at that ratio %s:"
                          " nothing left for it in MCT 2.6.1's settings" % (ratio, rate_text, crash_text(pair)) if raised
                          else "; but then %s" % crash_text(pair))
+            elif raised and rate is not None and rate <= ratio_in_force + 1e-12:
+                # the ratio is one setting for the model: raised for other activations, this one is within it
+                text += (", with shift_negative_ratio=%g (one setting for the whole model, raised for the activations "
+                         "that need it; this one's |min| / threshold = %s is within %g)" % (
+                             ratio, rate_text, ratio_in_force))
             elif raised:
                 text += ", with shift_negative_ratio=%g (|min| / threshold = %s is over %g)" % (
                     ratio, rate_text, ratio_in_force)
