@@ -478,25 +478,28 @@ def tally(rows: List[Dict[str, Any]]) -> Dict[Tuple[str, str], Dict[str, int]]:
         for src in r["sources"]:
             t = out.setdefault((r["judge"], source_kind(src)), {
                 "verdicts": 0, "tried": 0, "target_improved": 0, "model_improved": 0, "accuracy_lowered": 0,
-                "changed_nothing": 0})
+                "changed_nothing": 0, "improved_nothing": 0})
             t["verdicts"] += 1
             o = r["outcome"]
             if o is None or not o["ok"]:
                 continue
             t["tried"] += 1
-            t["target_improved"] += int(src.get("target_improved", o["target_improved"]))
+            target = bool(src.get("target_improved", o["target_improved"]))
+            t["target_improved"] += int(target)
             for k in ("model_improved", "accuracy_lowered", "changed_nothing"):
                 t[k] += int(o[k])
+            # a "not the cause" claim is refuted by a fix that helps, not by one that makes things worse
+            t["improved_nothing"] += int(not target and not o["model_improved"])
     return out
 
 
 def table(counts: Dict[Tuple[str, str], Dict[str, int]]) -> str:
     lines = ["| judge (source) | verdicts | tried | targeted layers better | model or accuracy better | accuracy "
-             "-0.5 pt or worse | changed nothing |", "|---|---|---|---|---|---|---|"]
+             "-0.5 pt or worse | changed nothing | improved nothing |", "|---|---|---|---|---|---|---|---|"]
     for (judge, kind), t in sorted(counts.items()):
-        lines.append("| %s (%s) | %d | %d | %d | %d | %d | %d |" % (
+        lines.append("| %s (%s) | %d | %d | %d | %d | %d | %d | %d |" % (
             judge, kind, t["verdicts"], t["tried"], t["target_improved"], t["model_improved"], t["accuracy_lowered"],
-            t["changed_nothing"]))
+            t["changed_nothing"], t.get("improved_nothing", 0)))
     return "\n".join(lines)
 
 
@@ -512,6 +515,7 @@ def targets(counts: Dict[Tuple[str, str], Dict[str, int]], rows: List[Dict[str, 
     ntc = [c for (j, k), c in counts.items() if k == KIND_NOT_THE_CAUSE]
     ntc_tried = sum(c["tried"] for c in ntc)
     ntc_nothing = sum(c["changed_nothing"] for c in ntc)
+    ntc_no_gain = sum(c.get("improved_nothing", 0) for c in ntc)
     out = []
     if tried:
         out.append("%s  %d of %d countermeasures of our actionable verdicts improved the targeted layers (%.0f %%; "
@@ -523,6 +527,9 @@ def targets(counts: Dict[Tuple[str, str], Dict[str, int]], rows: List[Dict[str, 
     if ntc_tried:
         out.append("%s  %d of %d 'not the cause' countermeasures changed nothing measurable" % (
             "PASS" if ntc_nothing == ntc_tried else "MISS", ntc_nothing, ntc_tried))
+        out.append("%s  %d of %d 'not the cause' countermeasures improved neither the targeted layers nor the model "
+                   "(the claim stands unless the fix helps)" % ("PASS" if ntc_no_gain == ntc_tried else "MISS",
+                                                                ntc_no_gain, ntc_tried))
     return out
 
 
