@@ -35,9 +35,8 @@ from tb_xquant_plugin.producers import mct_files as art
 from tb_xquant_plugin.producers import mct_log
 from tb_xquant_plugin.producers import mct_matching, mct_verdicts
 from tb_xquant_plugin.producers.mct_stages import (
-    STAGE_ATTRS,
     assign_final_weights_bits,
-    stage_quant_params,
+    read_stage_graph,
     stage_weights_candidates,
 )
 from tb_xquant_plugin.readers import events, files
@@ -216,11 +215,12 @@ def fill_weights_bits(source: EventSource, logdir: str, runs: List[str], stage_l
 
 
 def key_by_quantized_graph(source: EventSource, runs: List[str], stage_logs: Optional[str],
-                           stage_nodes: Optional[List[GraphNode]], nodes: List[GraphNode],
+                           stage_main: Optional[List[GraphNode]], nodes: List[GraphNode],
                            histograms: Dict[str, Any], quant: Dict[str, QuantParams],
                            problems: List[Problem]) -> mct_matching.Keyed:
-    """:func:`mct_matching.key_by_quantized_graph` with the node names of the latest stage logged before
-    shift-negative correction (to recognise the nodes MCT inserted), and problems for what stays unpaired."""
+    """:func:`mct_matching.key_by_quantized_graph` (``stage_main``: the main nodes of the stage graph,
+    ``mct_stages.read_stage_graph``) with the node names of the latest stage logged before shift-negative
+    correction (to recognise the nodes MCT inserted), and problems for what stays unpaired."""
     before = None
     stages = stage_runs_by_folder(runs).get(stage_logs, {}) if stage_logs else {}
     for st in mct_matching.BEFORE_INSERTION_STAGES:
@@ -232,7 +232,7 @@ def key_by_quantized_graph(source: EventSource, runs: List[str], stage_logs: Opt
             if before:
                 break
             before = None
-    keyed = mct_matching.key_by_quantized_graph(nodes, stage_nodes, histograms, quant, before)
+    keyed = mct_matching.key_by_quantized_graph(nodes, stage_main, histograms, quant, before, main_only=True)
     for n in nodes:
         if n.id in keyed.inserted:
             n.attrs = dict(n.attrs, inserted_by_mct=keyed.inserted[n.id])
@@ -287,6 +287,10 @@ class MCTFlavour:
     # shift-negative judge needs).
     graph_attrs: Tuple[str, ...] = (XQUANT_REPR, XQUANT_VAL, "padding", "mode")  # "mode": an Upsample's (judges.concat)
 
+    def folded(self, op: str) -> bool:
+        """Whether the display drops the nodes of this op that have an input (read without their attributes)."""
+        return op.startswith("fake_quant")  # readers.graphs.is_fake_quant: display_graph folds them
+
     def display(self, nodes_all: List[GraphNode]) -> Tuple[List[GraphNode], Dict[str, str]]:
         """The quantized graph as the user reads it, and ``{removed node id: the node it stood for}``."""
         return display_graph(main_nodes(nodes_all))
@@ -335,7 +339,7 @@ def build_report(source: EventSource, logdir: str, rel: str, report_dir: str,
     histograms = {}
     if xrun in runs:
         try:
-            nodes_all = parse_graph(source.graph(xrun), attrs=flavour.graph_attrs)
+            nodes_all = parse_graph(source.graph(xrun), attrs=flavour.graph_attrs, folded=flavour.folded)
         except ValueError as e:
             problems.append(Problem("the XQuant graph could not be read: %s" % e,
                                     "The event file may be truncated; re-run the XQuant report."))
@@ -416,11 +420,11 @@ def build_report(source: EventSource, logdir: str, rel: str, report_dir: str,
     # Stage logs: quantization parameters.
     stage_logs, stage_run = find_stage_runs(runs, rel, manifest, [l.name for l in layers], source, problems)
     quant: Dict[str, QuantParams] = {}
-    stage_nodes: Optional[List[GraphNode]] = None
+    stage_read = None
     if stage_run:
         try:
-            stage_nodes = parse_graph(source.graph(stage_run), attrs=STAGE_ATTRS)
-            quant = stage_quant_params(stage_nodes)
+            stage_read = read_stage_graph(source.graph(stage_run))
+            quant = stage_read.quant
         except ValueError as e:
             problems.append(Problem("the MCT stage graph %s could not be read: %s" % (stage_run, e),
                                     "Re-run quantization after mct.set_log_folder(...)."))
@@ -430,8 +434,8 @@ def build_report(source: EventSource, logdir: str, rel: str, report_dir: str,
     # The histograms and quantization parameters keyed by the quantized graph's names (producers.mct_matching).
     keyed = None
     if flavour.toolchain == MCT_PYTORCH and nodes:
-        keyed = key_by_quantized_graph(source, runs, stage_logs if stage_nodes else None, stage_nodes, nodes,
-                                       histograms, quant, problems)
+        keyed = key_by_quantized_graph(source, runs, stage_logs if stage_read and stage_read.size else None,
+                                       stage_read.main if stage_read else None, nodes, histograms, quant, problems)
     if not stage_run:
         problems.append(Problem("no MCT stage logs found for this report; bit widths and activation thresholds are unknown "
                                 "and the unbalanced-concatenation judge can only use histograms",

@@ -228,6 +228,9 @@ class KerasFlavour(MCTFlavour):
     troubleshoot_function = None
     graph_attrs = (XQUANT_REPR, XQUANT_VAL, "name", "layer", "activation", "negative_slope", "alpha")
 
+    def folded(self, op):
+        return False  # every node is read whole: the Keras display renames and folds by attributes
+
     def display(self, nodes_all):
         return keras_display_graph(nodes_all)
 

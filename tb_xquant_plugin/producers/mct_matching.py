@@ -72,7 +72,7 @@ def stage_main_nodes(nodes: Sequence[GraphNode]) -> List[GraphNode]:
                 i = i[: -len(".activation")]
             if i in ids and i != n.id:
                 ins.append(i)
-        out.append(dataclasses.replace(n, inputs=ins))
+        out.append(n.with_inputs(ins))
     return out
 
 
@@ -109,14 +109,11 @@ def match(quantized: Sequence[GraphNode], stage: Sequence[GraphNode]) -> Matchin
     s_pos = {n.id: k for k, n in enumerate(stage)}
     q_cons: Dict[str, List[str]] = collections.defaultdict(list)
     s_cons: Dict[str, List[str]] = collections.defaultdict(list)
-    for n in quantized:
-        for i in dict.fromkeys(n.inputs):
-            if i in q_by_id:
-                q_cons[i].append(n.id)
-    for n in stage:
-        for i in dict.fromkeys(n.inputs):
-            if i in s_by_id:
-                s_cons[i].append(n.id)
+    for nodes, by_id, cons in ((quantized, q_by_id, q_cons), (stage, s_by_id, s_cons)):
+        for n in nodes:
+            for i in (n.inputs if len(n.inputs) < 2 else dict.fromkeys(n.inputs)):
+                if i in by_id:
+                    cons[i].append(n.id)
     q2s: Dict[str, str] = {}
     s2q: Dict[str, str] = {}
     how: Dict[str, str] = {}
@@ -204,8 +201,10 @@ def match(quantized: Sequence[GraphNode], stage: Sequence[GraphNode]) -> Matchin
         """The unpaired inputs of a paired node: an input and an input of its partner pair when each is the
         only one that fits the other (same op and shape, partners for inputs).  Input positions are not
         compared: the GraphDefs list a concatenation's inputs in graph order, not argument order."""
-        sn = s_by_id[q2s[qn.id]]
         q_open = [q_by_id[u] for u in dict.fromkeys(qn.inputs) if u in q_by_id and u not in q2s]
+        if not q_open:
+            return
+        sn = s_by_id[q2s[qn.id]]
         s_open = [s_by_id[t] for t in dict.fromkeys(sn.inputs) if t not in s2q]
         for un in q_open:
             if un.id in q2s:
@@ -262,7 +261,7 @@ def _read_through(nodes: Sequence[GraphNode], other_ops: Set[str]) -> List[Graph
             i = skip[i]
         return i
 
-    return [dataclasses.replace(n, inputs=[source(i) for i in n.inputs]) for n in nodes if n.id not in skip]
+    return [n.with_inputs([source(i) for i in n.inputs]) for n in nodes if n.id not in skip]
 
 
 def _pair_siblings(quantized, q_by_id, s_by_id, q_cons, s_cons, q2s, s2q, q_pos, s_pos, pair) -> bool:
@@ -390,18 +389,19 @@ class Keyed:
 
 def key_by_quantized_graph(quantized: Sequence[GraphNode], stage: Optional[Sequence[GraphNode]],
                            histograms: Mapping[str, V], quant: Mapping[str, object],
-                           before: Optional[Iterable[str]] = None) -> Keyed:
+                           before: Optional[Iterable[str]] = None, main_only: bool = False) -> Keyed:
     """Pair ``quantized`` (the display graph) with the stage graph ``stage`` (all its nodes, helpers included, as
     parsed; None when the report has no stage logs) and re-key ``histograms`` (by histogram tag) and ``quant`` (by
     stage-graph name).  ``before``: node names of a stage logged before shift-negative correction (recognises
-    the nodes MCT inserted).  Without a stage graph only module nodes keep their histograms (their names agree);
-    those of functional nodes are dropped rather than guessed."""
+    the nodes MCT inserted).  ``main_only``: ``stage`` is :func:`stage_main_nodes`'s answer already
+    (``producers.mct_stages.read_stage_graph``).  Without a stage graph only module nodes keep their histograms
+    (their names agree); those of functional nodes are dropped rather than guessed."""
     if not quantized:
         return Keyed(dict(histograms), dict(quant), {}, {}, [], [])
     if stage is None:
         kept, dropped = module_only(quantized, histograms)
         return Keyed(kept, dict(quant), {}, {}, [], dropped)
-    main = stage_main_nodes(stage)
+    main = list(stage) if main_only else stage_main_nodes(stage)
     m = match(quantized, main)
     q_by_id = {n.id: n for n in quantized}
     # nodes that carry a tensor (not the model's *args, not the ints of x.size()) and found no counterpart

@@ -2,13 +2,14 @@
 ``.weights`` helper nodes, weights bit-width candidates and their final configuration."""
 from __future__ import annotations
 
+import dataclasses
 import re
 from typing import Any, Dict, List, Optional, Tuple
 
 from tensorboard.compat.proto.graph_pb2 import GraphDef
 
 from tb_xquant_plugin.model.report import QuantParams
-from tb_xquant_plugin.readers.graphs import GraphNode, attr_value
+from tb_xquant_plugin.readers.graphs import GraphNode, attr_value, cached_shapes, node_inputs
 
 _THRESHOLD_RE = re.compile(r"""['"]threshold['"]\s*:\s*(?:np\.float\d*\()?\s*([-+]?[0-9.eE+-]+|inf|nan)""")
 _SIGNED_RE = re.compile(r"""['"]is_signed['"]\s*:\s*(?:np\.)?(True|False)_?""")
@@ -51,51 +52,133 @@ def decided_bits(candidates: Optional[List[int]]) -> Optional[int]:
     return None
 
 
+_ACTIVATION = ".activation"
+_WEIGHTS = ".weights"
+
+
+def _activation_params(qp: QuantParams, get) -> None:
+    """Fill ``qp`` from one ``.activation`` helper node; ``get(attr)``: the decoded attribute, or None."""
+    bits = decided_bits(bit_candidates(get("activation_n_bits")))
+    if bits is not None:
+        qp.activation_nbits = bits
+    params = get("activation_quantization_params") or ""
+    m = _THRESHOLD_RE.search(params)
+    if m:
+        qp.activation_threshold = _num(m.group(1))
+    m = _SIGNED_RE.search(params)
+    if m:
+        qp.signed = m.group(1) == "True"
+    qp.quant_mode = (get("quant_mode") or "").replace("ActivationQuantizationMode.", "") or None
+    z = get("z_threshold")
+    if isinstance(z, float):
+        qp.z_threshold = z
+    v = get("shift_negative_activation_correction")
+    if isinstance(v, bool):
+        qp.shift_negative_activation_correction = v
+    v = get("shift_negative_ratio")
+    if isinstance(v, float):
+        qp.shift_negative_ratio = v
+    em = get("_activation_error_method") or get("activation_error_method")
+    if isinstance(em, str):
+        qp.activation_error_method = em.replace("QuantizationErrorMethod.", "")
+
+
+def _weights_params(qp: QuantParams, get) -> None:
+    """Fill ``qp`` from one ``.weights`` helper node; ``get(attr)``: the decoded attribute, or None."""
+    v = get("weights_bias_correction")
+    if isinstance(v, bool):
+        qp.weights_bias_correction = v
+    # MCT 2.6.1 logs final weights configurations without their bits (stage graphs after
+    # mixed precision); read them only where a stage does carry them.
+    candidates = bit_candidates(get("weights_n_bits"))
+    if candidates:
+        qp.weights_nbits_candidates = candidates
+        bits = decided_bits(candidates)
+        if bits is not None:
+            qp.weights_nbits, qp.weights_nbits_source = bits, "stage graph"
+
+
 def stage_quant_params(nodes: List[GraphNode]) -> Dict[str, QuantParams]:
     """Map node name (last path component) -> quantization parameters from a stage graph."""
     by_id = {n.id: n for n in nodes}
     out: Dict[str, QuantParams] = {}
     for n in nodes:
-        if n.id.endswith(".activation"):
-            base = by_id.get(n.id[: -len(".activation")])
-            name = (base.name if base else n.name[: -len(".activation")])
+        if n.id.endswith(_ACTIVATION):
+            base = by_id.get(n.id[: -len(_ACTIVATION)])
+            name = (base.name if base else n.name[: -len(_ACTIVATION)])
             qp = out.setdefault(name, QuantParams())
             qp.op = base.op if base else None
-            a = n.attrs
-            bits = decided_bits(bit_candidates(a.get("activation_n_bits")))
-            if bits is not None:
-                qp.activation_nbits = bits
-            params = a.get("activation_quantization_params") or ""
-            m = _THRESHOLD_RE.search(params)
-            if m:
-                qp.activation_threshold = _num(m.group(1))
-            m = _SIGNED_RE.search(params)
-            if m:
-                qp.signed = m.group(1) == "True"
-            qp.quant_mode = (a.get("quant_mode") or "").replace("ActivationQuantizationMode.", "") or None
-            if isinstance(a.get("z_threshold"), float):
-                qp.z_threshold = a["z_threshold"]
-            if isinstance(a.get("shift_negative_activation_correction"), bool):
-                qp.shift_negative_activation_correction = a["shift_negative_activation_correction"]
-            if isinstance(a.get("shift_negative_ratio"), float):
-                qp.shift_negative_ratio = a["shift_negative_ratio"]
-            em = a.get("_activation_error_method") or a.get("activation_error_method")
-            if isinstance(em, str):
-                qp.activation_error_method = em.replace("QuantizationErrorMethod.", "")
-        elif n.id.endswith(".weights"):
-            name = n.name[: -len(".weights")]
-            qp = out.setdefault(name, QuantParams())
-            if isinstance(n.attrs.get("weights_bias_correction"), bool):
-                qp.weights_bias_correction = n.attrs["weights_bias_correction"]
-            # MCT 2.6.1 logs final weights configurations without their bits (stage graphs after
-            # mixed precision); read them only where a stage does carry them.
-            candidates = bit_candidates(n.attrs.get("weights_n_bits"))
-            if candidates:
-                qp.weights_nbits_candidates = candidates
-                bits = decided_bits(candidates)
-                if bits is not None:
-                    qp.weights_nbits, qp.weights_nbits_source = bits, "stage graph"
+            _activation_params(qp, n.attrs.get)
+        elif n.id.endswith(_WEIGHTS):
+            _weights_params(out.setdefault(n.name[: -len(_WEIGHTS)], QuantParams()), n.attrs.get)
     return out
+
+
+@dataclasses.dataclass
+class StageGraphRead:
+    """What the build needs of the stage graph it reads quantization parameters from."""
+
+    size: int  # nodes in the graph, helpers included
+    main: List[GraphNode]  # ``mct_matching.stage_main_nodes`` of its nodes (without their attributes)
+    quant: Dict[str, QuantParams]  # ``stage_quant_params`` of its nodes
+
+
+def _decoder(attr_map):
+    def get(key):
+        v = attr_map.get(key)
+        return None if v is None else attr_value(v)
+    return get
+
+
+def read_stage_graph(data: Optional[bytes]) -> StageGraphRead:
+    """``parse_graph(data, attrs=STAGE_ATTRS)`` followed by ``stage_quant_params`` and
+    ``mct_matching.stage_main_nodes``, in one walk over the GraphDef that reads of each node only what
+    those use: name, op, inputs and output shapes of the main nodes; the quantization attributes of the
+    ``.activation`` / ``.weights`` helpers (MCT logs two dozen attributes per helper, and the helpers are
+    two thirds of the nodes).  Raises ``ValueError`` when the bytes are not a GraphDef."""
+    if not data:
+        return StageGraphRead(0, [], {})
+    g = GraphDef()
+    try:
+        g.ParseFromString(data)
+    except Exception as e:  # noqa: BLE001 - protobuf raises DecodeError
+        raise ValueError("graph is not a valid GraphDef: %s" % e) from None
+    op_of: Dict[str, str] = {}  # every node id -> its op (the last node of an id, as a dict of nodes keeps it)
+    helpers = []  # the .activation / .weights nodes, in graph order
+    main: List[GraphNode] = []
+    shape_cache: Dict[bytes, List[List[int]]] = {}
+    for n in g.node:
+        nid = n.name
+        op = op_of[nid] = n.op
+        if nid.endswith(_ACTIVATION) or nid.endswith(_WEIGHTS):
+            helpers.append(n)
+            continue
+        sv = n.attr.get("_output_shapes")
+        main.append(GraphNode(nid, nid.rsplit("/", 1)[-1], op, node_inputs(n),
+                              cached_shapes(sv, shape_cache) if sv is not None else [], {}))
+    ids = {m.id for m in main}
+    for m in main:  # read the producers directly (stage_main_nodes)
+        ins = []
+        for i in m.inputs:
+            if i.endswith(_ACTIVATION):
+                i = i[: -len(_ACTIVATION)]
+            if i in ids and i != m.id:
+                ins.append(i)
+        m.inputs = ins
+    quant: Dict[str, QuantParams] = {}
+    for n in helpers:
+        nid = n.name
+        is_activation = nid.endswith(_ACTIVATION)
+        name = nid.rsplit("/", 1)[-1][: -len(_ACTIVATION if is_activation else _WEIGHTS)]
+        qp = quant.get(name)
+        if qp is None:
+            qp = quant[name] = QuantParams()
+        if is_activation:
+            qp.op = op_of.get(nid[: -len(_ACTIVATION)])
+            _activation_params(qp, _decoder(n.attr))
+        else:
+            _weights_params(qp, _decoder(n.attr))
+    return StageGraphRead(len(g.node), main, quant)
 
 
 def _topological_order(ids: List[str], inputs: Dict[str, List[str]]) -> List[str]:

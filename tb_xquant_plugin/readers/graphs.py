@@ -7,7 +7,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
-from typing import Any, Dict, Iterable, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
 from tensorboard.compat.proto.graph_pb2 import GraphDef
 
@@ -29,6 +29,11 @@ class GraphNode:
     inputs: List[str]
     output_shapes: List[List[int]]
     attrs: Dict[str, Any]
+
+    def with_inputs(self, inputs: List[str]) -> "GraphNode":
+        """The same node reading ``inputs`` (``dataclasses.replace(node, inputs=...)``, without its introspection:
+        graphs are rewired node by node)."""
+        return GraphNode(self.id, self.name, self.op, inputs, self.output_shapes, self.attrs)
 
 
 def parse_metric_dict(text: str) -> Dict[str, float]:
@@ -67,7 +72,7 @@ def _shapes(v) -> List[List[int]]:
     return shapes
 
 
-def _shapes_cached(v, cache: Dict[bytes, List[List[int]]]) -> List[List[int]]:
+def cached_shapes(v, cache: Dict[bytes, List[List[int]]]) -> List[List[int]]:
     """:func:`_shapes` once per distinct ``_output_shapes`` value of a graph (most nodes share a few dozen shapes:
     reading the message's bytes in C is cheaper than walking its dimensions in Python).  The lists are shared
     between the nodes that have the same shapes; nothing mutates them."""
@@ -79,12 +84,13 @@ def _shapes_cached(v, cache: Dict[bytes, List[List[int]]]) -> List[List[int]]:
 
 
 def parse_graph(data: Optional[bytes], attrs: Optional[Iterable[str]] = None,
-                shapes: bool = True) -> List[GraphNode]:
+                shapes: bool = True, folded: Optional[Callable[[str], bool]] = None) -> List[GraphNode]:
     """All nodes of a serialized GraphDef.  Raises ``ValueError`` when the bytes are not a GraphDef.
 
     ``attrs`` limits the decoded node attributes to those names (MCT's stage graphs carry dozens
     per node; decoding only what is read keeps large graphs fast); ``shapes=False`` skips
-    ``_output_shapes``."""
+    ``_output_shapes``; ``folded(op)``: the ops whose nodes the caller folds into their input (fake-quantize
+    nodes: :func:`display_graph`), read without attributes or shapes when they have an input."""
     if not data:
         return []
     g = GraphDef()
@@ -92,35 +98,45 @@ def parse_graph(data: Optional[bytes], attrs: Optional[Iterable[str]] = None,
         g.ParseFromString(data)
     except Exception as e:  # noqa: BLE001 - protobuf raises DecodeError
         raise ValueError("graph is not a valid GraphDef: %s" % e) from None
-    wanted = None if attrs is None else tuple(frozenset(attrs))
+    wanted = None if attrs is None else tuple(k for k in frozenset(attrs) if k != "_output_shapes")
     shape_cache: Dict[bytes, List[List[int]]] = {}
     nodes = []
     append = nodes.append
     for n in g.node:
+        name = n.name
+        op = n.op
+        inputs = node_inputs(n)
         values = {}
         node_shapes: List[List[int]] = []
+        if folded is not None and inputs and folded(op):
+            append(GraphNode(name, name.rsplit("/", 1)[-1], op, inputs, node_shapes, values))
+            continue
         attr_map = n.attr
         if wanted is None:
-            names: Iterable[str] = attr_map.keys()
-        elif wanted:
-            names = [k for k in wanted if k in attr_map]
+            for k in attr_map.keys():
+                if k != "_output_shapes":
+                    values[k] = attr_value(attr_map[k])
         else:
-            names = ()
-        for k in names:
-            if k != "_output_shapes":
-                values[k] = attr_value(attr_map[k])
+            for k in wanted:
+                v = attr_map.get(k)
+                if v is not None:
+                    values[k] = attr_value(v)
         if shapes:
             sv = attr_map.get("_output_shapes")
             if sv is not None:
-                node_shapes = _shapes_cached(sv, shape_cache)
-        inputs = list(n.input)
-        if inputs:
-            joined = "".join(inputs)
-            if ":" in joined or "^" in joined:  # an output index or a control input: the node's name alone
-                inputs = [i.split(":")[0].lstrip("^") for i in inputs]
-        name = n.name
-        append(GraphNode(name, name.rsplit("/", 1)[-1], n.op, inputs, node_shapes, values))
+                node_shapes = cached_shapes(sv, shape_cache)
+        append(GraphNode(name, name.rsplit("/", 1)[-1], op, inputs, node_shapes, values))
     return nodes
+
+
+def node_inputs(n) -> List[str]:
+    """The ids of the nodes a ``NodeDef`` reads (an output index or the ``^`` of a control input dropped)."""
+    inputs = list(n.input)
+    if inputs:
+        joined = "".join(inputs)
+        if ":" in joined or "^" in joined:  # an output index or a control input: the node's name alone
+            inputs = [i.split(":")[0].lstrip("^") for i in inputs]
+    return inputs
 
 
 def is_fake_quant(node: GraphNode) -> bool:
@@ -165,5 +181,5 @@ def display_graph(nodes: List[GraphNode]) -> Tuple[List[GraphNode], Dict[str, st
             r = resolve(i)
             if r not in seen and r != n.id:
                 seen.append(r)
-        out.append(dataclasses.replace(n, inputs=seen))
+        out.append(n.with_inputs(seen))
     return out, alias
