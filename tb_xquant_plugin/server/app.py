@@ -17,7 +17,7 @@ from tb_xquant_plugin.api import views
 from tb_xquant_plugin.producers.mct_files import MAX_PNG_BYTES
 from tb_xquant_plugin.model.thresholds import KNOB_BY_KEY, check_value
 from tb_xquant_plugin.readers import files
-from tb_xquant_plugin.server.store import ReportStore, threshold_args
+from tb_xquant_plugin.server.store import ReportStore, collector_paused, threshold_args
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +39,8 @@ _ACCEPTS_GZIP = re.compile(r"\bgzip\b")
 def _cached(request, a, route: str):
     """A cached view: its compressed body when the client accepts gzip and the answer is not tiny (compressed once
     per analysis, ``views.cached_gzip``), else its JSON text (Respond compresses a tiny one itself)."""
-    body = views.cached_json(a, route)
+    with collector_paused():  # the first call builds the view: a record per node
+        body = views.cached_json(a, route)
     if len(body) >= GZIP_MIN_BYTES and _ACCEPTS_GZIP.search(request.headers.get("Accept-Encoding", "")):
         return http_util.Respond(request, views.cached_gzip(a, route), "application/json", content_encoding="gzip")
     return http_util.Respond(request, body, "application/json")
