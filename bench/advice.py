@@ -369,30 +369,10 @@ def _node_of(rep, name: str):
 def consumers(rep, name: str, limit: int = 12) -> List[str]:
     """The compare points fed by ``name``'s output (through nodes XQuant does not measure): where the error of
     its activation quantizer shows, since XQuant measures a layer before its own activation quantizer."""
-    from tb_xquant_plugin.readers.graphs import layer_name_of
+    from tb_xquant_plugin.mct_study import consumers_of, nearest_compare_points
 
     node = _node_of(rep, name)
-    if node is None:
-        return []
-    users: Dict[str, List[Any]] = {}
-    for m in rep.nodes:
-        for i in m.inputs:
-            users.setdefault(i, []).append(m)
-    out: List[str] = []
-    seen, todo = {node.id}, list(users.get(node.id, []))
-    while todo and limit > 0:
-        n = todo.pop(0)
-        if n.id in seen:
-            continue
-        seen.add(n.id)
-        limit -= 1
-        ln = layer_name_of(n)
-        if ln in rep.layer_by_name:
-            if ln not in out:
-                out.append(ln)
-            continue
-        todo.extend(users.get(n.id, []))
-    return out
+    return nearest_compare_points(rep, node, consumers_of(rep), limit) if node is not None else []
 
 
 def target_points(rep, judge: str, layers: List[str]) -> List[str]:

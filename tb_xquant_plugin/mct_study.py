@@ -162,37 +162,48 @@ def _helped(base: Dict[str, Any], att: Dict[str, Any], max_drop: float) -> bool:
     return fewer or better_out or better_acc
 
 
+def nearest_compare_points(rep: Any, start: Any, step: Callable[[Any], List[Any]], limit: int = 6) -> List[str]:
+    """The first report layers (compare points) reached from graph node ``start`` along ``step`` (its inputs or its
+    consumers), breadth first, not walking past a compare point; at most ``limit`` nodes visited."""
+    from tb_xquant_plugin.readers.graphs import layer_name_of
+
+    out: List[str] = []
+    seen, todo = {start.id}, list(step(start))
+    while todo and limit > 0:
+        n = todo.pop(0)
+        if n is None or n.id in seen:
+            continue
+        seen.add(n.id)
+        limit -= 1
+        ln = layer_name_of(n)
+        if ln in rep.layer_by_name:
+            if ln not in out:
+                out.append(ln)
+            continue
+        todo.extend(step(n))
+    return out
+
+
+def consumers_of(rep: Any) -> Callable[[Any], List[Any]]:
+    """``step`` for :func:`nearest_compare_points` downstream: a node's consumers (index built once)."""
+    users: Dict[str, List[Any]] = {}
+    for m in rep.nodes:
+        for i in m.inputs:
+            users.setdefault(i, []).append(m)
+    return lambda n: users.get(n.id, [])
+
+
 def compare_points(rep: Any, name: str) -> List[str]:
     """The report layers whose metrics show a verdict's node: the node itself when XQuant measures it, else the
     compare points right before it (an activation fused into the convolution before it is measured there) and
     right after it (the layer that takes its output)."""
-    from tb_xquant_plugin.readers.graphs import layer_name_of
-
     if name in rep.layer_by_name:
         return [name]
     node = rep.node_by_name.get(name)
     if node is None:
         return []
-    out: List[str] = []
-
-    def walk(start, step, limit=6):
-        seen, todo = set(), list(step(start))
-        while todo and limit > 0:
-            n = todo.pop(0)
-            if n is None or n.id in seen:
-                continue
-            seen.add(n.id)
-            limit -= 1
-            ln = layer_name_of(n)
-            if ln in rep.layer_by_name:
-                if ln not in out:
-                    out.append(ln)
-                continue
-            todo.extend(step(n))
-
-    walk(node, lambda n: [rep.node_by_id.get(i) for i in n.inputs])
-    walk(node, lambda n: [m for m in rep.nodes if n.id in m.inputs])
-    return out
+    before = nearest_compare_points(rep, node, lambda n: [rep.node_by_id.get(i) for i in n.inputs])
+    return list(dict.fromkeys(before + nearest_compare_points(rep, node, consumers_of(rep))))
 
 
 def _target_errors(rep: Any, layers: List[str]) -> Dict[str, Optional[float]]:
