@@ -135,6 +135,18 @@ class Panel:
     def state(self):
         return self.frame.evaluate("window.__xquant.state()")
 
+    def hover_title(self, layer):
+        """A real pointer move over a layer's node: the canvas's hover text (its title, once it is the text the
+        panel computes for that node); the pointer then leaves the node."""
+        canvas = self.frame.locator("canvas.graph-canvas")
+        pt = self.frame.evaluate("l => window.__xquant.nodePoint(l)", layer)
+        canvas.hover(position={"x": pt["x"], "y": pt["y"]})
+        self.frame.wait_for_function(
+            "l => document.querySelector('canvas.graph-canvas').title === window.__xquant.hoverText(l)", arg=layer)
+        title = canvas.get_attribute("title")
+        canvas.hover(position={"x": 2, "y": 2})
+        return title
+
 
 def _ignored(url):
     """TensorBoard's own missing assets (its pip package ships no Roboto files) are not the panel's errors."""

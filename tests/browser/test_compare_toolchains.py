@@ -20,7 +20,6 @@ def test_compare_mct_and_onnx_reports_of_the_same_model(panel):
     text = box.inner_text()
     assert "before its activation" in text and "only in B" in text
     panel.frame.wait_for_selector("canvas.graph-canvas[data-compare=on]", state="attached")
-    canvas = panel.frame.locator("canvas.graph-canvas")
     changed = [r for r in cmp["layers"] if r["status"] in ("improved", "worse") and r["name_a"] != r["name_b"]]
     assert changed
     for row in changed[:2]:
@@ -28,11 +27,6 @@ def test_compare_mct_and_onnx_reports_of_the_same_model(panel):
         assert name == row["name_b"]  # B's node on B's graph
         panel.frame.evaluate("l => window.__xquant.selectLayer(l)", name)
         panel.frame.wait_for_function("l => window.__xquant.drawnBadge(l) !== null", arg=name)
-        pt = panel.frame.evaluate("l => window.__xquant.nodePoint(l)", name)
-        canvas.hover(position={"x": pt["x"], "y": pt["y"]})
-        panel.frame.wait_for_function("l => document.querySelector('canvas.graph-canvas').title === window.__xquant.hoverText(l)",
-                                      arg=name)
-        title = canvas.get_attribute("title")
+        title = panel.hover_title(name)
         assert "compare A → B: " + row["status"] in title, title
         assert "A's layer: %s (module %s)" % (row["name_a"], row["key"]) in title, title
-        canvas.hover(position={"x": 2, "y": 2})

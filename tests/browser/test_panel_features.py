@@ -93,7 +93,6 @@ def test_compare_shows_deltas_on_graph_nodes(panel):
     cmp = panel.server.api("compare", a=a, b=b)
     changed = [r for r in cmp["layers"] if r["status"] in ("improved", "worse")]
     assert changed, "the outlier fix should change some layers"
-    canvas = panel.frame.locator("canvas.graph-canvas")
     for row in changed:
         name = row["name"]
         panel.frame.evaluate("l => window.__xquant.selectLayer(l)", name)
@@ -106,17 +105,12 @@ def test_compare_shows_deltas_on_graph_nodes(panel):
         assert m.group(2) == key, (badge, key)
         assert close(number(m.group(3)), row["delta"][key], 3), (badge, row["delta"][key])
         # The hover text of the node (a real pointer move over it) lists every metric's delta A -> B.
-        pt = panel.frame.evaluate("l => window.__xquant.nodePoint(l)", name)
-        canvas.hover(position={"x": pt["x"], "y": pt["y"]})
-        panel.frame.wait_for_function("l => document.querySelector('canvas.graph-canvas').title === window.__xquant.hoverText(l)",
-                                      arg=name)
-        title = canvas.get_attribute("title")
+        title = panel.hover_title(name)
         assert "compare A → B: " + row["status"] in title, title
         for k, d in row["delta"].items():
             lm = re.search(r"^Δ " + re.escape(k) + r" (\S+) \(", title, re.M)
             assert lm, (k, title)
             assert close(number(lm.group(1)), d, 4), (k, lm.group(1), d)
-        canvas.hover(position={"x": 2, "y": 2})
 
 
 # ------------------------------------------------------------------------------------------------ 2. manual
