@@ -6,10 +6,8 @@ import dataclasses
 import re
 from typing import Any, Dict, List, Optional, Tuple
 
-from tensorboard.compat.proto.graph_pb2 import GraphDef
-
 from tb_xquant_plugin.model.report import QuantParams
-from tb_xquant_plugin.readers.graphs import GraphNode, attr_value, cached_shapes, node_inputs
+from tb_xquant_plugin.readers.graphs import GraphNode, attr_value, cached_shapes, graph_nodes, node_inputs
 
 _THRESHOLD_RE = re.compile(r"""['"]threshold['"]\s*:\s*(?:np\.float\d*\()?\s*([-+]?[0-9.eE+-]+|inf|nan)""")
 _SIGNED_RE = re.compile(r"""['"]is_signed['"]\s*:\s*(?:np\.)?(True|False)_?""")
@@ -123,11 +121,21 @@ class StageGraphRead:
     quant: Dict[str, QuantParams]  # ``stage_quant_params`` of its nodes
 
 
-def _decoder(attr_map):
-    def get(key):
-        v = attr_map.get(key)
-        return None if v is None else attr_value(v)
-    return get
+# The attributes _activation_params / _weights_params read.
+_ACTIVATION_ATTRS = ("activation_n_bits", "activation_quantization_params", "quant_mode", "z_threshold",
+                     "shift_negative_activation_correction", "shift_negative_ratio", "_activation_error_method",
+                     "activation_error_method")
+_WEIGHTS_ATTRS = ("weights_bias_correction", "weights_n_bits")
+
+
+def _read_attrs(attr_map, names) -> Dict[str, Any]:
+    """The decoded attributes of one node among ``names`` (``parse_graph``'s ``attrs``)."""
+    out = {}
+    for k in names:
+        v = attr_map.get(k)
+        if v is not None:
+            out[k] = attr_value(v)
+    return out
 
 
 def read_stage_graph(data: Optional[bytes]) -> StageGraphRead:
@@ -138,20 +146,20 @@ def read_stage_graph(data: Optional[bytes]) -> StageGraphRead:
     two thirds of the nodes).  Raises ``ValueError`` when the bytes are not a GraphDef."""
     if not data:
         return StageGraphRead(0, [], {})
-    g = GraphDef()
-    try:
-        g.ParseFromString(data)
-    except Exception as e:  # noqa: BLE001 - protobuf raises DecodeError
-        raise ValueError("graph is not a valid GraphDef: %s" % e) from None
     op_of: Dict[str, str] = {}  # every node id -> its op (the last node of an id, as a dict of nodes keeps it)
-    helpers = []  # the .activation / .weights nodes, in graph order
+    helpers = []  # (id, is activation, its attributes read) of the .activation / .weights nodes, in graph order
     main: List[GraphNode] = []
     shape_cache: Dict[bytes, List[List[int]]] = {}
-    for n in g.node:
+    size = 0
+    for n in graph_nodes(data):
+        size += 1
         nid = n.name
         op = op_of[nid] = n.op
-        if nid.endswith(_ACTIVATION) or nid.endswith(_WEIGHTS):
-            helpers.append(n)
+        if nid.endswith(_ACTIVATION):
+            helpers.append((nid, True, _read_attrs(n.attr, _ACTIVATION_ATTRS)))
+            continue
+        if nid.endswith(_WEIGHTS):
+            helpers.append((nid, False, _read_attrs(n.attr, _WEIGHTS_ATTRS)))
             continue
         sv = n.attr.get("_output_shapes")
         main.append(GraphNode(nid, nid.rsplit("/", 1)[-1], op, node_inputs(n),
@@ -166,19 +174,17 @@ def read_stage_graph(data: Optional[bytes]) -> StageGraphRead:
                 ins.append(i)
         m.inputs = ins
     quant: Dict[str, QuantParams] = {}
-    for n in helpers:
-        nid = n.name
-        is_activation = nid.endswith(_ACTIVATION)
+    for nid, is_activation, attrs in helpers:
         name = nid.rsplit("/", 1)[-1][: -len(_ACTIVATION if is_activation else _WEIGHTS)]
         qp = quant.get(name)
         if qp is None:
             qp = quant[name] = QuantParams()
         if is_activation:
             qp.op = op_of.get(nid[: -len(_ACTIVATION)])
-            _activation_params(qp, _decoder(n.attr))
+            _activation_params(qp, attrs.get)
         else:
-            _weights_params(qp, _decoder(n.attr))
-    return StageGraphRead(len(g.node), main, quant)
+            _weights_params(qp, attrs.get)
+    return StageGraphRead(size, main, quant)
 
 
 def _topological_order(ids: List[str], inputs: Dict[str, List[str]]) -> List[str]:
@@ -224,14 +230,9 @@ def stage_weights_candidates(data: Optional[bytes]) -> Tuple[Dict[str, List[int]
     Only node names, inputs and that one attribute are read, so a large graph stays cheap."""
     if not data:
         return {}, []
-    g = GraphDef()
-    try:
-        g.ParseFromString(data)
-    except Exception as e:  # noqa: BLE001 - protobuf raises DecodeError
-        raise ValueError("graph is not a valid GraphDef: %s" % e) from None
     candidates: Dict[str, List[int]] = {}
     weights_of: Dict[str, str] = {}  # main node id -> layer name with several candidates
-    for n in g.node:
+    for n in graph_nodes(data):
         nid = n.name
         if nid.endswith(".weights"):
             attr = n.attr.get("weights_n_bits")
@@ -245,7 +246,7 @@ def stage_weights_candidates(data: Optional[bytes]) -> Tuple[Dict[str, List[int]
         return candidates, []
     ids: List[str] = []
     inputs: Dict[str, List[str]] = {}
-    for n in g.node:
+    for n in graph_nodes(data):  # parsed again, a chunk at a time: only mixed precision needs the inputs
         nid = n.name
         if nid.endswith(".weights") or nid.endswith(".activation"):
             continue
