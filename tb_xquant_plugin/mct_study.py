@@ -441,7 +441,7 @@ def try_countermeasures(
 def _proposals(analysis: Any, everything: bool = False) -> List[Any]:
     """(countermeasure, verdict summary) of the computed actionable verdicts, the same countermeasure once.  With
     ``everything``: also the z_threshold a computed outlier verdict found not to be the cause (``actionable``
-    False), set on that verdict's layer only (the claim is about that layer), and what MCT's own verdicts propose
+    False), set on the layers its replay judged only (the claim is about those), and what MCT's own verdicts propose
     (``source`` "mct": its outlier z_threshold, global as MCT advises it; its mixed-precision verdict is ours); each
     summary lists every verdict that proposed the countermeasure."""
     out: Dict[str, Any] = {}
@@ -453,7 +453,10 @@ def _proposals(analysis: Any, everything: bool = False) -> List[Any]:
             pass
         elif everything and v.judge == "outlier_removal" and isinstance(numbers.get("z_threshold"), (int, float)):
             z = float(numbers["z_threshold"])
-            cm = (C.layer_activation(v.layers, z_threshold=z) if v.source == "computed" and v.layers
+            # ours: the layers its replay judged (the verdict's layer and the activations feeding it), as the
+            # countermeasure would set them were the tail real; MCT's: the global value it advises
+            judged = list(v.layers[:1]) + [i["layer"] for i in numbers.get("inputs") or [] if i.get("layer")]
+            cm = (C.layer_activation(judged, z_threshold=z) if v.source == "computed" and judged
                   else C.quantization_config(z_threshold=z))
             actionable = v.source == "computed" and actionable
         else:
@@ -464,7 +467,10 @@ def _proposals(analysis: Any, everything: bool = False) -> List[Any]:
         summary["sources"].append({"source": v.source, "actionable": actionable if v.source == "computed" else None,
                                    "layers": list(v.layers)[:5]})
         summary["actionable"] = summary["actionable"] or actionable
-    return list(out.values())
+    # what our actionable verdicts propose first (the study's budget goes to them), then the claims to test
+    rank = {True: 0, False: 1}
+    return sorted(out.values(), key=lambda p: (rank[bool(p[1]["actionable"])], 0 if any(
+        s["source"] == "computed" for s in p[1]["sources"]) else 1))
 
 
 def _worst_layer(base: Dict[str, Any]) -> Optional[str]:
