@@ -21,9 +21,10 @@ quantizer leaves on every value the layer produced, the clipped tail included.  
 on the values the filter keeps (the body) and the part on the values it drops (the tail)."""
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import math
-from typing import Optional, Tuple
+from typing import List, Optional, Tuple
 
 import numpy as np
 
@@ -198,7 +199,7 @@ class ThresholdReplay:
     bin, the quantized edges of each threshold chosen) are computed once and kept: the outlier judge replays
     hundreds of activations at every z it tries, and :func:`prepared` keeps one replay per report and layer."""
 
-    __slots__ = ("hist", "left", "total", "zs", "sigma_ok", "candidates", "_errors", "_q", "_auto")
+    __slots__ = ("hist", "left", "total", "zs", "sigma_ok", "candidates", "_errors", "_q", "_auto", "_counted_zs")
 
     def __init__(self, hist: MCTHistogram):
         self.hist = hist
@@ -213,6 +214,25 @@ class ThresholdReplay:
         self._errors: dict = {}
         self._q: dict = {}
         self._auto: dict = {}
+        self._counted_zs: Optional[List[float]] = None
+
+    def same_filter(self, z_a: float, z_b: float) -> bool:
+        """``np.array_equal(self.filtered(z_a), self.filtered(z_b))`` without filtering: the counts (finite and
+        non-negative: :func:`from_tensorboard`) differ only where one filter zeroes a counted bin the other keeps,
+        a bin whose z-score lies between the two thresholds."""
+        if not self.sigma_ok:
+            return True
+        lo = z_a if math.isfinite(z_a) else math.inf
+        hi = z_b if math.isfinite(z_b) else math.inf
+        if lo > hi:
+            lo, hi = hi, lo
+        if lo == hi:
+            return True
+        if self._counted_zs is None:
+            self._counted_zs = np.sort(self.zs[self.hist.counts != 0]).tolist()
+        counted = self._counted_zs
+        first_above = bisect.bisect_right(counted, lo)  # the first counted bin filtered at lo
+        return first_above >= len(counted) or not counted[first_above] <= hi
 
     def filtered(self, z_threshold: float) -> np.ndarray:
         """The counts with every bin of z-score above ``z_threshold`` zeroed (MCT's ``z_score_filter``)."""
@@ -455,7 +475,7 @@ def assess(report, name: str, z_threshold: float, finding_only: bool = False) ->
         out["finding"] = IN_FORCE
         return out
     if finding_only and (out["error_method"] in SEARCHED_METHODS or out["error_method"] in ("LP", "NOCLIPPING")) \
-            and np.array_equal(prep.filtered(z_threshold), prep.filtered(run_z)):
+            and prep.same_filter(z_threshold, run_z):
         # the same counts select the same threshold and sign: z_effect would find no change
         return {"layer": name, "finding": NO_EFFECT}
     try:
