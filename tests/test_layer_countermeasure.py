@@ -95,3 +95,23 @@ def test_outlier_judge_scopes_its_z_threshold(demo_reports):
     assert v.snippet == snippets.render(v.countermeasure, MCT_PYTORCH)
     (m,) = [m for m in a.verdicts if m.judge == "outlier_removal" and m.source == "mct"]
     assert "tb-xquant's verdict sets it on %s only" % ", ".join(v.countermeasure["layers"]) in m.message
+
+
+def test_a_far_tail_on_a_starved_body_is_real():
+    """The classification behind the outlier verdicts: a clip that cuts a starved body's threshold three halvings
+    or more is a real outlier tail even when the gain measured inside the z window stays under MIN_GAIN_DB (the
+    EfficientNet-B0 300x channel: 2048 -> 256, 15.4 -> 20.2 dB); one halving with the same gain is a normal tail
+    (its squeeze-excitation products)."""
+    from tb_xquant_plugin.judges import activation_noise as AN
+
+    def effect(t0, t1, body0_db, body1_db, total_ratio=50.0, tail=0.0003):
+        power = 1.0
+        n0 = AN.Noise(t0, True, 1e-2, power / 10 ** (body0_db / 10), 0.0)
+        n1 = AN.Noise(t1, True, 1e-2 * total_ratio, power / 10 ** (body1_db / 10), 1.0)
+        return AN.ZEffect(18.0, 8, "MSE", n0, n1, tail, power)
+
+    assert AN.classify(effect(2048.0, 256.0, 15.4, 20.2), 1.0) == AN.REAL_OUTLIER
+    assert AN.classify(effect(8.0, 4.0, 20.3, 26.3), 1.0) == AN.NORMAL_TAIL
+    assert AN.classify(effect(2048.0, 256.0, 31.0, 33.0), 1.0) == AN.NORMAL_TAIL  # not starved: nothing to gain
+    assert AN.classify(effect(2048.0, 256.0, 15.4, 20.2, tail=0.2), 1.0) == AN.NORMAL_TAIL  # not a tail
+    assert AN.classify(effect(256.0, 8.0, 6.0, 28.7), 1.0) == AN.REAL_OUTLIER  # the gain alone (ResNet18's)
