@@ -7,7 +7,8 @@ import re
 from typing import Any, Dict, List, Optional, Tuple
 
 from tb_xquant_plugin.model.report import QuantParams
-from tb_xquant_plugin.readers.graphs import GraphNode, attr_value, cached_shapes, graph_nodes, node_inputs
+from tb_xquant_plugin.producers.mct_matching import stage_main_nodes
+from tb_xquant_plugin.readers.graphs import GraphNode, attr_value, cached_shapes, graph_nodes, node_inputs, read_attrs
 
 _THRESHOLD_RE = re.compile(r"""['"]threshold['"]\s*:\s*(?:np\.float\d*\()?\s*([-+]?[0-9.eE+-]+|inf|nan)""")
 _SIGNED_RE = re.compile(r"""['"]is_signed['"]\s*:\s*(?:np\.)?(True|False)_?""")
@@ -19,11 +20,6 @@ def _num(text: str) -> Optional[float]:
     except (TypeError, ValueError):
         return None
 
-
-# Node attributes stage_quant_params reads (pass as ``parse_graph(..., attrs=STAGE_ATTRS)``).
-STAGE_ATTRS = ("activation_n_bits", "activation_quantization_params", "quant_mode", "z_threshold",
-               "shift_negative_activation_correction", "shift_negative_ratio", "_activation_error_method",
-               "activation_error_method", "weights_bias_correction", "weights_n_bits")
 
 _BIT_LIST_RE = re.compile(r"\[\s*\d+(?:\s*,\s*\d+)*\s*\]|\d+", re.ASCII)
 
@@ -96,29 +92,13 @@ def _weights_params(qp: QuantParams, get) -> None:
             qp.weights_nbits, qp.weights_nbits_source = bits, "stage graph"
 
 
-def stage_quant_params(nodes: List[GraphNode]) -> Dict[str, QuantParams]:
-    """Map node name (last path component) -> quantization parameters from a stage graph."""
-    by_id = {n.id: n for n in nodes}
-    out: Dict[str, QuantParams] = {}
-    for n in nodes:
-        if n.id.endswith(_ACTIVATION):
-            base = by_id.get(n.id[: -len(_ACTIVATION)])
-            name = (base.name if base else n.name[: -len(_ACTIVATION)])
-            qp = out.setdefault(name, QuantParams())
-            qp.op = base.op if base else None
-            _activation_params(qp, n.attrs.get)
-        elif n.id.endswith(_WEIGHTS):
-            _weights_params(out.setdefault(n.name[: -len(_WEIGHTS)], QuantParams()), n.attrs.get)
-    return out
-
-
 @dataclasses.dataclass
 class StageGraphRead:
     """What the build needs of the stage graph it reads quantization parameters from."""
 
     size: int  # nodes in the graph, helpers included
     main: List[GraphNode]  # ``mct_matching.stage_main_nodes`` of its nodes (without their attributes)
-    quant: Dict[str, QuantParams]  # ``stage_quant_params`` of its nodes
+    quant: Dict[str, QuantParams]  # node name (last path component) -> quantization parameters
 
 
 # The attributes _activation_params / _weights_params read.
@@ -128,22 +108,13 @@ _ACTIVATION_ATTRS = ("activation_n_bits", "activation_quantization_params", "qua
 _WEIGHTS_ATTRS = ("weights_bias_correction", "weights_n_bits")
 
 
-def _read_attrs(attr_map, names) -> Dict[str, Any]:
-    """The decoded attributes of one node among ``names`` (``parse_graph``'s ``attrs``)."""
-    out = {}
-    for k in names:
-        v = attr_map.get(k)
-        if v is not None:
-            out[k] = attr_value(v)
-    return out
-
-
 def read_stage_graph(data: Optional[bytes]) -> StageGraphRead:
-    """``parse_graph(data, attrs=STAGE_ATTRS)`` followed by ``stage_quant_params`` and
-    ``mct_matching.stage_main_nodes``, in one walk over the GraphDef that reads of each node only what
-    those use: name, op, inputs and output shapes of the main nodes; the quantization attributes of the
-    ``.activation`` / ``.weights`` helpers (MCT logs two dozen attributes per helper, and the helpers are
-    two thirds of the nodes).  Raises ``ValueError`` when the bytes are not a GraphDef."""
+    """The main nodes of a stage graph (``mct_matching.stage_main_nodes``: MCT's helpers dropped, each node
+    reading its producers) and the quantization parameters of each (from its ``.activation`` / ``.weights``
+    helpers), in one walk over the GraphDef that reads of each node only what those use: name, op, inputs and
+    output shapes of the main nodes, the quantization attributes of the helpers (MCT logs two dozen attributes
+    per helper, and the helpers are two thirds of the nodes).  Raises ``ValueError`` when the bytes are not a
+    GraphDef."""
     if not data:
         return StageGraphRead(0, [], {})
     op_of: Dict[str, str] = {}  # every node id -> its op (the last node of an id, as a dict of nodes keeps it)
@@ -156,23 +127,15 @@ def read_stage_graph(data: Optional[bytes]) -> StageGraphRead:
         nid = n.name
         op = op_of[nid] = n.op
         if nid.endswith(_ACTIVATION):
-            helpers.append((nid, True, _read_attrs(n.attr, _ACTIVATION_ATTRS)))
+            helpers.append((nid, True, read_attrs(n.attr, _ACTIVATION_ATTRS)))
             continue
         if nid.endswith(_WEIGHTS):
-            helpers.append((nid, False, _read_attrs(n.attr, _WEIGHTS_ATTRS)))
+            helpers.append((nid, False, read_attrs(n.attr, _WEIGHTS_ATTRS)))
             continue
         sv = n.attr.get("_output_shapes")
         main.append(GraphNode(nid, nid.rsplit("/", 1)[-1], op, node_inputs(n),
                               cached_shapes(sv, shape_cache) if sv is not None else [], {}))
-    ids = {m.id for m in main}
-    for m in main:  # read the producers directly (stage_main_nodes)
-        ins = []
-        for i in m.inputs:
-            if i.endswith(_ACTIVATION):
-                i = i[: -len(_ACTIVATION)]
-            if i in ids and i != m.id:
-                ins.append(i)
-        m.inputs = ins
+    main = stage_main_nodes(main)  # each reading its producers directly
     quant: Dict[str, QuantParams] = {}
     for nid, is_activation, attrs in helpers:
         name = nid.rsplit("/", 1)[-1][: -len(_ACTIVATION if is_activation else _WEIGHTS)]

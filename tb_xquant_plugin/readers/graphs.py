@@ -160,16 +160,23 @@ def parse_graph(data: Optional[bytes], attrs: Optional[Iterable[str]] = None,
                 if k != "_output_shapes":
                     values[k] = attr_value(attr_map[k])
         else:
-            for k in wanted:
-                v = attr_map.get(k)
-                if v is not None:
-                    values[k] = attr_value(v)
+            values = read_attrs(attr_map, wanted)
         if shapes:
             sv = attr_map.get("_output_shapes")
             if sv is not None:
                 node_shapes = cached_shapes(sv, shape_cache)
         append(GraphNode(name, name.rsplit("/", 1)[-1], op, inputs, node_shapes, values))
     return nodes
+
+
+def read_attrs(attr_map, names: Iterable[str]) -> Dict[str, Any]:
+    """The decoded attributes among ``names`` of one ``NodeDef``'s attribute map (the absent ones left out)."""
+    out = {}
+    for k in names:
+        v = attr_map.get(k)
+        if v is not None:
+            out[k] = attr_value(v)
+    return out
 
 
 def node_inputs(n) -> List[str]:
