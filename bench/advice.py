@@ -48,6 +48,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if REPO not in sys.path:
     sys.path.insert(0, REPO)
 
+from tb_xquant_plugin.model import countermeasure as C  # noqa: E402 - after the path above
+
 ARCHS = ("resnet18", "mobilenet_v2", "mobilenet_v3_small", "squeezenet1_1", "efficientnet_b0", "googlenet",
          "regnet_x_400mf", "densenet121")
 NEGATIVE_ACTIVATIONS = ("SiLU", "Hardswish", "GELU", "PReLU", "ELU")
@@ -417,6 +419,12 @@ def improved(before: Dict[str, Optional[float]], after: Dict[str, Optional[float
     return any(a < 0.95 * b for b, a in pairs) and not any(a > 1.05 * b for b, a in pairs)
 
 
+def target_improved(base_rep, att_rep, judge: str, layers: List[str]) -> bool:
+    """Whether an attempt lowered the error of the layers a verdict is about (:func:`target_points`)."""
+    pts = target_points(base_rep, judge, list(layers))
+    return bool(improved(mse_at(base_rep, pts), mse_at(att_rep, pts)))
+
+
 def outcome(base: Dict[str, Any], att: Dict[str, Any], target: Optional[bool],
             max_drop: float = 0.5) -> Dict[str, Any]:
     """What one attempt did against the baseline."""
@@ -568,14 +576,9 @@ def run_case(label: str, model, core, ru, data, out_root: str, max_attempts: int
     def judge_source(src, judge, att):
         """Each verdict behind a tried countermeasure is judged at its own layers."""
         if src.get("layers"):
-            pts = target_points(base_rep, judge, list(src["layers"]))
-            src["target_improved"] = bool(improved(mse_at(base_rep, pts), mse_at(rep_of(att["_dir"], att["id"]), pts)))
-
-    attempt_of: Dict[str, Dict[str, Any]] = {}
+            src["target_improved"] = target_improved(base_rep, rep_of(att["_dir"], att["id"]), judge, src["layers"])
 
     def add_row(att, judge, layers, sources, label_, extra=None):
-        if att is not None:
-            attempt_of[str(len(rows))] = att
         o, tgt = None, None
         if att is not None and att.get("status") == "ok":
             pts = target_points(base_rep, judge, layers)
@@ -592,6 +595,7 @@ def run_case(label: str, model, core, ru, data, out_root: str, max_attempts: int
         return rows[-1]
 
     tried_rows: Dict[str, Dict[str, Any]] = {}
+    tried_attempts: Dict[str, Dict[str, Any]] = {}  # the attempt each of those rows measured
     for a in s["attempts"]:
         v = a.get("verdict")
         if not v or a.get("source") != "verdict":
@@ -605,7 +609,8 @@ def run_case(label: str, model, core, ru, data, out_root: str, max_attempts: int
             a, note = _pinned_without_search(study, model, core, cm, a), "applied without MCT's search (%s)" % (
                 a.get("error") or "")[:80]
         tried_rows[aid] = add_row(a, v["judge"], v["layers"], list(v.get("sources") or []), a["label"],
-                                      {"note": note} if note else None)
+                                  {"note": note} if note else None)
+        tried_attempts[aid] = a
     for p in s.get("proposed", [])[len(tried_rows):]:  # proposed but not tried (budget)
         add_row(None, p["verdict"]["judge"], p["verdict"]["layers"], p["verdict"].get("sources", []), p["label"],
                 {"not_tried": "max_attempts"})
@@ -616,11 +621,9 @@ def run_case(label: str, model, core, ru, data, out_root: str, max_attempts: int
         src = {"source": v.source, "actionable": None, "layers": list(v.layers)[:5]}
         aid = _mct_equivalent(v, s["attempts"])
         if aid is not None and aid in tried_rows:
-            row = tried_rows[aid]
-            row["sources"].append(src)
-            att = attempt_of.get(str(rows.index(row)))
-            if att is not None and att.get("status") == "ok":
-                judge_source(src, v.judge, att)
+            tried_rows[aid]["sources"].append(src)
+            if tried_attempts[aid].get("status") == "ok":
+                judge_source(src, v.judge, tried_attempts[aid])
         else:
             add_row(None, v.judge, list(v.layers), [src], "MCT: %s" % v.judge,
                     {"not_tried": "its countermeasure is in force or none was proposed by a computed verdict"})
@@ -643,12 +646,12 @@ def run_case(label: str, model, core, ru, data, out_root: str, max_attempts: int
         try:
             fixed, how = fold_scale_branch(model, cm, sample)
         except Exception as e:  # noqa: BLE001 - a join this bench cannot rewrite: reported as not tried
-            done[key] = add_row(None, v.judge, list(v.layers), [src], C_describe(cm), {"not_tried": str(e)[:200]})
+            done[key] = add_row(None, v.judge, list(v.layers), [src], C.describe(cm), {"not_tried": str(e)[:200]})
             continue
         sub = "scale_%s" % len(done)
         d, s2 = study(fixed, sub, 0)
         att = dict(s2["attempts"][0], id="baseline", _dir=d)
-        done[key] = add_row(att, v.judge, list(v.layers), [src], C_describe(cm) + " (%s)" % how)
+        done[key] = add_row(att, v.judge, list(v.layers), [src], C.describe(cm) + " (%s)" % how)
     for r in rows:
         r["notes"] = notes or {}
     return rows
@@ -688,14 +691,7 @@ def rejudge_sources(rows: List[Dict[str, Any]], out_dir: str) -> None:
         for src in r["sources"]:
             if "target_improved" in src or not src.get("layers"):
                 continue
-            pts = target_points(rep(d, "baseline"), r["judge"], list(src["layers"]))
-            src["target_improved"] = bool(improved(mse_at(rep(d, "baseline"), pts), mse_at(rep(d, r["attempt"]), pts)))
-
-
-def C_describe(cm) -> str:
-    from tb_xquant_plugin.model import countermeasure as C
-
-    return C.describe(cm)
+            src["target_improved"] = target_improved(rep(d, "baseline"), rep(d, r["attempt"]), r["judge"], src["layers"])
 
 
 def reclassify(rows: List[Dict[str, Any]], out_dir: str) -> int:
