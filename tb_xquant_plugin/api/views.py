@@ -2,11 +2,15 @@
 ``api.contract``; ``tests/test_contract.py`` checks every answer against it."""
 from __future__ import annotations
 
+import collections
 import gzip
 import io
+import itertools
 import json
 import math
-from typing import Any, Dict, List, Optional
+import operator
+import threading
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -139,28 +143,65 @@ def verdict_groups(vs) -> List[Dict[str, Any]]:
     """The summary's verdicts: one entry per judge, source, cause (the judge's finding, when it has one) and advice
     (the countermeasure's kind), with the count, the first layers and the first message.  The verdicts themselves
     (numbers, snippets) are in ``GET verdicts`` and, per layer, in ``GET layer``: at 20,000 layers there are
-    thousands."""
-    groups: Dict[tuple, Dict[str, Any]] = {}
-    seen: Dict[tuple, set] = {}
-    for v in vs:
+    thousands.
+
+    Grouped run by run (consecutive verdicts of one judge and source): the judges whose verdicts do not depend on
+    the thresholds hand every analysis the same Verdict objects, so a new threshold regroups only the runs that
+    changed (:func:`_run_groups`)."""
+    merged: Dict[tuple, Tuple[Dict[str, Any], set]] = {}
+    for _, run in itertools.groupby(vs, key=operator.attrgetter("judge", "source")):
+        for key, (g, names) in _run_groups(list(run)).items():
+            had = merged.get(key)
+            if had is None:
+                merged[key] = (dict(g, layers=list(g["layers"])), names)  # a copy: the cached group stays as it is
+                continue
+            m, seen = had
+            union = seen | names
+            m["count"] += g["count"]
+            m["layers"] += [l for l in g["layers"] if l not in seen][:GROUP_LAYERS - len(m["layers"])]
+            m["layer_count"] = len(union)
+            merged[key] = (m, union)
+    return [g for g, _ in merged.values()]
+
+
+RUNS_KEPT = 64  # grouped runs remembered (a few per report and threshold)
+_runs: "collections.OrderedDict[tuple, Tuple[list, Dict[tuple, Tuple[Dict[str, Any], set]]]]" = \
+    collections.OrderedDict()
+_runs_lock = threading.Lock()
+
+
+def _run_groups(run: List[Any]) -> Dict[tuple, Tuple[Dict[str, Any], set]]:
+    """(group, set of its layers) per group key for one run of verdicts, remembered by the identity of its
+    Verdict objects.  The entry holds the run, so those objects (and their ids) live as long as it does."""
+    ident = tuple(map(id, run))
+    with _runs_lock:
+        hit = _runs.get(ident)
+        if hit is not None:
+            _runs.move_to_end(ident)
+            return hit[1]
+    groups: Dict[tuple, Tuple[Dict[str, Any], set]] = {}
+    for v in run:
         finding = v.numbers.get("finding") if isinstance(v.numbers, dict) else None
         cm = v.countermeasure if isinstance(v.countermeasure, dict) else None
         key = (v.judge, v.source, finding if isinstance(finding, str) else None,
                cm.get("kind") if cm and isinstance(cm.get("kind"), str) else None)
-        g = groups.get(key)
-        if g is None:
-            g = groups[key] = {"judge": key[0], "source": key[1], "cause": key[2], "advice": key[3], "count": 0,
-                               "layers": [], "layer_count": 0, "manual": v.manual, "message": v.message}
-            seen[key] = set()
+        entry = groups.get(key)
+        if entry is None:
+            entry = groups[key] = ({"judge": key[0], "source": key[1], "cause": key[2], "advice": key[3], "count": 0,
+                                    "layers": [], "layer_count": 0, "manual": v.manual, "message": v.message}, set())
+        g, names = entry
         g["count"] += 1
-        names = seen[key]
         for l in v.layers:
             if l not in names:
                 names.add(l)
                 if len(g["layers"]) < GROUP_LAYERS:
                     g["layers"].append(l)
         g["layer_count"] = len(names)
-    return list(groups.values())
+    with _runs_lock:
+        _runs[ident] = (run, groups)
+        while len(_runs) > RUNS_KEPT:
+            _runs.popitem(last=False)
+    return groups
 
 
 def concat_summary(a: Analysis) -> Dict[str, Any]:

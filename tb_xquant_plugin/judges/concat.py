@@ -490,7 +490,7 @@ def agreement(report: Report, checks: List[Dict[str, Any]], degraded: Sequence[s
             left.remove(hit)
             p.update(ratio=hit[2], ratio_from="troubleshoot_report", in_troubleshoot_report=True)
         else:
-            est = _estimate(report, g, p)
+            est = _estimate_once(report, g, p)
             p.update(ratio=est, ratio_from="estimate" if est is not None else None,
                      in_troubleshoot_report=False if ts is not None else None)
     for first, second, ratio in left:
@@ -504,10 +504,10 @@ def agreement(report: Report, checks: List[Dict[str, Any]], degraded: Sequence[s
             p["flagged"] = False  # MCT measured it and did not report it (or did not find the modules)
         else:
             p["flagged"] = None if p["ratio"] is None else p["ratio"] >= ratio_threshold
-        p["join"], p["relation"] = _locate(report, g, p)
+        p["join"], p["relation"] = _locate_once(report, g, p)
     out["mct_pairs"] = pairs
 
-    by_node = {c["node"]: c for c in checks}
+    by_node = _by_node(report, checks)
     pairs_at: Dict[str, List[Dict[str, Any]]] = {}
     for p in pairs:
         if p["join"]:
@@ -545,7 +545,7 @@ def agreement(report: Report, checks: List[Dict[str, Any]], degraded: Sequence[s
                 "so there is no join left to measure" % (pair_text, p["join"]))))
         else:
             if widest is None:
-                widest = sorted((c for c in checks if c["ratio"] is not None), key=lambda c: -c["ratio"])[:3]
+                widest = _widest(report, checks)
             measured = widest
             items.append(dict(base, status="mct_only", reason=(
                 "MCT's name heuristic pairs %s, which are not inputs of one join%s%s"
@@ -553,8 +553,8 @@ def agreement(report: Report, checks: List[Dict[str, Any]], degraded: Sequence[s
                    "; the graph measures %s" % ", ".join(
                        "%s at %s %s %g" % (c["node"], _fmt(c["ratio"]), ">=" if flagged(c, ratio_threshold) else "<",
                                            ratio_threshold) for c in measured) if measured else ""))))
-    for c in checks:
-        if c["node"] in agreed or not flagged(c, ratio_threshold):
+    for c in _flagged(report, checks, ratio_threshold):
+        if c["node"] in agreed:
             continue
         mine = pairs_at.get(c["node"])
         if mine:
@@ -596,6 +596,55 @@ def _module_paths_text(g: Optional[PairingGraph], report: Report) -> str:
         text += "; names it could not map to a module node: %s" % ", ".join(g.unmapped[:5]) + (
             " and %d more" % (len(g.unmapped) - 5) if len(g.unmapped) > 5 else "")
     return text
+
+
+def _locate_once(report: Report, g: Optional[PairingGraph], pair: Dict[str, Any]) -> Tuple[Optional[str], Optional[str]]:
+    """:func:`_locate`, once per pair of module paths and report (the pairing graph is the report's)."""
+    places = facts_of(report).pair_places
+    key = (g is None, pair["first"], pair["second"])
+    if key not in places:
+        places[key] = _locate(report, g, pair)
+    return places[key]
+
+
+def _estimate_once(report: Report, g: PairingGraph, pair: Dict[str, Any]) -> Optional[float]:
+    """:func:`_estimate`, once per pair and report."""
+    estimates = facts_of(report).pair_estimates
+    key = (pair["first"], pair["second"], pair["kind"])
+    if key not in estimates:
+        estimates[key] = _estimate(report, g, pair)
+    return estimates[key]
+
+
+def _widest(report: Report, checks: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
+    """The three measured joins of widest ratio (once, for the report's own :func:`joins_of` list)."""
+    f = facts_of(report)
+    if checks is f.joins and f.widest_joins is not None:
+        return f.widest_joins
+    widest = sorted((c for c in checks if c["ratio"] is not None), key=lambda c: -c["ratio"])[:3]
+    if checks is f.joins:
+        f.widest_joins = widest
+    return widest
+
+
+def _flagged(report: Report, checks: List[Dict[str, Any]], ratio_threshold: float) -> List[Dict[str, Any]]:
+    """The joins at or over the ratio threshold, in order (kept per threshold for the report's own list)."""
+    f = facts_of(report)
+    if checks is not f.joins:
+        return [c for c in checks if flagged(c, ratio_threshold)]
+    if ratio_threshold not in f.flagged_joins:
+        bounded_put(f.flagged_joins, ratio_threshold, [c for c in checks if flagged(c, ratio_threshold)])
+    return f.flagged_joins[ratio_threshold]
+
+
+def _by_node(report: Report, checks: List[Dict[str, Any]]) -> Dict[str, Dict[str, Any]]:
+    """The joins by node name; built once when ``checks`` is the report's own :func:`joins_of` list."""
+    f = facts_of(report)
+    if checks is not f.joins:
+        return {c["node"]: c for c in checks}
+    if f.joins_by_node is None:
+        f.joins_by_node = {c["node"]: c for c in checks}
+    return f.joins_by_node
 
 
 def _locate(report: Report, g: Optional[PairingGraph], pair: Dict[str, Any]) -> Tuple[Optional[str], Optional[str]]:
