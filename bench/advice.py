@@ -371,7 +371,7 @@ def _node_of(rep, name: str):
 def consumers(rep, name: str, limit: int = 12) -> List[str]:
     """The compare points fed by ``name``'s output (through nodes XQuant does not measure): where the error of
     its activation quantizer shows, since XQuant measures a layer before its own activation quantizer."""
-    from tb_xquant_plugin.mct_study import consumers_of, nearest_compare_points
+    from tb_xquant_plugin.model.walk import consumers_of, nearest_compare_points
 
     node = _node_of(rep, name)
     return nearest_compare_points(rep, node, consumers_of(rep), limit) if node is not None else []
@@ -385,7 +385,7 @@ def target_points(rep, judge: str, layers: List[str]) -> List[str]:
     unbalanced_concatenation: the consumers of the join (scaling a branch changes the scale, hence the absolute
     MSE, of the layers before the join; after it the factor is undone); the others: what
     ``mct_study.compare_points`` gives (the layer, or the compare points around an activation)."""
-    from tb_xquant_plugin.mct_study import compare_points
+    from tb_xquant_plugin.model.walk import compare_points
 
     pts: List[str] = []
     if judge == "outlier_removal":
@@ -451,12 +451,15 @@ def outcome(base: Dict[str, Any], att: Dict[str, Any], target: Optional[bool],
 
 
 KIND_NOT_THE_CAUSE, KIND_ACTIONABLE, KIND_MCT = "not the cause", "actionable", "MCT's"
+KIND_TO_TEST = "to test"  # proposed, but the verdict says its replay cannot tell (shift negative's clip trade)
 
 
 def source_kind(src: Dict[str, Any]) -> str:
     if src["source"] != "computed":
         return KIND_MCT
-    return KIND_NOT_THE_CAUSE if src.get("actionable") is False else KIND_ACTIONABLE
+    if src.get("actionable") is False:
+        return KIND_NOT_THE_CAUSE
+    return KIND_TO_TEST if src.get("uncertain") else KIND_ACTIONABLE
 
 
 def tally(rows: List[Dict[str, Any]]) -> Dict[Tuple[str, str], Dict[str, int]]:
@@ -512,6 +515,10 @@ def targets(counts: Dict[Tuple[str, str], Dict[str, int]], rows: List[Dict[str, 
     if worst is not None:
         out.append("%s  largest accuracy drop of an actionable verdict's fix: %+.2f points (target: none over 0.5)" % (
             "PASS" if worst >= -0.5 else "MISS", worst))
+    unsure = [c for (j, k), c in counts.items() if k == KIND_TO_TEST]
+    if sum(c["tried"] for c in unsure):
+        out.append("info  %d of %d countermeasures our verdicts marked 'to test' (the replay cannot tell) improved the "
+                   "targeted layers" % (sum(c["target_improved"] for c in unsure), sum(c["tried"] for c in unsure)))
     if ntc_tried:
         out.append("%s  %d of %d 'not the cause' countermeasures changed nothing measurable" % (
             "PASS" if ntc_nothing == ntc_tried else "MISS", ntc_nothing, ntc_tried))
@@ -720,9 +727,10 @@ def reclassify(rows: List[Dict[str, Any]], out_dir: str) -> int:
             if not now:
                 continue
             flag = any(v.numbers.get("actionable", True) is not False for v in now)
-            if flag != (src.get("actionable") is not False):
+            unsure = flag and all(v.numbers.get("uncertain") for v in now if v.numbers.get("actionable", True))
+            if flag != (src.get("actionable") is not False) or unsure != bool(src.get("uncertain")):
                 changed += 1
-            src["actionable"] = flag
+            src["actionable"], src["uncertain"] = flag, unsure
     return changed
 
 

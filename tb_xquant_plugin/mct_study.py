@@ -41,6 +41,7 @@ from typing import Any, Callable, Dict, List, Optional
 
 from tb_xquant_plugin.model import countermeasure as C
 from tb_xquant_plugin.model import study as S
+from tb_xquant_plugin.model.walk import compare_points, consumers_of, nearest_compare_points  # noqa: F401 (public)
 
 __all__ = ["core_config_with", "try_countermeasures"]
 
@@ -160,50 +161,6 @@ def _helped(base: Dict[str, Any], att: Dict[str, Any], max_drop: float) -> bool:
     better_out = sq_b is not None and sq_a is not None and sq_a > sq_b * 1.05
     better_acc = margin is not None and aa > ba + margin
     return fewer or better_out or better_acc
-
-
-def nearest_compare_points(rep: Any, start: Any, step: Callable[[Any], List[Any]], limit: int = 6) -> List[str]:
-    """The first report layers (compare points) reached from graph node ``start`` along ``step`` (its inputs or its
-    consumers), breadth first, not walking past a compare point; at most ``limit`` nodes visited."""
-    from tb_xquant_plugin.readers.graphs import layer_name_of
-
-    out: List[str] = []
-    seen, todo = {start.id}, list(step(start))
-    while todo and limit > 0:
-        n = todo.pop(0)
-        if n is None or n.id in seen:
-            continue
-        seen.add(n.id)
-        limit -= 1
-        ln = layer_name_of(n)
-        if ln in rep.layer_by_name:
-            if ln not in out:
-                out.append(ln)
-            continue
-        todo.extend(step(n))
-    return out
-
-
-def consumers_of(rep: Any) -> Callable[[Any], List[Any]]:
-    """``step`` for :func:`nearest_compare_points` downstream: a node's consumers (index built once)."""
-    users: Dict[str, List[Any]] = {}
-    for m in rep.nodes:
-        for i in m.inputs:
-            users.setdefault(i, []).append(m)
-    return lambda n: users.get(n.id, [])
-
-
-def compare_points(rep: Any, name: str) -> List[str]:
-    """The report layers whose metrics show a verdict's node: the node itself when XQuant measures it, else the
-    compare points right before it (an activation fused into the convolution before it is measured there) and
-    right after it (the layer that takes its output)."""
-    if name in rep.layer_by_name:
-        return [name]
-    node = rep.node_by_name.get(name)
-    if node is None:
-        return []
-    before = nearest_compare_points(rep, node, lambda n: [rep.node_by_id.get(i) for i in n.inputs])
-    return list(dict.fromkeys(before + nearest_compare_points(rep, node, consumers_of(rep))))
 
 
 def _target_errors(rep: Any, layers: List[str]) -> Dict[str, Optional[float]]:
@@ -442,8 +399,9 @@ def _proposals(analysis: Any, everything: bool = False) -> List[Any]:
     """(countermeasure, verdict summary) of the computed actionable verdicts, the same countermeasure once.  With
     ``everything``: also the z_threshold a computed outlier verdict found not to be the cause (``actionable``
     False), set on the layers its replay judged only (the claim is about those), and what MCT's own verdicts propose
-    (``source`` "mct": its outlier z_threshold, global as MCT advises it; its mixed-precision verdict is ours); each
-    summary lists every verdict that proposed the countermeasure."""
+    (``source`` "mct": its outlier z_threshold, global as MCT advises it; its mixed-precision verdict is ours) and,
+    for a shift-negative "not the cause", the activation shifted alone (its ``test_countermeasure``); each summary
+    lists every verdict that proposed the countermeasure (``uncertain``: a proposal the replay could not settle)."""
     out: Dict[str, Any] = {}
     for v in analysis.verdicts:
         numbers = v.numbers or {}
@@ -459,12 +417,16 @@ def _proposals(analysis: Any, everything: bool = False) -> List[Any]:
             cm = (C.layer_activation(judged, z_threshold=z) if v.source == "computed" and judged
                   else C.quantization_config(z_threshold=z))
             actionable = v.source == "computed" and actionable
+        elif everything and v.source == "computed" and C.is_applicable(numbers.get("test_countermeasure")):
+            # a shift-negative "not the cause": the activation shifted alone, as the claim is about it
+            cm = numbers["test_countermeasure"]
         else:
             continue
         key = json.dumps(cm, sort_keys=True)
         summary = out.setdefault(key, (cm, {"judge": v.judge, "layers": list(v.layers)[:5], "message": v.message[:500],
                                             "actionable": actionable, "sources": []}))[1]
         summary["sources"].append({"source": v.source, "actionable": actionable if v.source == "computed" else None,
+                                   "uncertain": bool(numbers.get("uncertain")) if v.source == "computed" else None,
                                    "layers": list(v.layers)[:5]})
         summary["actionable"] = summary["actionable"] or actionable
     # what our actionable verdicts propose first (the study's budget goes to them), then the claims to test

@@ -341,7 +341,8 @@ def test_shift_negative_with_the_correction_on(tmp_path_factory, digits):
 
 def test_raise_ratio_advice_shifts_the_activation(tmp_path_factory, digits):
     """SiLU -> padded conv -> GELU -> 1x1 conv: nothing stops MCT here, so a SiLU not shifted at the default ratio
-    gets "raise shift_negative_ratio to X", and X shifts it."""
+    gets "raise shift_negative_ratio to X on this activation alone" (unless its replay refutes the shift), and the
+    countermeasure, applied as the snippet applies it, shifts that activation and nothing else."""
     import model_compression_toolkit as mct
     import torch
 
@@ -364,14 +365,24 @@ def test_raise_ratio_advice_shifts_the_activation(tmp_path_factory, digits):
     model = M.train(M.seeded(Pair), data, epochs=2)
     r = run_report(tmp_path_factory.mktemp("snc_pair"), model, data.representative(), data.validation())
     got = _sn(analyse(r))
-    raised = [v for v in got.values() if v.numbers["advice"] == "raise_ratio"]
+    raised = [v for v in got.values() if v.numbers["advice"] in ("raise_ratio", "not_the_cause")
+              and v.numbers["shift_negative_activation_correction"] is True]
     assert raised, [v.message for v in got.values()]
     v = raised[0]
-    ratio = float(v.snippet.split("shift_negative_ratio=")[1].split(")")[0].split(",")[0])
+    cm = v.countermeasure or v.numbers["test_countermeasure"]  # a refuted one carries the test of its claim
+    assert cm["kind"] == "layer_activation" and cm["layers"] == v.layers
+    ratio = cm["fields"]["shift_negative_ratio"]
     assert ratio >= v.numbers["negative_rate"]
+    if v.countermeasure is not None:
+        assert "NodeNameFilter('%s')" % v.layers[0] in v.snippet and "shift_negative_ratio=%s" % ratio in v.snippet
+    from tb_xquant_plugin.mct_study import core_config_with
+
     with quiet_mct():
-        q = ptq(mct, copy.deepcopy(model), data.representative(), shift_negative_ratio=ratio)
-    assert [n for n, _ in q.named_children() if n.startswith(v.layers[0] + "_post_add")]
+        base = mct.ptq.pytorch_post_training_quantization(copy.deepcopy(model), data.representative())[0]
+        q = mct.ptq.pytorch_post_training_quantization(copy.deepcopy(model), data.representative(),
+                                                       core_config=core_config_with(cm))[0]
+    shifted = lambda m: {n[: -len("_post_add")] for n, _ in m.named_children() if n.endswith("_post_add")}
+    assert shifted(q) == shifted(base) | {v.layers[0]}, (shifted(base), shifted(q))
 
 
 # --------------------------------------------------------------------------------------------

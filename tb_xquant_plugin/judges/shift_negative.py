@@ -30,6 +30,7 @@ from typing import Any, Dict, List, Optional, Tuple
 import numpy as np
 
 from tb_xquant_plugin import manual
+from tb_xquant_plugin.judges import shift_replay as SR
 from tb_xquant_plugin.judges.base import CAUSE, Judge, JudgeContext
 from tb_xquant_plugin.judges.facts import facts_of
 from tb_xquant_plugin.judges.snippets import ASYMMETRIC_ACTIVATIONS, config_countermeasure, render
@@ -62,6 +63,7 @@ ASYMMETRIC_RANGE = "asymmetric_range"  # QDQ ONNX models: give the output an asy
 # QDQ ONNX models: the resolution a range loses below the lowest output before the range is worth changing.
 LOST_BITS_WORTH_FIXING = 0.5
 NOTHING_LEFT = "nothing_left"
+NOT_THE_CAUSE = "not_the_cause"  # MCT could shift it, but the replay shows the shift would not help its next layer
 
 
 def _norm(op: str) -> str:
@@ -233,7 +235,8 @@ def judge(report: Report) -> List[Verdict]:
 
 
 def crash_pair(rows: List[Dict[str, Any]], ratio: float, consumers_of: Dict[str, Optional[GraphNode]],
-               memo: Optional[Dict[Any, Any]] = None) -> Optional[Tuple[Dict[str, Any], Dict[str, Any]]]:
+               memo: Optional[Dict[Any, Any]] = None, only: Optional[Dict[str, Any]] = None
+               ) -> Optional[Tuple[Dict[str, Any], Dict[str, Any]]]:
     """Two activations a ``shift_negative_ratio`` of ``ratio`` would both shift where the first one's corrected
     convolution pads and feeds the second, a GELU whose corrected convolution pads too: MCT 2.6.1 inserts a pad
     into the fused [pad, conv, GELU] of the first, the GELU's shift then breaks that chain, and its graph check
@@ -241,14 +244,15 @@ def crash_pair(rows: List[Dict[str, Any]], ratio: float, consumers_of: Dict[str,
     or without a BatchNorm): a GELU second fails; SiLU, Hardswish or PReLU second, or a 1x1 convolution on either
     side, quantize.  ``memo``: answers per ratio, shared by the rows of one report."""
     if memo is not None:
-        key = ("crash", round(ratio, 12))
+        key = ("crash", round(ratio, 12), id(only))
         if key not in memo:
-            memo[key] = crash_pair(rows, ratio, consumers_of)
+            memo[key] = crash_pair(rows, ratio, consumers_of, only=only)
         return memo[key]
 
     def shifted_at(r: Dict[str, Any]) -> bool:
-        return r["known"] and r["target"] is not None and (
-            r["shifted"] or (r["rate"] is not None and r["rate"] <= ratio + 1e-12))
+        # ``only``: the ratio raised on that activation alone (a network-editor rule); the others keep the run's
+        return r["known"] and r["target"] is not None and (r["shifted"] or (
+            r["rate"] is not None and r["rate"] <= ratio + 1e-12 and (only is None or r is only)))
 
     by_node = {r["node"].id: r for r in rows if shifted_at(r)}
     for a in by_node.values():
@@ -336,32 +340,45 @@ def _verdict(report: Report, row: Dict[str, Any], rows: List[Dict[str, Any]], pa
                 "not shift it (its statistics did not go negative, or it is quantized uniformly): nothing left for "
                 "this cause" % ("%.3g" % rate if rate is not None else "?", ratio_in_force))
     else:
-        # Off (or unknown), or on with a ratio too small for it.  The ratio is one setting for the whole model: the
-        # advice is the largest ratio that does not stop MCT (safe_ratio), when it is enough for this activation.
-        ratio = max(ratio_in_force, needed) if needed is not None else ratio_in_force
-        safe = safe_ratio(rows, ratio_in_force, consumers_of, memo)
-        if safe is not None and ratio <= safe + 1e-12:
-            ratio = max(ratio, safe)
-        pair = crash_pair(rows, ratio, consumers_of, memo)
-        fields: Dict[str, Any] = {"shift_negative_activation_correction": True}
-        if ratio > ratio_in_force + 1e-12:
-            fields["shift_negative_ratio"] = ratio
-        if pair is not None:
-            numbers["crash_pair"] = [pair[0]["node"].name, pair[1]["node"].name]
+        # Off (or unknown), or on with a ratio too small for it.  First what the shift would do to this activation,
+        # replayed on its histogram (judges.shift_replay): a shift that would not help its next layer is not the fix.
+        ev = SR.assess(report, n.name, row["min_value"], row["threshold"], qp.activation_nbits if qp else None)
+        numbers["replay"] = {k: v for k, v in ev.items() if k != "text"}
+        numbers["finding"] = ev["finding"]
+        refuted = ev["finding"] in (SR.SMALL_SHARE, SR.CLIPS)
         if snc is True:
+            # The correction was on with a ratio too small for it: the ratio raised on this activation alone (a
+            # network-editor rule applied before MCT decides what to shift), so no other activation moves.
+            ratio = needed
+            pair = crash_pair(rows, ratio, consumers_of, memo, only=row)
+            one = C.layer_activation([n.name], shift_negative_ratio=ratio)
+            stated = ("the correction was on but MCT did not shift it: |min| / threshold = %.3g > shift_negative_ratio"
+                      "=%g" % (rate, ratio_in_force))
             if pair is not None:
+                numbers["crash_pair"] = [pair[0]["node"].name, pair[1]["node"].name]
                 advice = NOTHING_LEFT
-                text = ("the correction was on but MCT did not shift it: |min| / threshold = %.3g > "
-                        "shift_negative_ratio=%g, and at shift_negative_ratio=%g %s: nothing left for this cause in "
-                        "MCT 2.6.1's settings" % (rate, ratio_in_force, ratio, crash_text(pair)))
+                text = ("%s, and with shift_negative_ratio=%g on it %s: nothing left for this cause in MCT 2.6.1's "
+                        "settings" % (stated, ratio, crash_text(pair)))
+            elif refuted:
+                advice, numbers["test_countermeasure"] = NOT_THE_CAUSE, one
+                text = "%s; %s: not the cause" % (stated, ev["text"])
             else:
-                advice = RAISE_RATIO
-                text = ("the correction was on but MCT did not shift it: |min| / threshold = %.3g > "
-                        "shift_negative_ratio=%g; raise it to %g%s" % (
-                            rate, ratio_in_force, ratio, " (the largest ratio this model needs that MCT 2.6.1 "
-                                                         "quantizes without failing)" if ratio > needed + 1e-12 else ""))
-                cm = config_countermeasure(tc, **fields)
+                advice, cm = RAISE_RATIO, one
+                text = ("%s; raise it to %g on this activation alone (the others keep their ratio); %s"
+                        % (stated, ratio, ev["text"]))
         else:
+            # Off (or unknown): the switch is one setting for the whole model, and so is the ratio: the advice is
+            # the largest ratio that does not stop MCT (safe_ratio), when it is enough for this activation.
+            ratio = max(ratio_in_force, needed) if needed is not None else ratio_in_force
+            safe = safe_ratio(rows, ratio_in_force, consumers_of, memo)
+            if safe is not None and ratio <= safe + 1e-12:
+                ratio = max(ratio, safe)
+            pair = crash_pair(rows, ratio, consumers_of, memo)
+            fields: Dict[str, Any] = {"shift_negative_activation_correction": True}
+            if ratio > ratio_in_force + 1e-12:
+                fields["shift_negative_ratio"] = ratio
+            if pair is not None:
+                numbers["crash_pair"] = [pair[0]["node"].name, pair[1]["node"].name]
             advice = TURN_ON
             text = ("shift-negative correction was off for it" if snc is False else
                     "turn shift_negative_activation_correction on (its setting is not in the logs)")
@@ -372,17 +389,30 @@ def _verdict(report: Report, row: Dict[str, Any], rows: List[Dict[str, Any]], pa
                 text += ("; it would need shift_negative_ratio >= %g (|min| / threshold = %s), but at that ratio %s:"
                          " nothing left for it in MCT 2.6.1's settings" % (ratio, rate_text, crash_text(pair)) if raised
                          else "; but then %s" % crash_text(pair))
-            elif raised and rate is not None and rate <= ratio_in_force + 1e-12:
-                # the ratio is one setting for the model: raised for other activations, this one is within it
-                text += (", with shift_negative_ratio=%g (one setting for the whole model, raised for the activations "
-                         "that need it; this one's |min| / threshold = %s is within %g)" % (
-                             ratio, rate_text, ratio_in_force))
-            elif raised:
-                text += ", with shift_negative_ratio=%g (|min| / threshold = %s is over %g)" % (
-                    ratio, rate_text, ratio_in_force)
+            elif refuted:
+                # the claim is about this activation: shifted alone (the others left as the run had them), it
+                # should change nothing measurable
+                advice, fields = NOT_THE_CAUSE, {}
+                if needed is not None:
+                    numbers["test_countermeasure"] = C.combine([
+                        C.quantization_config(shift_negative_activation_correction=True, shift_negative_ratio=0.0),
+                        C.layer_activation([n.name], shift_negative_ratio=max(needed, 0.01))])
+                text += "; %s: not the cause" % ev["text"]
+            else:
+                if raised and rate is not None and rate <= ratio_in_force + 1e-12:
+                    # the ratio is one setting for the model: raised for other activations, this one is within it
+                    text += (", with shift_negative_ratio=%g (one setting for the whole model, raised for the "
+                             "activations that need it; this one's |min| / threshold = %s is within %g)" % (
+                                 ratio, rate_text, ratio_in_force))
+                elif raised:
+                    text += ", with shift_negative_ratio=%g (|min| / threshold = %s is over %g)" % (
+                        ratio, rate_text, ratio_in_force)
+                text += "; %s" % ev["text"]
             cm = config_countermeasure(tc, **fields) if fields else None
     numbers["advice"] = advice
-    numbers["actionable"] = advice != NOTHING_LEFT
+    numbers["actionable"] = advice not in (NOTHING_LEFT, NOT_THE_CAUSE)
+    # a claim the replay cannot settle: proposed, to be measured (the study tries it)
+    numbers["uncertain"] = numbers.get("finding") == SR.TRADE and numbers["actionable"]
     msg = "%s (%s) outputs negative values%s; %s" % (n.name, _label(n), low, text)
     return Verdict(SHIFT_NEGATIVE_ACTIVATION, COMPUTED, [n.name], numbers,
                    manual.JUDGE_TO_MANUAL[SHIFT_NEGATIVE_ACTIVATION], msg, render(cm, report.toolchain), cm)
