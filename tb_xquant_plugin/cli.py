@@ -170,12 +170,17 @@ def cause_lines(verdicts: List[dict]) -> List[str]:
 def _sn_kind(n: dict) -> Tuple[str, str]:
     """(group key, what to do) of one shift-negative verdict, without its layer-specific numbers."""
     advice = n.get("advice")
+    unsure = (" (to be measured: replayed on their histograms, the clip of their largest values outweighs the finer "
+              "step)" if n.get("uncertain") else "")
     if advice == "turn_on":
-        return ("turn_on", "shift-negative correction was off (or not in the logs): turn "
-                           "shift_negative_activation_correction on")
+        return ("turn_on" + ("?" if unsure else ""), "shift-negative correction was off (or not in the logs): turn "
+                "shift_negative_activation_correction on%s" % unsure)
     if advice == "raise_ratio":
-        return ("raise_ratio", "the correction was on but MCT did not shift them (|min| / threshold over "
-                               "shift_negative_ratio): raise shift_negative_ratio")
+        return ("raise_ratio" + ("?" if unsure else ""), "the correction was on but MCT did not shift them "
+                "(|min| / threshold over shift_negative_ratio): raise shift_negative_ratio on them alone%s" % unsure)
+    if advice == "not_the_cause":
+        return ("not_the_cause", "replayed on their histograms, a shift would not help the layer after them (under "
+                                 "5 % of its input error, or more noise): not the cause")
     if advice == "nothing_left" and n.get("shifted"):
         return ("shifted", "MCT shifted them (the correction is in force): nothing left for this cause")
     if isinstance(n.get("needed_ratio"), (int, float)) and n["needed_ratio"] > 0.5 and advice == "nothing_left" \
@@ -202,16 +207,19 @@ def _shift_negative_lines(computed: List[dict], mct: List[dict], used: set) -> L
         g = groups.setdefault((n.get("activation") or "?", key), {"text": text, "layers": [], "ratio": None, "v": v})
         g["layers"] += v["layers"]
         need = n.get("needed_ratio")
-        if key in ("raise_ratio", "turn_on", "crash") and isinstance(need, (int, float)) and \
-                (key != "turn_on" or need > (n.get("shift_negative_ratio") or 0.05)):
+        if key.rstrip("?") in ("raise_ratio", "turn_on", "crash") and isinstance(need, (int, float)) and \
+                (key[:7] != "turn_on" or need > (n.get("shift_negative_ratio") or 0.05)):
             g["ratio"] = max(need, g["ratio"] or need)
     listed = [l for w in mct for l in w["layers"]]
     lines = []
     for (act, key), g in groups.items():
-        ratio = " to %g" % g["ratio"] if key == "raise_ratio" and g["ratio"] is not None else (
-            " (with shift_negative_ratio=%g)" % g["ratio"] if key == "turn_on" and g["ratio"] is not None else "")
+        ratio = " (up to %g)" % g["ratio"] if key[:11] == "raise_ratio" and g["ratio"] is not None else (
+            " (with shift_negative_ratio=%g)" % g["ratio"] if key[:7] == "turn_on" and g["ratio"] is not None else "")
         both = [l for l in g["layers"] if l in listed]
-        agree = (" (MCT agrees)" if len(both) == len(g["layers"]) else
+        # MCT's verdict lists the activation and says to check the correction: it agrees with a fix, not with "not
+        # the cause"
+        agree = (" (MCT lists them)" if key == "not_the_cause" and len(both) == len(g["layers"]) else
+                 " (MCT agrees)" if len(both) == len(g["layers"]) else
                  " (MCT lists %d of them)" % len(both) if both else "")
         lines.append("[shift_negative_activation] %s x%d (%s): %s%s%s%s" % (
             act, len(g["layers"]), _names(g["layers"]), g["text"], ratio, agree, _manual(g["v"])))
