@@ -544,7 +544,7 @@ def _mct_equivalent(v, attempts: List[Dict[str, Any]]) -> Optional[str]:
 
 
 def run_case(label: str, model, core, ru, data, out_root: str, max_attempts: int,
-             notes: Optional[Dict[str, Any]] = None) -> List[Dict[str, Any]]:
+             notes: Optional[Dict[str, Any]] = None, judges: Optional[List[str]] = None) -> List[Dict[str, Any]]:
     from model_compression_toolkit.xquant import XQuantConfig
 
     from tb_xquant_plugin import producers
@@ -563,7 +563,7 @@ def run_case(label: str, model, core, ru, data, out_root: str, max_attempts: int
         return d, try_countermeasures(m, repr_gen, val_gen, XQuantConfig(report_dir=d),
                                       out_dir=d, evaluate=data.accuracy, core_config=core_,
                                       target_resource_utilization=ru_, max_attempts=attempts, proposals="all",
-                                      general=False, model_name=label, progress=None)
+                                      general=False, judges=judges, model_name=label, progress=None)
 
     _, s = study(model, "", max_attempts)
     reports: Dict[str, Any] = {}
@@ -620,7 +620,7 @@ def run_case(label: str, model, core, ru, data, out_root: str, max_attempts: int
         tried_attempts[aid] = a
     for p in s.get("proposed", [])[len(tried_rows):]:  # proposed but not tried (budget)
         add_row(None, p["verdict"]["judge"], p["verdict"]["layers"], p["verdict"].get("sources", []), p["label"],
-                {"not_tried": "max_attempts"})
+                {"not_tried": "max_attempts" if not judges or p["verdict"]["judge"] in judges else "--judges"})
     # MCT's own verdicts whose countermeasure a computed verdict also proposed: counted on the same attempt
     for v in base_analysis.verdicts:
         if v.source == "computed" or v.judge in ("outlier_removal", "unbalanced_concatenation"):
@@ -745,6 +745,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--max-attempts", type=int, default=4)
     p.add_argument("--threads", type=int, default=1, help="torch threads (1: on a shared machine, run two benches "
                    "on different --arch lists instead, then --from-json A/advice.json B/advice.json)")
+    p.add_argument("--judges", nargs="*", default=None, metavar="JUDGE", help="try only these judges' verdicts "
+                   "(e.g. shift_negative_activation); with --from-json such a run replaces only those judges' rows")
     p.add_argument("--drop", nargs="*", default=[], metavar="CASE", help="with --from-json: cases left out")
     p.add_argument("--rejudge", action="store_true", help="with --from-json: our verdicts' actionable / 'not the "
                    "cause' flags from today's judges, the saved baselines analysed again (reclassify)")
@@ -755,13 +757,20 @@ def main(argv: Optional[List[str]] = None) -> int:
         rows = []
         for path in args.from_json:  # a case in a later file replaces the same case of an earlier one
             with open(path, encoding="utf-8") as f:
-                got = json.load(f)["rows"]
+                saved = json.load(f)
+            got = saved["rows"]
             rejudge_sources(got, os.path.dirname(os.path.abspath(path)))
             if args.rejudge:
                 n = reclassify(got, os.path.dirname(os.path.abspath(path)))
                 print("%s: %d verdict flags changed with today's judges" % (path, n), file=sys.stderr)
-            cases = {r["case"] for r in got}
-            rows = [r for r in rows if r["case"] not in cases] + [r for r in got if r["case"] not in args.drop]
+            # a run limited to some judges (--judges) replaces only those judges' rows of its cases
+            only = p.parse_args(saved.get("argv") or []).judges if saved.get("argv") else None
+            if only:
+                got = [r for r in got if r["judge"] in only]
+            replaced = {(r["case"], r["judge"] if only else None) for r in got}
+            rows = [r for r in rows if (r["case"], r["judge"] if only else None) not in replaced and
+                    (only or r["case"] not in {c for c, _ in replaced})] + [
+                r for r in got if r["case"] not in args.drop]
         counts = tally(rows)
         print(table(counts))
         print()
@@ -806,7 +815,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             t1 = time.time()
             label = "%s_%s" % (name, scenario)
             try:
-                got = run_case(label, model, core, ru, data, args.out, args.max_attempts, notes)
+                got = run_case(label, model, core, ru, data, args.out, args.max_attempts, notes, args.judges)
             except Exception as e:  # noqa: BLE001 - e.g. the baseline quantization fails: reported, bench goes on
                 print("%s: failed (%s: %s)" % (label, type(e).__name__, str(e)[:200]), flush=True)
                 continue

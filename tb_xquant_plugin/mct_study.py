@@ -193,6 +193,7 @@ def try_countermeasures(
     max_accuracy_drop: float = 0.5,
     proposals: str = "actionable",
     general: bool = True,
+    judges: Optional[List[str]] = None,
     model_name: Optional[str] = None,
     progress: Optional[Callable[[str], None]] = print,
 ) -> Dict[str, Any]:
@@ -215,6 +216,8 @@ def try_countermeasures(
             the ones its "not the cause" outlier verdicts turned down and the ones MCT's own verdicts propose
             (the advice benchmark, ``bench/advice.py``, measures what each would have done).
         general: whether the general path may run.
+        judges: try only the countermeasures of these judges' verdicts (e.g. ``["shift_negative_activation"]``);
+            the others stay in ``proposed``, untried.
         progress: called with one line per step (None: quiet).
     """
     import model_compression_toolkit as mct
@@ -325,8 +328,12 @@ def try_countermeasures(
         save()
         return _public(study)
     proposed = _proposals(base.pop("_analysis"), proposals == "all")
+    if judges:  # the chosen judges' first, the others listed after them, never tried
+        proposed.sort(key=lambda p: p[1]["judge"] not in judges)
     base_report = base.pop("_report")
     study["proposed"] = [{"countermeasure": cm, "label": C.describe(cm), "verdict": v} for cm, v in proposed]
+    if judges:
+        proposed = [p for p in proposed if p[1]["judge"] in judges]
     helpful: List[Dict[str, Any]] = []
     for cm, v in proposed:
         stop = over_budget()
