@@ -381,8 +381,20 @@ def test_raise_ratio_advice_shifts_the_activation(tmp_path_factory, digits):
         base = mct.ptq.pytorch_post_training_quantization(copy.deepcopy(model), data.representative())[0]
         q = mct.ptq.pytorch_post_training_quantization(copy.deepcopy(model), data.representative(),
                                                        core_config=core_config_with(cm))[0]
-    shifted = lambda m: {n[: -len("_post_add")] for n, _ in m.named_children() if n.endswith("_post_add")}
+    # a shift MCT inserted shows as the quantization holder of its add, <activation>_post_add_activation_holder_...
+    shifted = lambda m: {n.split("_post_add")[0] for n, _ in m.named_children() if "_post_add" in n}
     assert shifted(q) == shifted(base) | {v.layers[0]}, (shifted(base), shifted(q))
+    # how a "not the cause" of a run with the correction off is tested: the correction on for that activation only
+    # (model-wide ratio 0, the activation's own ratio raised)
+    from tb_xquant_plugin.model import countermeasure as C
+
+    alone = C.combine([C.quantization_config(shift_negative_activation_correction=True, shift_negative_ratio=0.0),
+                       C.layer_activation([v.layers[0]], shift_negative_ratio=ratio)])
+    assert C.is_applicable(alone) and not C.is_applicable({"kind": "combined", "parts": [C.model_change("x")]})
+    with quiet_mct():
+        q1 = mct.ptq.pytorch_post_training_quantization(copy.deepcopy(model), data.representative(),
+                                                        core_config=core_config_with(alone))[0]
+    assert shifted(q1) == {v.layers[0]}, shifted(q1)
 
 
 # --------------------------------------------------------------------------------------------

@@ -103,8 +103,12 @@ def general(step: str, **params: Any) -> Dict[str, Any]:
 
 
 def is_applicable(cm: Optional[Mapping[str, Any]]) -> bool:
-    """Whether code can apply it (a model change cannot)."""
-    return bool(cm) and cm.get("kind") in (QUANTIZATION_CONFIG, BIT_WIDTH, LAYER_ACTIVATION, ONNX_OPTION, GENERAL)
+    """Whether code can apply it (a model change cannot; a combined one when every part can)."""
+    if not cm:
+        return False
+    if cm.get("kind") == "combined":
+        return bool(cm.get("parts")) and all(is_applicable(p) for p in cm["parts"])
+    return cm.get("kind") in (QUANTIZATION_CONFIG, BIT_WIDTH, LAYER_ACTIVATION, ONNX_OPTION, GENERAL)
 
 
 def combine(cms: List[Mapping[str, Any]]) -> Optional[Dict[str, Any]]:
