@@ -78,7 +78,7 @@ export interface Thresholds {
 export interface VerdictGroup {
   judge: string;
   source: 'computed' | 'mct';
-  /** the judge's finding, when it names one (outlier_removal: `numbers.finding`, e.g. real_outlier_tail / normal_tail); else null */
+  /** the judge's finding, when it names one (`numbers.finding`: outlier_removal e.g. real_outlier_tail / normal_tail, shift_negative_activation e.g. shift_helps / small_share / clip_trade); else null */
   cause: string | null;
   /** the kind of its countermeasure (quantization_config, bit_width, layer_activation, model_change, onnx_option...); null for verdicts without one */
   advice: string | null;

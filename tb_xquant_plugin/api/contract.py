@@ -203,8 +203,9 @@ class ReportsResponse(TypedDict):
 class VerdictGroup(TypedDict):
     judge: str
     source: Literal["computed", "mct"]
-    cause: Annotated[Optional[str], "the judge's finding, when it names one (outlier_removal: `numbers.finding`, "
-                                    "e.g. real_outlier_tail / normal_tail); else null"]
+    cause: Annotated[Optional[str], "the judge's finding, when it names one (`numbers.finding`: outlier_removal "
+                                    "e.g. real_outlier_tail / normal_tail, shift_negative_activation e.g. "
+                                    "shift_helps / small_share / clip_trade); else null"]
     advice: Annotated[Optional[str], "the kind of its countermeasure (quantization_config, bit_width, "
                                      "layer_activation, model_change, onnx_option...); null for verdicts without one"]
     count: Annotated[int, "verdicts in the group"]

@@ -397,7 +397,8 @@ def _verdict(report: Report, row: Dict[str, Any], rows: List[Dict[str, Any]], pa
                     numbers["test_countermeasure"] = C.combine([
                         C.quantization_config(shift_negative_activation_correction=True, shift_negative_ratio=0.0),
                         C.layer_activation([n.name], shift_negative_ratio=max(needed, 0.01))])
-                text += "; %s: not the cause" % ev["text"]
+                text += ("; %s: not the cause on its own (the switch shifts every activation it covers at once; "
+                         "where that helps, the verdicts proposing it say so)" % ev["text"])
             else:
                 if raised and rate is not None and rate <= ratio_in_force + 1e-12:
                     # the ratio is one setting for the model: raised for other activations, this one is within it
