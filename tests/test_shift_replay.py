@@ -61,3 +61,34 @@ def test_a_tail_under_the_threshold_halves_the_step_and_a_tail_over_it_trades():
     assert under.clipped == 0 and 3.0 < under.noise_ratio < 4.5  # a quarter of the rounding noise, nothing clipped
     over = SR.replay(histogram(rng, -0.375, 7.5), 4.0, 8, -0.375)
     assert over.clipped > 0 and over.shifted_body_noise < over.body_noise / 3 and over.noise_ratio < 1
+
+
+class _Report:
+    """The two things assess reads of a report: the activation's histogram and the layers' metrics."""
+
+    def __init__(self, hist, mse=None):
+        e, c = hist.edges, hist.counts
+        self._buckets = np.stack([e[:-1], e[1:], c], axis=1)
+        self.layer_by_name = {"act": type("L", (), {"metrics": {"val": {"mse": mse}}})()} if mse is not None else {}
+        self.node_by_name = {}
+
+    def histogram(self, name):
+        return self._buckets if name == "act" else None
+
+
+@pytest.mark.parametrize("threshold,bits", [(math.inf, 8), (-2.0, 8), (math.nan, 8), (0.0, 8), (2.0, 0),
+                                            (2.0, 10 ** 9), (2.0, None), ("2", 8)])
+def test_unusable_threshold_or_bits_from_hostile_logs_are_unmeasured(threshold, bits):
+    r = SR.assess(_Report(histogram(np.random.default_rng(1), -0.278, 1.5)), "act", -0.278, threshold, bits)
+    assert r["finding"] == SR.UNMEASURED and "not a usable number" in r["text"]
+
+
+def test_the_share_is_the_noise_saved_over_the_error_reaching_the_activation():
+    h = histogram(np.random.default_rng(2), -0.278, 1.5)
+    rep = SR.replay(h, 2.0, 8, -0.278)
+    small = SR.assess(_Report(h, mse=100 * rep.noise), "act", -0.278, 2.0, 8)  # measured at the activation itself
+    assert small["finding"] == SR.SMALL_SHARE and small["input_point"] == "act"
+    assert small["share"] == pytest.approx((rep.noise - rep.shifted_noise) / (101 * rep.noise), abs=1e-4)
+    big = SR.assess(_Report(h, mse=rep.noise), "act", -0.278, 2.0, 8)
+    assert big["finding"] == SR.HELPS and big["share"] > SR.MIN_SHARE
+    assert SR.assess(_Report(h), "act", -0.278, 2.0, 8)["finding"] == SR.HELPS  # nothing measured upstream

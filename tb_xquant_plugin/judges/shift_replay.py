@@ -30,6 +30,7 @@ from tb_xquant_plugin.model.walk import nearest_compare_points
 
 # The least share of the next layer's input error a shift must remove to be proposed as a fix.
 MIN_SHARE = 0.05
+MAX_BITS = 16  # wider is not quantized in effect (MCT moves a shifted activation itself to 16 bits)
 
 HELPS = "shift_helps"  # it removes at least MIN_SHARE of the error reaching the next layer
 SMALL_SHARE = "small_share"  # less noise, but too small a part of the error reaching the next layer
@@ -106,9 +107,13 @@ def assess(report: Report, name: str, min_value: Optional[float], threshold: Opt
     """The replay of one activation and what it means (``finding``), as JSON-ready numbers and a sentence."""
     h = AN.from_tensorboard(report.histogram(name))
     out: Dict[str, Any] = {"finding": UNMEASURED, "threshold": threshold, "n_bits": n_bits}
-    if h is None or not threshold or not n_bits or not h.counts.sum() > 0:
+    usable = (isinstance(threshold, (int, float)) and math.isfinite(threshold) and threshold > 0 and
+              isinstance(n_bits, int) and 1 <= n_bits <= MAX_BITS)
+    if h is None or not usable or not h.counts.sum() > 0:
         out["text"] = "its shift cannot be replayed (%s)" % (
-            "no float histogram was logged for it" if h is None else "its threshold or bit width is not in the logs")
+            "no float histogram was logged for it" if h is None else
+            "its threshold or bit width is not in the logs, or is not a usable number" if not usable else
+            "its histogram is empty")
         return out
     r = replay(h, threshold, n_bits, min_value)
     point, e_in = input_error(report, name)
