@@ -384,7 +384,7 @@ def target_points(rep, judge: str, layers: List[str]) -> List[str]:
     error XQuant measures at the consumers, and the quantizers feeding the layer, measured at the layer);
     unbalanced_concatenation: the consumers of the join (scaling a branch changes the scale, hence the absolute
     MSE, of the layers before the join; after it the factor is undone); the others: what
-    ``mct_study.compare_points`` gives (the layer, or the compare points around an activation)."""
+    ``model.walk.compare_points`` gives (the layer, or the compare points around an activation)."""
     from tb_xquant_plugin.model.walk import compare_points
 
     pts: List[str] = []
@@ -400,15 +400,8 @@ def target_points(rep, judge: str, layers: List[str]) -> List[str]:
 
 
 def mse_at(rep, points: List[str]) -> Dict[str, Optional[float]]:
-    import math
-
-    out: Dict[str, Optional[float]] = {}
-    for p in points:
-        layer = rep.layer_by_name.get(p)
-        m = (layer.metrics.get("val") or layer.metrics.get("repr") or {}) if layer else {}
-        x = m.get("mse")
-        out[p] = x if isinstance(x, float) and math.isfinite(x) else None
-    return out
+    """Each compare point's MSE (validation data, else representative; None where not a finite number)."""
+    return {p: (rep.layer_by_name[p].mse() if p in rep.layer_by_name else None) for p in points}
 
 
 def improved(before: Dict[str, Optional[float]], after: Dict[str, Optional[float]]) -> Optional[bool]:
@@ -767,9 +760,8 @@ def main(argv: Optional[List[str]] = None) -> int:
             only = p.parse_args(saved.get("argv") or []).judges if saved.get("argv") else None
             if only:
                 got = [r for r in got if r["judge"] in only]
-            replaced = {(r["case"], r["judge"] if only else None) for r in got}
-            rows = [r for r in rows if (r["case"], r["judge"] if only else None) not in replaced and
-                    (only or r["case"] not in {c for c, _ in replaced})] + [
+            cases = {r["case"] for r in got}
+            rows = [r for r in rows if r["case"] not in cases or (only and r["judge"] not in only)] + [
                 r for r in got if r["case"] not in args.drop]
         counts = tally(rows)
         print(table(counts))

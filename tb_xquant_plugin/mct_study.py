@@ -41,7 +41,7 @@ from typing import Any, Callable, Dict, List, Optional
 
 from tb_xquant_plugin.model import countermeasure as C
 from tb_xquant_plugin.model import study as S
-from tb_xquant_plugin.model.walk import compare_points, consumers_of, nearest_compare_points  # noqa: F401 (public)
+from tb_xquant_plugin.model.walk import compare_points
 
 __all__ = ["core_config_with", "try_countermeasures"]
 
@@ -170,9 +170,7 @@ def _target_errors(rep: Any, layers: List[str]) -> Dict[str, Optional[float]]:
     for name in layers[:20]:
         for point in compare_points(rep, name):
             layer = rep.layer_by_name.get(point)
-            m = (layer.metrics.get("val") or layer.metrics.get("repr") or {}) if layer else {}
-            x = m.get("mse")
-            out[point] = x if isinstance(x, float) and math.isfinite(x) else None
+            out[point] = layer.mse() if layer else None
     return out
 
 
@@ -294,9 +292,8 @@ def try_countermeasures(
             acc = (rep.manifest or {}).get("accuracy") or {}
             def val_mse(name: str) -> float:
                 layer = rep.layer_by_name.get(name)
-                m = (layer.metrics.get("val") or layer.metrics.get("repr") or {}) if layer else {}
-                x = m.get("mse")
-                return x if isinstance(x, float) and math.isfinite(x) else -math.inf
+                x = layer.mse() if layer else None
+                return -math.inf if x is None else x
 
             rec["worst_layer"] = max(analysis.degraded, key=val_mse) if analysis.degraded else None
             rec["_report"] = rep

@@ -10,6 +10,7 @@ import pytest
 
 from tb_xquant_plugin.judges import activation_noise as AN
 from tb_xquant_plugin.judges import shift_replay as SR
+from tb_xquant_plugin.model.report import Layer
 
 pytestmark = pytest.mark.mct
 
@@ -69,7 +70,7 @@ class _Report:
     def __init__(self, hist, mse=None):
         e, c = hist.edges, hist.counts
         self._buckets = np.stack([e[:-1], e[1:], c], axis=1)
-        self.layer_by_name = {"act": type("L", (), {"metrics": {"val": {"mse": mse}}})()} if mse is not None else {}
+        self.layer_by_name = {"act": Layer("act", 0, {"val": {"mse": mse}})} if mse is not None else {}
         self.node_by_name = {}
 
     def histogram(self, name):

@@ -507,12 +507,12 @@ def agreement(report: Report, checks: List[Dict[str, Any]], degraded: Sequence[s
         p["join"], p["relation"] = _locate_once(report, g, p)
     out["mct_pairs"] = pairs
 
-    by_node = _by_node(report, checks)
+    index = join_index(report, checks)
+    by_node = index.by_node
     pairs_at: Dict[str, List[Dict[str, Any]]] = {}
     for p in pairs:
         if p["join"]:
             pairs_at.setdefault(p["join"], []).append(p)
-    widest = None  # the graph's three widest joins, quoted when MCT's pair is not at a join
     items: List[Dict[str, Any]] = []
     agreed = set()
     for p in pairs:
@@ -544,16 +544,14 @@ def agreement(report: Report, checks: List[Dict[str, Any]], degraded: Sequence[s
                 "MCT's pair %s feeds %s, which is not in the quantized graph (MCT merged it into another layer), "
                 "so there is no join left to measure" % (pair_text, p["join"]))))
         else:
-            if widest is None:
-                widest = _widest(report, checks)
-            measured = widest
+            measured = index.widest
             items.append(dict(base, status="mct_only", reason=(
                 "MCT's name heuristic pairs %s, which are not inputs of one join%s%s"
                 % (pair_text, " (%s)" % p["relation"] if p["relation"] else "",
                    "; the graph measures %s" % ", ".join(
                        "%s at %s %s %g" % (c["node"], _fmt(c["ratio"]), ">=" if flagged(c, ratio_threshold) else "<",
                                            ratio_threshold) for c in measured) if measured else ""))))
-    for c in _flagged(report, checks, ratio_threshold):
+    for c in index.flagged(ratio_threshold):
         if c["node"] in agreed:
             continue
         mine = pairs_at.get(c["node"])
@@ -616,35 +614,32 @@ def _estimate_once(report: Report, g: PairingGraph, pair: Dict[str, Any]) -> Opt
     return estimates[key]
 
 
-def _widest(report: Report, checks: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
-    """The three measured joins of widest ratio (once, for the report's own :func:`joins_of` list)."""
+@dataclasses.dataclass
+class JoinIndex:
+    """What :func:`agreement` looks up in a list of measured joins: by node name, the three widest, and the ones at
+    or over each ratio threshold (bounded: MAX_PER_THRESHOLD)."""
+
+    checks: List[Dict[str, Any]]
+    by_node: Dict[str, Dict[str, Any]]
+    widest: List[Dict[str, Any]]
+    flagged_at: Dict[float, List[Dict[str, Any]]] = dataclasses.field(default_factory=dict)
+
+    def flagged(self, ratio_threshold: float) -> List[Dict[str, Any]]:
+        if ratio_threshold not in self.flagged_at:
+            bounded_put(self.flagged_at, ratio_threshold, [c for c in self.checks if flagged(c, ratio_threshold)])
+        return self.flagged_at[ratio_threshold]
+
+
+def join_index(report: Report, checks: List[Dict[str, Any]]) -> JoinIndex:
+    """The :class:`JoinIndex` of ``checks``, kept per report when it is the report's own :func:`joins_of` list."""
     f = facts_of(report)
-    if checks is f.joins and f.widest_joins is not None:
-        return f.widest_joins
-    widest = sorted((c for c in checks if c["ratio"] is not None), key=lambda c: -c["ratio"])[:3]
+    if checks is f.joins and f.join_index is not None:
+        return f.join_index
+    idx = JoinIndex(checks, {c["node"]: c for c in checks},
+                    sorted((c for c in checks if c["ratio"] is not None), key=lambda c: -c["ratio"])[:3])
     if checks is f.joins:
-        f.widest_joins = widest
-    return widest
-
-
-def _flagged(report: Report, checks: List[Dict[str, Any]], ratio_threshold: float) -> List[Dict[str, Any]]:
-    """The joins at or over the ratio threshold, in order (kept per threshold for the report's own list)."""
-    f = facts_of(report)
-    if checks is not f.joins:
-        return [c for c in checks if flagged(c, ratio_threshold)]
-    if ratio_threshold not in f.flagged_joins:
-        bounded_put(f.flagged_joins, ratio_threshold, [c for c in checks if flagged(c, ratio_threshold)])
-    return f.flagged_joins[ratio_threshold]
-
-
-def _by_node(report: Report, checks: List[Dict[str, Any]]) -> Dict[str, Dict[str, Any]]:
-    """The joins by node name; built once when ``checks`` is the report's own :func:`joins_of` list."""
-    f = facts_of(report)
-    if checks is not f.joins:
-        return {c["node"]: c for c in checks}
-    if f.joins_by_node is None:
-        f.joins_by_node = {c["node"]: c for c in checks}
-    return f.joins_by_node
+        f.join_index = idx
+    return idx
 
 
 def _locate(report: Report, g: Optional[PairingGraph], pair: Dict[str, Any]) -> Tuple[Optional[str], Optional[str]]:

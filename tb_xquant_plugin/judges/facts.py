@@ -34,10 +34,7 @@ class ReportFacts:
     # concat.agreement: where each pair of MCT module paths sits (join, relation), and its estimated ratio
     pair_places: Dict[Tuple[bool, str, str], Tuple[Optional[str], Optional[str]]] = dataclasses.field(default_factory=dict)
     pair_estimates: Dict[Tuple[str, str, str], Optional[float]] = dataclasses.field(default_factory=dict)
-    joins_by_node: Optional[Dict[str, Dict[str, Any]]] = None  # concat.agreement: joins_of by node name
-    widest_joins: Optional[List[Dict[str, Any]]] = None  # concat.agreement: the three widest measured joins
-    # concat.agreement: the joins at or over each ratio threshold (bounded: MAX_PER_THRESHOLD)
-    flagged_joins: Dict[float, List[Dict[str, Any]]] = dataclasses.field(default_factory=dict)
+    join_index: Any = None  # concat.join_index of joins_of: by node, the widest, the flagged per ratio threshold
     module_scopes: Optional[List[str]] = None  # views.graph
 
 

@@ -14,12 +14,21 @@ The advice reads what the run did instead of repeating the defaults.  MCT's corr
   and the activation's threshold;
 
 and when it does, the stage graphs hold a ``<activation>_post_add`` node after it (and the activation itself
-moves to 16 bits).  So per activation: correction off -> turn it on (with the ratio it needs); on and shifted ->
-the parameter search, then nothing; on, not shifted, ratio too small -> raise it, unless the raised ratio would
-also shift the activation after a padded convolution that follows it, which stopped MCT 2.6.1 with ``ValueError:
-Fused operation ... is not a valid linear chain`` when the activation after that convolution is a GELU (reproduced
-on the demo's NegActNet at 0.07: ``tests/test_verdicts_right.py``); not correctable by MCT (structure, or an op MCT does not shift) -> nothing
-left for this cause in MCT's settings."""
+moves to 16 bits).  So per activation:
+
+- correction off -> turn it on (with the ratio it needs);
+- on and shifted -> nothing left (the parameter search was measured to help nowhere);
+- on, not shifted, ratio too small -> raise the ratio on this activation alone (a network-editor rule), unless
+  the activation after the padded convolution that follows it is shifted too: MCT 2.6.1 then stops with
+  ``ValueError: Fused operation ... is not a valid linear chain`` when that one is a GELU (reproduced on the demo's
+  NegActNet: ``tests/test_verdicts_right.py``; with the correction off, the same check at the model-wide ratio);
+- not correctable by MCT (structure, or an op MCT does not shift) -> nothing left in MCT's settings.
+
+Before turning the correction on or raising a ratio, the shift is replayed on the activation's histogram
+(:mod:`judges.shift_replay`): a raise that would remove under 5 % of the next layer's input error, or any shift
+that adds noise everywhere, is "not the cause" (with ``test_countermeasure``, the activation shifted alone); a
+shift whose clip outweighs its finer step is proposed as ``uncertain``.  With the correction off, a small share
+still proposes the switch: it shifts every covered activation at once, and their small gains add up."""
 from __future__ import annotations
 
 import collections

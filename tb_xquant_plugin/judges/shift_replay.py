@@ -85,9 +85,7 @@ def replay(hist: AN.MCTHistogram, threshold: float, n_bits: int, min_value: Opti
 
 def _mse(report: Report, name: str) -> Optional[float]:
     layer = report.layer_by_name.get(name)
-    m = (layer.metrics.get("val") or layer.metrics.get("repr") or {}) if layer else {}
-    v = m.get("mse")
-    return float(v) if isinstance(v, (int, float)) and math.isfinite(v) and v >= 0 else None
+    return layer.mse() if layer else None
 
 
 def input_error(report: Report, name: str) -> Tuple[Optional[str], Optional[float]]:
@@ -118,8 +116,8 @@ def assess(report: Report, name: str, min_value: Optional[float], threshold: Opt
     r = replay(h, threshold, n_bits, min_value)
     point, e_in = input_error(report, name)
     share = (r.noise - r.shifted_noise) / (e_in + r.noise) if e_in is not None and e_in + r.noise > 0 else None
-    out.update(shift=r.shift, noise=r.noise, shifted_noise=r.shifted_noise, noise_ratio=_num(r.noise_ratio),
-               clipped_fraction=r.clipped, input_point=point, input_mse=e_in, share=_num(share))
+    out.update(shift=r.shift, noise=r.noise, shifted_noise=r.shifted_noise, noise_ratio=AN._num(r.noise_ratio),
+               clipped_fraction=r.clipped, input_point=point, input_mse=e_in, share=AN._num(share))
     cut = ("shifted by %.4g, its %d-bit unsigned grid at threshold %g clips %.3g %% of its values" % (
         r.shift, r.n_bits, r.threshold, 100 * r.clipped))
     out.update(body_noise=r.body_noise, shifted_body_noise=r.shifted_body_noise)
@@ -148,8 +146,4 @@ def assess(report: Report, name: str, min_value: Optional[float], threshold: Opt
                        "the error already reaching it (MSE %.3g %s), that is %.3g %% of the next layer's input error"
                        % (r.noise_ratio, r.noise, r.shifted_noise, e_in, where, 100 * share))
     return out
-
-
-def _num(x: Optional[float]) -> Optional[float]:
-    return None if x is None else (round(x, 4) if math.isfinite(x) else x)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import math
 from typing import Any, Callable, Dict, FrozenSet, List, Optional, Tuple
 
 import numpy as np
@@ -118,6 +119,11 @@ class Layer:
     metrics: Dict[str, Dict[str, float]]  # dataset -> metric -> value
     node: Optional[str] = None  # id of the graph node it maps to
     op: Optional[str] = None
+
+    def mse(self) -> Optional[float]:
+        """Its MSE on the validation data, else on the representative data; None when not a finite number."""
+        x = (self.metrics.get("val") or self.metrics.get("repr") or {}).get("mse")
+        return float(x) if isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) else None
 
 
 # (nodes, None) or (None, why they are not available): a stage graph the producer can load on demand.
