@@ -80,12 +80,14 @@ def zoo_server(tmp_path_factory):
 class GraphPage:
     """The panel page of a dev server (plugin_entry.html opened directly), on one report."""
 
-    def __init__(self, browser, server, name):
+    def __init__(self, browser, server, name, init_script=None):
         self.server = server
         self.report = next(r for r in server.api("reports")["reports"] if r["name"].split("/")[0] == name)
         self.name = name
         self.ctx = browser.new_context(viewport={"width": 1440, "height": 1000})
         self.page = self.ctx.new_page()
+        if init_script:
+            self.page.add_init_script(init_script)
         self.errors = []
         self.page.on("pageerror", lambda e: self.errors.append(f"pageerror: {e}"))
         self.page.on("console", lambda m: self.errors.append(f"console.{m.type}: {m.text}")
@@ -189,6 +191,30 @@ def test_first_view_shows_the_degraded_layers_readably(browser, shapes_server, s
         check_first_view(gp)
     finally:
         gp.close()
+
+
+NO_WORKERS = "window.Worker = function () { throw new Error('workers are off in this test'); };"
+
+
+def test_without_a_layout_worker_the_first_view_is_the_same(browser, shapes_server):
+    """Where module workers cannot start, the panel lays out on the main thread, given the hierarchy level by level
+    as the worker is: the first view and its expansions are box for box the ones the worker makes."""
+    views = []
+    for script in (None, NO_WORKERS):
+        gp = GraphPage(browser, shapes_server, "model_efficientnet", init_script=script)
+        try:
+            check_first_view(gp)
+            v = gp.view()
+            group = next(b for b in v["boxes"] if b["kind"] == "group" and inside(b, v))
+            gp.click_box(group)
+            views.append((v["boxes"], gp.view()["boxes"],
+                          gp.page.evaluate("() => document.querySelector('canvas.graph-canvas').dataset.layoutMode")))
+        finally:
+            gp.close()
+    (first_w, expanded_w, mode_w), (first_m, expanded_m, mode_m) = views
+    assert (mode_w, mode_m) == ("worker", "main-thread")
+    assert first_m == first_w and expanded_m == expanded_w
+    assert len(expanded_m) > len(first_m)
 
 
 @pytest.mark.parametrize("shape", sorted(SHAPES))

@@ -4,8 +4,10 @@ import type {FromWorker, ToWorker} from './messages';
 import type {Hierarchy} from './model';
 
 type Pending = {resolve: (r: LayoutResult) => void; reject: (e: Error) => void};
-interface LocalLayouter { layout(expanded: string[], opts: LayoutOptions): LayoutResult }
-type LayouterCtor = new (h: Hierarchy) => LocalLayouter;
+interface LocalLayouter { layout(expanded: string[], opts: LayoutOptions): LayoutResult; extend(add: Hierarchy): void }
+type LayouterCtor = new (h?: Hierarchy) => LocalLayouter;
+/** The part of the graph's hierarchy a layout of these expanded groups needs, not given before (and now given). */
+type HierarchyPart = (expanded: string[]) => Hierarchy;
 
 export class LayoutClient {
   private worker: Worker | null = null;
@@ -14,7 +16,9 @@ export class LayoutClient {
   private layouterCtor: LayouterCtor | null = null;
   private req = 0;
   private pending = new Map<number, Pending>();
-  private hier: Hierarchy | null = null;
+  /** everything given to the layouter of the current graph, for a main-thread layouter made after a worker failed */
+  private given: Hierarchy = {items: {}, levelEdges: {}};
+  private part: HierarchyPart = () => ({items: {}, levelEdges: {}});
   readonly workerUrl = new URL('./layout_worker.js', import.meta.url);
 
   constructor() {
@@ -51,32 +55,40 @@ export class LayoutClient {
     this.worker?.terminate();
     this.worker = null;
     const Ctor = await this.importLayouter();
-    this.local = this.hier ? new Ctor(this.hier) : null;
+    this.local = new Ctor(this.given);
     for (const [, p] of this.pending) p.reject(new Error('retry'));
     this.pending.clear();
   }
 
-  init(hier: Hierarchy) {
-    this.hier = hier;
-    if (this.worker) this.post({type: 'init', hier, req: ++this.req});
+  /** A new graph. `part` gives the hierarchy level by level as layouts need it (GraphModel.hierarchyFor): the
+   *  worker is never sent the whole graph, and a view's cost follows what it shows. */
+  init(part: HierarchyPart) {
+    this.part = part;
+    this.given = {items: {}, levelEdges: {}};
+    if (this.worker) this.post({type: 'init', req: ++this.req});
     // Main thread: a new layouter now, or on the next layout() once the module is imported.
-    else this.local = this.layouterCtor ? new this.layouterCtor(hier) : null;
+    else this.local = this.layouterCtor ? new this.layouterCtor() : null;
   }
 
   async layout(expanded: string[], opts: LayoutOptions): Promise<LayoutResult> {
+    const add = this.part(expanded);
+    Object.assign(this.given.items, add.items);
+    Object.assign(this.given.levelEdges, add.levelEdges);
     for (let attempt = 0; attempt < 2; attempt++) {
       if (this.worker) {
         const req = ++this.req;
         try {
           return await new Promise<LayoutResult>((resolve, reject) => {
             this.pending.set(req, {resolve, reject});
-            this.post({type: 'layout', expanded, opts, req});
+            this.post({type: 'layout', expanded, opts, req, add});
           });
         } catch (e) {
           if ((e as Error).message !== 'retry') throw e;
         }
       } else {
-        if (!this.local) this.local = new (await this.importLayouter())(this.hier!);
+        // a layouter made after the worker failed already holds everything given (this.given)
+        if (!this.local) this.local = new (await this.importLayouter())(this.given);
+        else if (attempt === 0) this.local.extend(add);
         return this.local.layout(expanded, opts);
       }
     }

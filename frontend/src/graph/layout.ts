@@ -66,11 +66,20 @@ export class Layouter {
   private bases = new Map<string, Base>();
   private placed = new Map<string, Local>();
   private stats: LayoutStats = emptyStats();
-  private rootId: string;
+  private rootId = '';
   /** nesting depth of each group (root 0), for the fold height of its level */
   private depthOf = new Map<string, number>();
-  constructor(private hier: Hierarchy) {
-    this.rootId = Object.values(hier.items).find((i) => i.parent === null)!.id;
+  /** the hierarchy given so far (extend): the levels the views have shown */
+  private hier: Hierarchy = {items: {}, levelEdges: {}};
+  constructor(first?: Hierarchy) {
+    if (first) this.extend(first);
+  }
+
+  /** Adds levels not given before (GraphModel.hierarchyFor); what was laid out stays valid. */
+  extend(add: Hierarchy) {
+    Object.assign(this.hier.items, add.items);
+    Object.assign(this.hier.levelEdges, add.levelEdges);
+    if (!this.rootId) this.rootId = Object.values(add.items).find((i) => i.parent === null)?.id ?? '';
   }
 
   layout(expandedList: string[], opts: LayoutOptions = {folds: [0]}): LayoutResult {

@@ -16,9 +16,10 @@ if (inWorker) {
     const msg = ev.data;
     try {
       if (msg.type === 'init') {
-        layouter = new Layouter(msg.hier);
+        layouter = new Layouter();
         post({type: 'ready', req: msg.req});
       } else if (msg.type === 'layout' && layouter) {
+        layouter.extend(msg.add);
         post({type: 'layout', req: msg.req, res: layouter.layout(msg.expanded, msg.opts)});
       }
     } catch (e) {

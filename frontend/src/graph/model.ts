@@ -7,6 +7,7 @@ import {CHUNK_ABOVE, GROUP_H, NODE_H, OPEN_MAX_BOXES, OPEN_MIN_BOXES, ROOT_PARTS
 
 export const ROOT = '\u29c9';          // id of the root group
 export const GPREFIX = '\u29c9g:';     // prefix of group ids (cannot collide with node ids in practice)
+const LEVEL = '\u29c9level:';        // hierarchyFor's mark of a group whose level was given
 
 export interface HItem {
   id: string; kind: 'node' | 'group'; parent: string | null; label: string; sub: string;
@@ -43,9 +44,13 @@ export class GraphModel {
     const root: HItem = {id: ROOT, kind: 'group', parent: null, label: '', sub: '', children: [], w: 0, h: 0, leafCount: 0};
     this.items.set(ROOT, root);
     this.depth.set(ROOT, 0);
+    const groupOf = new Map<string, string>();   // scope path -> group id, so a node's group costs one lookup
     const ensureGroup = (path: string): string => {
       if (!path) return ROOT;
+      const known = groupOf.get(path);
+      if (known !== undefined) return known;
       const id = GPREFIX + path;
+      groupOf.set(path, id);
       if (this.items.has(id)) return id;
       const cut = path.lastIndexOf('/');
       const parent = ensureGroup(cut >= 0 ? path.slice(0, cut) : '');
@@ -81,9 +86,13 @@ export class GraphModel {
     const parts: HItem[] = [];
     this.chunk(ROOT, parts);
     // labels relative to the scope drawn around them (after single-child scopes were merged away)
+    const prefixOf = new Map<string, string>();
     for (const it of this.items.values()) {
       if (it.kind !== 'node') continue;
-      it.label = shortLabel(it.label, this.items.get(it.parent!)?.sub ?? '');
+      const scope = this.items.get(it.parent!)?.sub ?? '';
+      let prefix = prefixOf.get(scope);
+      if (prefix === undefined) prefixOf.set(scope, prefix = scopePrefix(scope));
+      it.label = stripScope(it.label, prefix);
       it.w = Math.min(240, Math.max(72, Math.max(textWidth(it.label, 7), textWidth(it.sub, 6)) + 26));
     }
     for (const it of parts) it.label = this.partLabel(it);
@@ -215,24 +224,47 @@ export class GraphModel {
     return out.reverse();
   }
 
+  /** Files the edge u -> v (two nodes) at the level of their lowest common group, between the children of that
+   *  group holding them: both climbed to the same depth, then together until their parents meet (depth from
+   *  computeCounts). */
   private liftEdge(u: string, v: string) {
-    const au = this.ancestors(u), av = this.ancestors(v);
-    let i = 0;
-    while (i < au.length && i < av.length && au[i] === av[i]) i++;
-    const lca = au[i - 1];
-    const cu = i < au.length ? au[i] : u;
-    const cv = i < av.length ? av[i] : v;
+    let cu = u, cv = v;
+    let du = this.depth.get(u)!, dv = this.depth.get(v)!;
+    const up = (id: string) => this.items.get(id)!.parent!;
+    while (du > dv) { cu = up(cu); du--; }
+    while (dv > du) { cv = up(cv); dv--; }
+    while (cu !== cv && up(cu) !== up(cv)) { cu = up(cu); cv = up(cv); }
     if (cu === cv) return;
+    const lca = up(cu);
     let m = this.levelEdges.get(lca);
     if (!m) this.levelEdges.set(lca, m = new Map());
     m.set(cu + '\u0000' + cv, [cu, cv]);
   }
 
-  hierarchy(): Hierarchy {
+  /** What a layout with these groups expanded needs of the hierarchy and `sent` does not hold yet: each group's
+   *  level (its children, at their collapsed sizes, and the edges between them) and the chain of groups above it.
+   *  Adds what it returns to `sent`, so the layout worker is given each item once, when a view first shows it,
+   *  instead of the whole graph up front. */
+  hierarchyFor(expanded: Iterable<string>, sent: Set<string>): Hierarchy {
     const items: Record<string, HItem> = {};
-    for (const [k, v] of this.items) items[k] = v;
     const levelEdges: Record<string, [string, string][]> = {};
-    for (const [k, m] of this.levelEdges) levelEdges[k] = [...m.values()];
+    const give = (id: string) => {
+      if (sent.has(id)) return;
+      const it = this.items.get(id);
+      if (!it) return;
+      sent.add(id);
+      items[id] = it;
+    };
+    for (const g of expanded) {
+      const it = this.items.get(g);
+      const level = LEVEL + g;
+      if (!it || it.kind !== 'group' || sent.has(level)) continue;
+      sent.add(level);
+      for (let p: string | null = g; p !== null; p = this.items.get(p)?.parent ?? null) give(p);
+      for (const c of it.children) give(c);
+      const m = this.levelEdges.get(g);
+      if (m) levelEdges[g] = [...m.values()];
+    }
     return {items, levelEdges};
   }
 
@@ -308,9 +340,17 @@ export class GraphModel {
 /** A node's label inside its scope: torch.fx names a call of module `a.b.conv` `a_b_conv` (MCT appends `_layer`
  *  to wrapped layers), so inside scope `a/b` the node reads `conv`. Names that do not start with the scope stay. */
 export function shortLabel(name: string, scope: string): string {
+  return stripScope(name, scopePrefix(scope));
+}
+
+/** `a/b` -> `a_b_`, the start of the names torch.fx gives inside that scope ('' for the root). */
+function scopePrefix(scope: string): string {
+  return scope ? scope.split('/').join('_') + '_' : '';
+}
+
+function stripScope(name: string, prefix: string): string {
   const bare = name.endsWith('_layer') && name.length > 6 ? name.slice(0, -6) : name;
-  if (!scope) return bare;
-  const prefix = scope.split('/').join('_') + '_';
+  if (!prefix) return bare;
   return bare.startsWith(prefix) && bare.length > prefix.length ? bare.slice(prefix.length) : bare;
 }
 

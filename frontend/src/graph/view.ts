@@ -123,7 +123,8 @@ export class GraphView {
     this.boxById.clear();
     this.layoutSeq++;               // drop any layout still in flight for the old model
     this.expanded = this.model.openExpanded();
-    this.client.init(this.model.hierarchy());
+    const sent = new Set<string>(), model = this.model;
+    this.client.init((expanded) => model.hierarchyFor(expanded, sent));
     this.pendingFit = false;
     this.viewAll = false;
     this.log = [];
@@ -268,6 +269,7 @@ export class GraphView {
       : {folds: [this.fold || h]};
     const p = this.client.layout([...this.expanded], opts).then((res) => {
       if (seq !== this.layoutSeq) return;
+      this.canvas.dataset.layoutMode = this.client.mode;   // 'worker', or 'main-thread' where workers cannot start
       this.fold = res.fold;
       const anchor = this.anchor;
       this.anchor = null;
