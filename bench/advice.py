@@ -727,6 +727,50 @@ def reclassify(rows: List[Dict[str, Any]], out_dir: str) -> int:
     return changed
 
 
+def merged_rows(parser, paths: Sequence[str], drop: Sequence[str], rejudge: bool) -> List[Dict[str, Any]]:
+    """The rows of saved runs, merged: a case in a later file replaces the same case of an earlier one, and a run
+    limited to some judges (``--judges``) replaces only those judges' rows of its cases."""
+    rows: List[Dict[str, Any]] = []
+    for path in paths:
+        with open(path, encoding="utf-8") as f:
+            saved = json.load(f)
+        got = saved["rows"]
+        rejudge_sources(got, os.path.dirname(os.path.abspath(path)))
+        if rejudge:
+            n = reclassify(got, os.path.dirname(os.path.abspath(path)))
+            print("%s: %d verdict flags changed with today's judges" % (path, n), file=sys.stderr)
+        only = parser.parse_args(saved.get("argv") or []).judges if saved.get("argv") else None
+        if only:
+            got = [r for r in got if r["judge"] in only]
+        cases = {r["case"] for r in got}
+        rows = [r for r in rows if r["case"] not in cases or (only and r["judge"] not in only)] + [
+            r for r in got if r["case"] not in drop]
+    return rows
+
+
+def misses(rows: List[Dict[str, Any]]) -> str:
+    """One line per verdict of ours that the bench counts against a target: an actionable or 'to test' fix that
+    did not improve its targeted layers, a 'not the cause' fix that improved them or the model."""
+    out = ["| case | judge | kind | first layer | targeted layers better | output SQNR | degraded | accuracy |",
+           "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        o = r.get("outcome")
+        if not o or not o["ok"]:
+            continue
+        for src in r["sources"]:
+            kind = source_kind(src)
+            if kind == KIND_MCT:
+                continue
+            target = bool(src.get("target_improved", o["target_improved"]))
+            bad = (not target) if kind != KIND_NOT_THE_CAUSE else (target or o["model_improved"])
+            if bad:
+                out.append("| %s | %s | %s | %s | %s | %s | %s -> %s | %s |" % (
+                    r["case"], r["judge"], kind, (src.get("layers") or ["-"])[0], "yes" if target else "no",
+                    "-" if o["sqnr_ratio"] is None else "x%.2f" % o["sqnr_ratio"], o["degraded"][0],
+                    o["degraded"][1], "-" if o["d_accuracy_points"] is None else "%+.1f" % o["d_accuracy_points"]))
+    return "\n".join(out)
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", required=False)
@@ -743,31 +787,21 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--drop", nargs="*", default=[], metavar="CASE", help="with --from-json: cases left out")
     p.add_argument("--rejudge", action="store_true", help="with --from-json: our verdicts' actionable / 'not the "
                    "cause' flags from today's judges, the saved baselines analysed again (reclassify)")
+    p.add_argument("--misses", action="store_true", help="with --from-json: also list each verdict of ours counted "
+                   "against a target")
     p.add_argument("--from-json", nargs="*", metavar="ADVICE_JSON",
                    help="print the table of saved runs (several: merged, a case in a later file replacing the same case of an earlier one) instead of running")
     args = p.parse_args(argv)
     if args.from_json:
-        rows = []
-        for path in args.from_json:  # a case in a later file replaces the same case of an earlier one
-            with open(path, encoding="utf-8") as f:
-                saved = json.load(f)
-            got = saved["rows"]
-            rejudge_sources(got, os.path.dirname(os.path.abspath(path)))
-            if args.rejudge:
-                n = reclassify(got, os.path.dirname(os.path.abspath(path)))
-                print("%s: %d verdict flags changed with today's judges" % (path, n), file=sys.stderr)
-            # a run limited to some judges (--judges) replaces only those judges' rows of its cases
-            only = p.parse_args(saved.get("argv") or []).judges if saved.get("argv") else None
-            if only:
-                got = [r for r in got if r["judge"] in only]
-            cases = {r["case"] for r in got}
-            rows = [r for r in rows if r["case"] not in cases or (only and r["judge"] not in only)] + [
-                r for r in got if r["case"] not in args.drop]
+        rows = merged_rows(p, args.from_json, args.drop, args.rejudge)
         counts = tally(rows)
         print(table(counts))
         print()
         for line in targets(counts, rows):
             print(line)
+        if args.misses:
+            print()
+            print(misses(rows))
         return 0
     if not args.out:
         p.error("--out is required to run")

@@ -173,6 +173,11 @@ def _sn_kind(n: dict) -> Tuple[str, str]:
     unsure = (" (to be measured: replayed on their histograms, the clip of their largest values outweighs the finer "
               "step)" if n.get("uncertain") else "")
     if advice == "turn_on":
+        need, in_force = n.get("needed_ratio"), n.get("shift_negative_ratio") or 0.05
+        if isinstance(need, (int, float)) and need > in_force + 1e-12:
+            return ("turn_on_raise" + ("?" if unsure else ""), "shift-negative correction was off (or not in the "
+                    "logs), and |min| / threshold is over shift_negative_ratio: turn "
+                    "shift_negative_activation_correction on, with shift_negative_ratio raised on them alone%s" % unsure)
         return ("turn_on" + ("?" if unsure else ""), "shift-negative correction was off (or not in the logs): turn "
                 "shift_negative_activation_correction on%s" % unsure)
     if advice == "raise_ratio":
@@ -207,14 +212,13 @@ def _shift_negative_lines(computed: List[dict], mct: List[dict], used: set) -> L
         g = groups.setdefault((n.get("activation") or "?", key), {"text": text, "layers": [], "ratio": None, "v": v})
         g["layers"] += v["layers"]
         need = n.get("needed_ratio")
-        if key.rstrip("?") in ("raise_ratio", "turn_on", "crash") and isinstance(need, (int, float)) and \
-                (key[:7] != "turn_on" or need > (n.get("shift_negative_ratio") or 0.05)):
+        if key.rstrip("?") in ("raise_ratio", "turn_on_raise", "crash") and isinstance(need, (int, float)):
             g["ratio"] = max(need, g["ratio"] or need)
     listed = [l for w in mct for l in w["layers"]]
     lines = []
     for (act, key), g in groups.items():
-        ratio = " (up to %g)" % g["ratio"] if key[:11] == "raise_ratio" and g["ratio"] is not None else (
-            " (with shift_negative_ratio=%g)" % g["ratio"] if key[:7] == "turn_on" and g["ratio"] is not None else "")
+        ratio = (" (up to %g)" % g["ratio"] if key.rstrip("?") in ("raise_ratio", "turn_on_raise")
+                 and g["ratio"] is not None else "")
         both = [l for l in g["layers"] if l in listed]
         # MCT's verdict lists the activation and says to check the correction: it agrees with a fix, not with "not
         # the cause"

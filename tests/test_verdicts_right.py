@@ -303,26 +303,54 @@ def _sn(a):
     return {v.layers[0]: v for v in verdicts(a, V.SHIFT_NEGATIVE_ACTIVATION, "computed")}
 
 
-def test_shift_negative_demo_advice(demo_reports):
-    """The demo ran with the correction off.  MCT can only shift an activation followed by one Conv2d / Linear,
-    and stem_act (SiLU) needs a ratio at which MCT 2.6.1 fails (next test): only mid_act gets "turn it on"."""
+@pytest.fixture(scope="module")
+def negactnet(digits):
+    M, data = digits
+    return M.train(M.seeded(lambda: M.NegActNet()), data)  # the demo's model (same seed and epochs)
+
+
+def _shifted(q) -> set:
+    """The activations MCT shifted in a quantized model: the quantization holder of the add it inserts,
+    ``<activation>_post_add_activation_holder_...``."""
+    return {n.split("_post_add")[0] for n, _ in q.named_children() if "_post_add" in n}
+
+
+def test_shift_negative_demo_advice(demo_reports, negactnet, digits):
+    """The demo ran with the correction off.  MCT can only shift an activation followed by one Conv2d / Linear;
+    stem_act (SiLU) needs a ratio at which MCT 2.6.1 fails (next test); mid_act gets "turn it on"; fc1_act needs
+    more than the run's ratio: the switch plus its ratio raised on it alone, "to be measured" (its replay trades a
+    clip against a finer step).  That countermeasure, applied as the snippet applies it, shifts fc1_act and the
+    activations within the run's ratio, and no other."""
+    import model_compression_toolkit as mct
+
+    from tb_xquant_plugin.mct_study import core_config_with
+
     got = _sn(analyse(demo_reports["shift_negative"]))
     assert got["mid_act"].numbers["advice"] == "turn_on" and "shift_negative_activation_correction=True" in \
-        got["mid_act"].snippet
+        got["mid_act"].snippet and got["mid_act"].countermeasure["kind"] == "quantization_config"
     assert got["stem_act"].numbers["advice"] == "nothing_left" and got["stem_act"].numbers["crash_pair"] == \
         ["stem_act", "mid_act"] and got["stem_act"].snippet is None
     for name in ("deep_act", "elu"):  # Hardswish -> elu, elu -> AdaptiveAvgPool2d: no bias to correct
         assert got[name].numbers["advice"] == "nothing_left" and "MCT cannot shift it" in got[name].message
-    assert got["fc1_act"].numbers["needed_ratio"] == pytest.approx(0.39) and got["fc1_act"].snippet is None
+    fc1 = got["fc1_act"]
+    assert fc1.numbers["needed_ratio"] == pytest.approx(0.39) and fc1.numbers["advice"] == "turn_on"
+    assert fc1.numbers["uncertain"] is (fc1.numbers["finding"] == "clip_trade"), fc1.message
+    assert "NodeNameFilter('fc1_act')" in fc1.snippet and "shift_negative_ratio=0.39" in fc1.snippet
+    assert "shift_negative_activation_correction=True" in fc1.snippet
+    M, data = digits
+    with quiet_mct():
+        q = mct.ptq.pytorch_post_training_quantization(copy.deepcopy(negactnet), data.representative(),
+                                                       core_config=core_config_with(fc1.countermeasure))[0]
+    assert _shifted(q) == {"mid_act", "fc1_act"}, _shifted(q)
 
 
-def test_shift_negative_with_the_correction_on(tmp_path_factory, digits):
+def test_shift_negative_with_the_correction_on(tmp_path_factory, digits, negactnet):
     """The demo's NegActNet with MCT's defaults (correction on): the advice never repeats the settings in force,
     and the failure it warns about is real: MCT 2.6.1 stops at the ratio stem_act needs."""
     import model_compression_toolkit as mct
 
     M, data = digits
-    model = M.train(M.seeded(lambda: M.NegActNet()), data)  # the demo's model (same seed and epochs)
+    model = negactnet
     r = run_report(tmp_path_factory.mktemp("snc_on"), model, data.representative(), data.validation())
     got = _sn(analyse(r))
     assert all(v.numbers["shift_negative_activation_correction"] is True for v in got.values())
@@ -381,8 +409,7 @@ def test_raise_ratio_advice_shifts_the_activation(tmp_path_factory, digits):
         base = mct.ptq.pytorch_post_training_quantization(copy.deepcopy(model), data.representative())[0]
         q = mct.ptq.pytorch_post_training_quantization(copy.deepcopy(model), data.representative(),
                                                        core_config=core_config_with(cm))[0]
-    # a shift MCT inserted shows as the quantization holder of its add, <activation>_post_add_activation_holder_...
-    shifted = lambda m: {n.split("_post_add")[0] for n, _ in m.named_children() if "_post_add" in n}
+    shifted = _shifted
     assert shifted(q) == shifted(base) | {v.layers[0]}, (shifted(base), shifted(q))
     # how a "not the cause" of a run with the correction off is tested: the correction on for that activation only
     # (model-wide ratio 0, the activation's own ratio raised)
