@@ -30,8 +30,10 @@ export async function getJson<T>(route: string, params: Record<string, string | 
     throw new ApiError(0, `Cannot reach TensorBoard (${(e as Error).message})`, 'Is the tensorboard process still running?', route);
   }
   const text = await resp.text();
+  performance.mark('xq:text:' + route);
   let body: any = null;
   try { body = text ? JSON.parse(text) : null; } catch { /* not JSON */ }
+  performance.mark('xq:parsed:' + route);   // for bench/browser.py's breakdown
   if (!resp.ok || body === null) {
     const msg = body && typeof body.error === 'string' ? body.error : `HTTP ${resp.status} for ${route}`;
     const hint = body && typeof body.hint === 'string' ? body.hint :

@@ -35,7 +35,8 @@ export class GraphView {
   private status: HTMLElement;
   private compareLegend: HTMLElement;
   private model: GraphModel | null = null;
-  private structureKey = '';
+  /** the nodes of the last setGraph, to tell a new structure from new statuses */
+  private lastNodes: GraphNode[] = [];
   private expanded = new Set<string>([ROOT]);
   private layoutRes: LayoutResult | null = null;
   private boxById = new Map<string, Box>();
@@ -108,16 +109,17 @@ export class GraphView {
   // ---------------------------------------------------------------- data
   /** Sets the graph. Re-lays out only when the structure changed; status changes just redraw. */
   async setGraph(nodes: GraphNode[]) {
-    const key = nodes.length + ':' + nodes.map((n) => n.id + '<' + (n.inputs ?? []).join(',')).join(';');
-    if (this.model && key === this.structureKey) {
+    const same = this.model !== null && sameStructure(this.lastNodes, nodes);
+    this.lastNodes = nodes;
+    if (this.model && same) {
       for (const n of nodes) { const m = this.model.nodes.get(n.id); if (m) Object.assign(m, n); }
       this.model.refreshStatus();
       this.publishCounts();
       this.requestDraw();
       return;
     }
-    this.structureKey = key;
     const t0 = performance.now();
+    performance.mark('xq:setGraph');
     this.model = new GraphModel(nodes);
     this.layoutRes = null;          // the old layout belongs to the old model
     this.boxById.clear();
@@ -132,6 +134,7 @@ export class GraphView {
     this.canvas.dataset.modelMs = String(Math.round(performance.now() - t0));
     await this.openView();
     this.canvas.dataset.firstDrawMs = String(Math.round(performance.now() - t0));
+    performance.mark('xq:firstDraw');
   }
 
   /** The first view: the scope level of about OPEN_MIN_BOXES..OPEN_MAX_BOXES boxes (model.openExpanded), then
@@ -224,7 +227,7 @@ export class GraphView {
   }
 
   clearGraph(message: string) {
-    this.model = null; this.structureKey = ''; this.layoutRes = null; this.boxById.clear();
+    this.model = null; this.lastNodes = []; this.layoutRes = null; this.boxById.clear();
     this.canvas.dataset.state = 'empty';
     this.canvas.dataset.degradedCount = '0';
     this.canvas.dataset.drawnDegraded = '0';
@@ -904,4 +907,16 @@ function roundRect(ctx: CanvasRenderingContext2D, x: number, y: number, w: numbe
 function addUnique(m: Map<string, string[]>, k: string, v: string) {
   const a = m.get(k);
   if (a) { if (!a.includes(v)) a.push(v); } else m.set(k, [v]);
+}
+
+/** Whether two node lists have the same nodes with the same inputs, in the same order. */
+function sameStructure(a: GraphNode[], b: GraphNode[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) {
+    if (a[i].id !== b[i].id) return false;
+    const x = a[i].inputs ?? [], y = b[i].inputs ?? [];
+    if (x.length !== y.length) return false;
+    for (let j = 0; j < x.length; j++) if (x[j] !== y[j]) return false;
+  }
+  return true;
 }
