@@ -95,7 +95,12 @@ def test_mixed_precision_study_pins_the_last_layer(studies, mct_degraded):
 def test_shift_negative_study_lowers_the_targeted_activations_error(studies):
     s = studies["shift_negative"]
     tried = [a for a in s["attempts"] if a["source"] == "verdict"]
-    assert tried and all(a["countermeasure"]["fields"].get("shift_negative_activation_correction") for a in tried)
+    def turns_on(cm):  # the switch, alone or with a ratio raised on one activation (a combined countermeasure)
+        parts = cm["parts"] if cm["kind"] == "combined" else [cm]
+        return any(p["kind"] == "quantization_config" and p["fields"].get("shift_negative_activation_correction")
+                   for p in parts)
+
+    assert tried and all(turns_on(a["countermeasure"]) for a in tried)
     assert any(a["target_improved"] for a in tried), [a["target_mse"] for a in tried]
     base = attempt(s, "baseline")
     if not base["degraded_count"]:  # a healthy baseline: the general path has nothing to fix and is not run

@@ -126,7 +126,7 @@ class ReportStore:
         self._discovered_at = 0.0
         self._reports: Dict[str, Tuple[Tuple, Report, float]] = {}  # rid -> (signature, report, expires)
         self._analyses: "collections.OrderedDict[Tuple, Analysis]" = collections.OrderedDict()
-        self._fingerprints: Dict[str, Tuple] = {}  # rel -> (runs, monotonic time, fingerprint)
+        self._fingerprints: Dict[str, Tuple] = {}  # rel -> (runs, monotonic time, fingerprint, unchanged since)
         self._build_locks: Dict[str, threading.Lock] = collections.defaultdict(threading.Lock)
         self._analysis_locks: Dict[Tuple, threading.Lock] = collections.defaultdict(threading.Lock)
         self._discover_lock = threading.Lock()
@@ -343,6 +343,10 @@ class ReportStore:
             return report
 
     FINGERPRINT_SECONDS = 1.0  # the data provider reloads every few seconds: ask it at most this often
+    # A fingerprint the provider has answered unchanged for this long is settled (TensorBoard has loaded the runs):
+    # from then on an expired one is asked again off the request.  While the runs still load (the first seconds
+    # after TensorBoard starts, or after new files), every expired check is made in time.
+    SETTLE_SECONDS = 20.0
 
     def _provider_fingerprint(self, rel: str, last: Optional[Report], producer: Producer) -> Tuple:
         # Every run the last build read (its own events, the stage graphs, the stage it compared with), not only
@@ -354,10 +358,11 @@ class ReportStore:
         now = time.monotonic()
         with self._lock:
             hit = self._fingerprints.get(rel)
-            if hit and hit[0] == runs and now - hit[1] >= self.FINGERPRINT_SECONDS and self._revalidate:
+            if hit and hit[0] == runs and now - hit[1] >= self.FINGERPRINT_SECONDS and self._revalidate and \
+                    hit[1] - hit[3] >= self.SETTLE_SECONDS:  # confirmed unchanged over that long
                 # Asking the provider lists every histogram tag of the runs (50-150 ms at 5,000 layers, on every
-                # tab open): the last answer serves this request, and a thread asks again; a change it finds
-                # rebuilds the report on the next request (the panel polls).
+                # tab open): for a settled report the last answer serves this request, and a thread asks again; a
+                # change it finds rebuilds the report on the next request (the panel polls).
                 if rel not in self._fingerprinting:
                     self._fingerprinting.add(rel)
                     threading.Thread(target=self._fingerprint_now, args=(rel, runs), daemon=True,
@@ -380,7 +385,9 @@ class ReportStore:
         except Exception:  # noqa: BLE001 - no fingerprint: the file signature alone decides
             fp = ()
         with self._lock:
-            self._fingerprints[rel] = (runs, now, fp)
+            last = self._fingerprints.get(rel)
+            since = last[3] if last and last[0] == runs and last[2] == fp else now  # unchanged since
+            self._fingerprints[rel] = (runs, now, fp, since)
             self._fingerprinting.discard(rel)
         return fp
 
