@@ -242,17 +242,20 @@ def summarize(results: List[Dict[str, Any]], env: Dict[str, Any]) -> Tuple[str, 
         a = w["attrs"]
         gt = r["graphs_tab"]["warm"][0] if r["graphs_tab"]["warm"] else r["graphs_tab"]["cold"]
         fd = a.get("first-draw-ms")
+        pm = w.get("panel_marks") or {}
+        set_graph = pm.get("xq:setGraph", w["graph_s"] - int(fd) / 1000.0 if fd else None)
         rows.append([str(r["n"]), fmt_s(w["iframe_start_s"]), fmt_s(w["bundle_s"]), fmt_s(w["reports_s"]),
                      fmt_s(w.get("report_json_s")), fmt_s(w.get("layers_json_s")), fmt_s(w["graph_json_s"]),
-                     fmt_s(w["graph_s"] - int(fd) / 1000.0) if fd else "-",
+                     fmt_s(pm.get("xq:parsed:graph")), fmt_s(set_graph),
                      a.get("model-ms") or "-", a.get("layout-ms") or "-", fd or "-", fmt_s(w["graph_s"]), fmt_s(gt.get("graph_json_s")),
                      fmt_s(gt.get("graph_s")), str(gt.get("svg_nodes") or "-")])
     out.append("Where the time goes (one warm open; s since the tab click, panel ms from its own attributes)")
-    out.append(table(["N", "iframe", "index.js", "reports", "report", "layers", "graph json", "setGraph",
+    out.append(table(["N", "iframe", "index.js", "reports", "report", "layers", "graph json", "graph parsed", "setGraph",
                       "model ms", "layout ms", "setGraph→draw ms", "drawn", "TB graph pbtxt", "TB drawn",
                       "TB svg nodes"], rows))
-    out.append("(XQuant: when each answer was complete and when the panel started setGraph; TB: when the Graphs tab's "
-               "graph request was complete and when its scene was drawn)")
+    out.append("(XQuant: when each answer was complete, when the panel had the graph's JSON parsed and started setGraph "
+               "(its performance marks); TB: when the Graphs tab's graph request was complete and when its scene was "
+               "drawn)")
     out.append("")
     # --- frames
     rows = []

@@ -326,12 +326,15 @@ def open_xquant(br: Browser, tb: TensorBoard, mode: str = "click", timeout: floa
         attrs = {k: c.get_attribute("data-" + k) for k in
                  ("node-count", "visible-count", "model-ms", "layout-ms", "first-draw-ms", "layout-mode")}
         frame_origin = frame.evaluate("performance.timeOrigin")
+        # the panel's own marks (frontend: xq:parsed:<route>, xq:setGraph, xq:firstDraw), epoch ms
+        xq = frame.evaluate("() => Object.fromEntries(performance.getEntriesByType('mark').filter((m) => "
+                            "m.name.startsWith('xq:')).map((m) => [m.name, performance.timeOrigin + m.startTime]))")
         res = resource_timings(frame, ["static/index.js", "/reports", "/report?", "/layers?", "/graph?"])
         rel = lambda k: (res[k] - t0) / 1000.0 if k in res else None  # noqa: E731
         out = {"mode": mode, "graph_s": (m["graph"] - t0) / 1000.0, "iframe_start_s": (frame_origin - t0) / 1000.0,
                "bundle_s": rel("static/index.js"), "reports_s": rel("/reports"), "graph_json_s": rel("/graph?"),
                "report_json_s": rel("/report?"), "layers_json_s": rel("/layers?"),
-               "attrs": attrs, "errors": errors}
+               "attrs": attrs, "errors": errors, "panel_marks": {k: (v - t0) / 1000.0 for k, v in xq.items()}}
         if "colored" in m:
             out["colored_s"] = (m["colored"] - t0) / 1000.0
         if keep:

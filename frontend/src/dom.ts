@@ -73,3 +73,13 @@ export function copyButton(text: () => string, title = 'Copy this code to the cl
   });
   return btn;
 }
+
+/** Resolves once the browser has painted the next frame (a timer queued from that frame's animation callback runs
+ *  after its paint): work after it no longer delays what is already drawn.  A hidden page paints no frame: then
+ *  after `maxMs`. */
+export function afterPaint(maxMs = 100): Promise<void> {
+  return new Promise((resolve) => {
+    requestAnimationFrame(() => setTimeout(resolve, 0));
+    setTimeout(resolve, maxMs);
+  });
+}

@@ -14,7 +14,7 @@ import {ThresholdBar} from './app/threshold_bar';
 import {TopBar} from './app/topbar';
 import {nodeShortName, Views} from './app/views';
 import {GRAPH_RETRIES, GRAPH_RETRY_MS, THRESHOLD_DEBOUNCE_MS} from './constants';
-import {debounce, h} from './dom';
+import {afterPaint, debounce, h} from './dom';
 import {type AppState, emptyThresholds, type View} from './state';
 import {onThemeChange, watchTheme} from './theme';
 
@@ -194,6 +194,9 @@ class App {
       // layout worker works held its answer on the main thread for 0.2-0.5 s at 5,000 layers.
       const a = this.state.view === 'chart' ? await load.answers
         : (await Promise.all([load.answers, load.graphDrawn.catch(() => undefined)]))[0];
+      // the graph's first frame on screen before the summary renders: at 20,000 layers the header and its lists
+      // held the main thread for about a second between the graph's draw and its paint
+      if (this.state.view !== 'chart') await afterPaint();
       if (!this.data.isCurrent(gen)) return;
       const problems = this.data.accept(a);
       this.banner.show(problems);
