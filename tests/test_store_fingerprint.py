@@ -55,12 +55,17 @@ def _store(logdir, state, revalidate, settle=0.0):
     return store
 
 
-def test_an_expired_check_does_not_hold_the_request(logdir):
+def _built(logdir, revalidate, settle=0.0):
+    """A store over the demo report with the provider's answer at version 1, the report built once."""
     state = {"gate": threading.Event(), "version": 1, "askers": []}
     state["gate"].set()
-    store = _store(logdir, state, revalidate=True)
+    store = _store(logdir, state, revalidate=revalidate, settle=settle)
     (rid,) = store.ids()
-    first = store.report(rid)
+    return state, store, rid, store.report(rid)
+
+
+def test_an_expired_check_does_not_hold_the_request(logdir):
+    state, store, rid, first = _built(logdir, revalidate=True)
     # nothing cached: asked in time (before the build, and for the runs the build read)
     assert first is not None and state["askers"] and set(state["askers"]) == {threading.current_thread()}
     asked = len(state["askers"])
@@ -80,11 +85,7 @@ def test_an_expired_check_does_not_hold_the_request(logdir):
 
 
 def test_without_revalidation_every_request_asks_in_time(logdir):
-    state = {"gate": threading.Event(), "version": 1, "askers": []}
-    state["gate"].set()
-    store = _store(logdir, state, revalidate=False)
-    (rid,) = store.ids()
-    first = store.report(rid)
+    state, store, rid, first = _built(logdir, revalidate=False)
     state["version"] = 2
     assert store.report(rid) is not first
     assert state["askers"] and all(t is threading.current_thread() for t in state["askers"])
@@ -94,11 +95,7 @@ def test_without_revalidation_every_request_asks_in_time(logdir):
 def test_a_report_still_loading_is_checked_in_time(logdir):
     """The provider's answer changed less than SETTLE_SECONDS ago (TensorBoard is loading the runs): an expired
     check is made on the request, so the answer is never older than what the provider has."""
-    state = {"gate": threading.Event(), "version": 1, "askers": []}
-    state["gate"].set()
-    store = _store(logdir, state, revalidate=True, settle=3600.0)
-    (rid,) = store.ids()
-    first = store.report(rid)
+    state, store, rid, first = _built(logdir, revalidate=True, settle=3600.0)
     state["version"] = 2
     assert store.report(rid) is not first
     assert all(t is threading.current_thread() for t in state["askers"]) and not _fingerprint_threads()

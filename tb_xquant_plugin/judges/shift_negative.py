@@ -266,7 +266,7 @@ def crash_pair(rows: List[Dict[str, Any]], ratio: float, consumers_of: Dict[str,
     def shifted_at(r: Dict[str, Any]) -> bool:
         if not (r["known"] and r["target"] is not None):
             return False
-        if r["shifted"] or (only is None and within(r, ratio)) or (r is only and within(r, ratio)):
+        if r["shifted"] or ((only is None or r is only) and within(r, ratio)):
             return True
         return only is not None and others_at is not None and within(r, others_at)
 
